@@ -1,0 +1,19 @@
+# The operator image: the upstream ansible-operator base (same version as hack/tools/ansible-operator
+# builds for local runs) with this collection installed from its Galaxy tarball.
+#   ansible-galaxy collection build --force && docker build -t pgc-operator:0.1.0 .
+ARG ANSIBLE_OPERATOR_VERSION=v1.42.2
+FROM quay.io/operator-framework/ansible-operator:${ANSIBLE_OPERATOR_VERSION}
+
+# The collection's dependencies first, so that a change of the collection alone reuses this layer.
+COPY requirements.yml ${HOME}/requirements.yml
+RUN ansible-galaxy collection install -r ${HOME}/requirements.yml \
+ && chmod -R ug+rwx ${HOME}/.ansible
+
+COPY postgres-cluster-*.tar.gz /tmp/
+RUN ansible-galaxy collection install /tmp/postgres-cluster-*.tar.gz \
+ && chmod -R ug+rwx ${HOME}/.ansible
+
+COPY watches.yaml ${HOME}/watches.yaml
+
+# Facts are never used: skip gathering them on every reconcile.
+ENV ANSIBLE_GATHERING=explicit

@@ -1,0 +1,20 @@
+# Shared settings for the hack/ scripts: sourced, never executed.
+# shellcheck shell=bash
+HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$HACK_DIR/.." && pwd)
+
+# Everything built or started lives outside the checkout, so that a fresh clone reuses it.
+PGC_CACHE=${PGC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pgc}
+PGC_BIN=$PGC_CACHE/bin
+PGC_VENV=${PGC_VENV:-$PGC_CACHE/venv}
+PGC_CLUSTER=${PGC_CLUSTER:-pgc}
+# kwokctl keeps its clusters here; the kubeconfig of ours is written beside them.
+KWOK_WORKDIR=${KWOK_WORKDIR:-$PGC_CACHE/kwok}
+PGC_KUBECONFIG=$KWOK_WORKDIR/clusters/$PGC_CLUSTER/kubeconfig.yaml
+PGC_RUN=$PGC_CACHE/run
+
+export KWOK_WORKDIR PGC_CACHE PGC_BIN PGC_VENV PGC_CLUSTER PGC_KUBECONFIG PGC_RUN
+export PATH="$PGC_BIN:$PGC_VENV/bin:$PATH"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }

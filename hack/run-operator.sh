@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs the real ansible-operator with the repository's watches.yaml against the local control
+# plane, in the background: run-operator.sh start|stop|restart. Log: $PGC_RUN/operator.log.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+pidfile=$PGC_RUN/operator.pid
+logfile=$PGC_RUN/operator.log
+
+stop() {
+  if [ -f "$pidfile" ]; then
+    local pid
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+      log "stopping the operator (pid $pid)"
+      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+  fi
+}
+
+start() {
+  stop
+  collections=$("$HACK_DIR/collection-link.sh")
+  mkdir -p "$PGC_RUN"
+  log "starting ansible-operator (log: $logfile)"
+  (
+    cd "$REPO_ROOT"
+    export KUBECONFIG=$PGC_KUBECONFIG
+    export ANSIBLE_COLLECTIONS_PATH=$collections
+    export ANSIBLE_GATHERING=explicit
+    export ANSIBLE_NOCOLOR=1
+    exec setsid ansible-operator run \
+      --watches-file "$REPO_ROOT/watches.yaml" \
+      --health-probe-bind-address 127.0.0.1:6789 \
+      --metrics-bind-address "${PGC_METRICS_ADDRESS:-127.0.0.1:8443}" \
+      --max-concurrent-reconciles "${PGC_MAX_CONCURRENT_RECONCILES:-2}" \
+      --leader-elect=false \
+      >"$logfile" 2>&1
+  ) &
+  echo $! >"$pidfile"
+  for _ in $(seq 100); do
+    curl -fsS http://127.0.0.1:6789/readyz >/dev/null 2>&1 && return 0
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || { tail -20 "$logfile" >&2; die "the operator exited"; }
+    sleep 0.2
+  done
+  die "the operator did not become ready; see $logfile"
+}
+
+case "${1:-start}" in
+  start) start ;;
+  stop) stop ;;
+  restart) stop; start ;;
+  *) die "usage: $0 start|stop|restart" ;;
+esac

@@ -1,0 +1,167 @@
+# Copyright: pgc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that turn a PostgresCluster object into the normalized ``pgc`` fact and its status.
+
+Every role works from the one ``pgc`` fact built here, whether the operator runs it (from the
+runtime's variables) or a person does (from the live object read by ``cluster_facts``).
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+API_VERSION = "postgres.example.com/v1"
+KIND = "PostgresCluster"
+FIELD_MANAGER = "pgc-operator"
+
+# Mirrors the CRD's defaults, for objects stored before a default existed (a unit test keeps the
+# two in step).
+SPEC_DEFAULTS = {
+    "replicas": 1,
+    "image": "postgres:15",
+    "storageSize": "1Gi",
+    "storageClassName": "",
+    "backupSchedule": "",
+    "backupRetention": None,
+    "enableMonitoring": True,
+    "configuration": {},
+    "resources": {},
+}
+
+# Suffixes of the objects a cluster owns: object names are made here and nowhere else.
+NAME_SUFFIXES = {
+    "statefulset": "",
+    "service_rw": "",
+    "service_ro": "-ro",
+    "service_headless": "-pods",
+}
+
+
+def _labels(name):
+    return {
+        "app.kubernetes.io/name": "postgres",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": "pgc-operator",
+        "postgres.example.com/cluster": name,
+    }
+
+
+def pgc_normalize(cluster):
+    """Return the normalized ``pgc`` fact of a PostgresCluster object."""
+    if not isinstance(cluster, dict):
+        raise AnsibleFilterError("pgc_normalize expects a PostgresCluster object, got %s" % type(cluster).__name__)
+    meta = cluster.get("metadata") or {}
+    name = meta.get("name")
+    namespace = meta.get("namespace")
+    if not name or not namespace:
+        raise AnsibleFilterError("pgc_normalize needs metadata.name and metadata.namespace")
+    spec = dict(SPEC_DEFAULTS)
+    spec.update({k: v for k, v in (cluster.get("spec") or {}).items() if v is not None})
+    selector = {"postgres.example.com/cluster": name}
+    return {
+        "api_version": API_VERSION,
+        "kind": KIND,
+        "name": name,
+        "namespace": namespace,
+        "uid": meta.get("uid", ""),
+        "generation": meta.get("generation", 0),
+        "spec": spec,
+        "status": cluster.get("status") or {},
+        "names": {key: name + suffix for key, suffix in NAME_SUFFIXES.items()},
+        "labels": _labels(name),
+        "selector": selector,
+        "selector_string": ",".join("%s=%s" % kv for kv in sorted(selector.items())),
+        "owner_reference": {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": name,
+            "uid": meta.get("uid", ""),
+            "controller": True,
+            "blockOwnerDeletion": True,
+        },
+        "field_manager": FIELD_MANAGER,
+    }
+
+
+def _condition(ctype, ok, reason, message, generation):
+    return {
+        "type": ctype,
+        "status": "True" if ok else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
+
+
+def pgc_status(pgc, statefulset):
+    """Return the status a cluster should report, from its StatefulSet as last observed.
+
+    ``statefulset`` is the StatefulSet object (or None when it does not exist yet). The
+    result holds the fields to write; conditions carry no lastTransitionTime, the status
+    module keeps it across writes that do not change a condition's status.
+    """
+    desired = int(pgc["spec"]["replicas"])
+    generation = pgc.get("generation", 0)
+    sts = statefulset or {}
+    sts_status = sts.get("status") or {}
+    sts_spec_replicas = (sts.get("spec") or {}).get("replicas")
+    current = int(sts_status.get("replicas") or 0)
+    ready = int(sts_status.get("readyReplicas") or 0)
+    updated = int(sts_status.get("updatedReplicas") or 0)
+    # The StatefulSet controller has seen our latest template only when its observedGeneration
+    # caught up with the object's generation.
+    observed = sts_status.get("observedGeneration", 0) >= (sts.get("metadata") or {}).get("generation", 1)
+    settled = observed and sts_spec_replicas == desired and current == desired and updated == desired
+
+    if not sts:
+        phase, reason, message = "Pending", "Provisioning", "Creating the StatefulSet"
+    elif ready == desired and settled:
+        phase, reason, message = "Running", "AllReplicasReady", "%d/%d replicas ready" % (ready, desired)
+    elif pgc.get("status", {}).get("phase") in ("Running", "Scaling") and current != desired:
+        phase, reason, message = "Scaling", "Scaling", "Scaling from %d to %d replicas" % (current, desired)
+    else:
+        phase, reason, message = "Pending", "WaitingForReplicas", "%d/%d replicas ready" % (ready, desired)
+
+    ready_ok = phase == "Running"
+    conditions = [
+        _condition("Ready", ready_ok, reason, message, generation),
+        _condition("Progressing", not ready_ok, reason if not ready_ok else "Reconciled",
+                   message if not ready_ok else "The cluster matches its spec", generation),
+        _condition("Reconciled", True, "ReconcileSucceeded", "The last reconcile succeeded", generation),
+    ]
+    return {
+        "phase": phase,
+        "message": message,
+        "observedGeneration": generation,
+        "currentReplicas": current,
+        "readyReplicas": ready,
+        # Without streaming replication managed in the pods yet, ordinal 0 is the writable member.
+        "currentPrimary": pgc["names"]["statefulset"] + "-0" if ready > 0 else None,
+        "selector": pgc["selector_string"],
+        "conditions": conditions,
+    }
+
+
+def pgc_failure_status(pgc, message):
+    """Return the status of a reconcile that failed with ``message``."""
+    generation = pgc.get("generation", 0)
+    return {
+        "phase": "Failed",
+        "message": message,
+        "observedGeneration": generation,
+        "conditions": [
+            _condition("Ready", False, "ReconcileFailed", message, generation),
+            _condition("Reconciled", False, "ReconcileFailed", message, generation),
+        ],
+    }
+
+
+class FilterModule:
+    """Filters of the postgres.cluster collection."""
+
+    def filters(self):
+        return {
+            "pgc_normalize": pgc_normalize,
+            "pgc_status": pgc_status,
+            "pgc_failure_status": pgc_failure_status,
+        }

@@ -1,0 +1,55 @@
+"""Fixtures of the end-to-end tests: the local control plane and the real ansible-operator.
+
+The control plane is started by hack/cluster-up.sh (idempotent, reused when already up). The
+operator runs as a subprocess of the test session with the repository's watches.yaml; its log
+is printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e import helpers
+
+
+@pytest.fixture(scope="session")
+def control_plane():
+    """The local Kubernetes control plane, started when it is not running."""
+    helpers.start_control_plane()
+    return helpers.kubeconfig()
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane):
+    """The real ansible-operator, watching every namespace."""
+    proc = helpers.Operator()
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def namespace(control_plane, request):
+    """A namespace of the test's own, deleted afterwards (with everything in it)."""
+    name = helpers.unique_name(request.node.name)
+    helpers.kubectl("create", "namespace", name)
+    yield name
+    helpers.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        op = item.funcargs.get("operator")
+        ns = item.funcargs.get("namespace")
+        sections = []
+        if ns:
+            sections.append(("resources", helpers.kubectl(
+                "get", "pgc,statefulsets,services,pods,pvc,events", "-n", ns, "-o", "wide", check=False)))
+            sections.append(("clusters", helpers.kubectl("get", "pgc", "-n", ns, "-o", "yaml", check=False)))
+        if op:
+            sections.append(("operator log (tail)", op.log_tail(200)))
+        for title, text in sections:
+            report.sections.append((title, text))

@@ -1,0 +1,182 @@
+"""Domain helpers of the end-to-end tests: kubectl, polling with deadlines, the operator process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HACK = REPO / "hack"
+
+
+def _hack_env(name):
+    out = subprocess.run(["bash", "-c", f". {HACK}/lib.sh && echo ${name}"], check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+_ENV = {}
+
+
+def hack(name):
+    """A setting of hack/lib.sh (PGC_BIN, PGC_KUBECONFIG, PATH, ...)."""
+    if name not in _ENV:
+        _ENV[name] = _hack_env(name)
+    return _ENV[name]
+
+
+def kubeconfig():
+    return hack("PGC_KUBECONFIG")
+
+
+def env():
+    e = dict(os.environ)
+    e["PATH"] = hack("PATH")
+    e["KUBECONFIG"] = kubeconfig()
+    return e
+
+
+def start_control_plane():
+    proc = subprocess.run([str(HACK / "cluster-up.sh")], env=env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("the local control plane did not start:\n" + proc.stdout + proc.stderr)
+
+
+def kubectl(*args, check=True, input=None):
+    proc = subprocess.run(["kubectl", *args], env=env(), capture_output=True, text=True, input=input)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout if check else proc.stdout + proc.stderr
+
+
+def kubectl_json(*args):
+    return json.loads(kubectl(*args, "-o", "json"))
+
+
+def get(kind, name, namespace):
+    """The object, or None when it does not exist."""
+    proc = subprocess.run(["kubectl", "get", kind, name, "-n", namespace, "-o", "json"], env=env(),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        if "NotFound" in proc.stderr:
+            return None
+        raise RuntimeError(proc.stderr)
+    return json.loads(proc.stdout)
+
+
+def apply(manifest, namespace, check=True):
+    """Apply a manifest (a dict or YAML text); returns kubectl's output and error text."""
+    text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+    proc = subprocess.run(["kubectl", "apply", "--server-side", "--field-manager=e2e", "-n", namespace, "-f", "-"],
+                          env=env(), capture_output=True, text=True, input=text)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"kubectl apply failed: {proc.stderr.strip()}")
+    return proc
+
+
+def postgres_cluster(name, **spec):
+    return {"apiVersion": "postgres.example.com/v1", "kind": "PostgresCluster",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def wait_for(predicate, timeout, message, interval=0.5):
+    """Poll ``predicate`` until it returns a truthy value; fail with ``message`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{message} (within {timeout}s; last seen: {last!r})")
+
+
+def wait_for_phase(name, namespace, phase, ready=None, timeout=90):
+    def check():
+        obj = get("pgc", name, namespace) or {}
+        status = obj.get("status") or {}
+        ok = status.get("phase") == phase and (ready is None or status.get("readyReplicas") == ready)
+        return obj if ok else None
+    return wait_for(check, timeout, f"PostgresCluster {namespace}/{name} did not reach {phase} with {ready} ready")
+
+
+def unique_name(hint):
+    base = re.sub(r"[^a-z0-9-]+", "-", hint.lower()).strip("-")[:40].strip("-")
+    return f"{base}-{uuid.uuid4().hex[:5]}"
+
+
+def resource_versions(namespace):
+    """resourceVersion of every object the operator manages in ``namespace``, by kind/name."""
+    versions = {}
+    for kind in ("postgresclusters", "statefulsets", "services"):
+        for item in kubectl_json("get", kind, "-n", namespace)["items"]:
+            versions[f"{kind}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+    return versions
+
+
+class Operator:
+    """The real ansible-operator as a subprocess, logging to a file."""
+
+    RECAP = re.compile(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
+
+    def __init__(self):
+        self.log_path = Path(hack("PGC_RUN")) / "e2e-operator.log"
+        self.proc = None
+
+    def start(self):
+        collections = subprocess.run([str(HACK / "collection-link.sh")], check=True, capture_output=True,
+                                     text=True).stdout.strip()
+        e = env()
+        e.update({"ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1"})
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            ["ansible-operator", "run", "--watches-file", str(REPO / "watches.yaml"),
+             "--health-probe-bind-address", "127.0.0.1:6789", "--metrics-bind-address", "127.0.0.1:8443",
+             "--leader-elect=false"],
+            cwd=REPO, env=e, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._ready, 30, "ansible-operator did not become ready")
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("ansible-operator exited:\n" + self.log_tail(50))
+        return subprocess.run(["curl", "-fsS", "http://127.0.0.1:6789/readyz"], capture_output=True).returncode == 0
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc:
+            self._log.close()
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines):
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def recaps(self, name, namespace):
+        """The PLAY RECAP counts (ok, changed, unreachable, failed) of finished runs for one cluster."""
+        found = []
+        marker = f"Kind=PostgresCluster, {name}/{namespace})"
+        chunks = self.log().split("----- ")
+        for i, chunk in enumerate(chunks):
+            if marker in chunk:
+                m = self.RECAP.search(chunks[i + 1] if i + 1 < len(chunks) else chunk) or self.RECAP.search(chunk)
+                if m:
+                    found.append(tuple(int(x) for x in m.groups()))
+        return found

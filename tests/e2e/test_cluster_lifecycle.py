@@ -1,0 +1,112 @@
+"""A PostgresCluster's life under the real operator: provision, scale, reconcile again, delete."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.e2e.helpers import (apply, get, kubectl, kubectl_json, postgres_cluster, resource_versions, wait_for,
+                               wait_for_phase)
+
+LABELS = {
+    "app.kubernetes.io/name": "postgres",
+    "app.kubernetes.io/managed-by": "pgc-operator",
+}
+
+
+def _owned_by(obj, cluster):
+    return [(r["kind"], r["name"], r["uid"], r.get("controller")) for r in obj["metadata"].get("ownerReferences", [])] == [
+        ("PostgresCluster", cluster["metadata"]["name"], cluster["metadata"]["uid"], True)]
+
+
+def test_cluster_gets_statefulset_services_and_running_status(operator, namespace):
+    """Three replicas: a StatefulSet and three Services, labelled and owned, and status Running 3/3."""
+    apply(postgres_cluster("db", replicas=3, storageSize="1Gi"), namespace)
+    cluster = wait_for_phase("db", namespace, "Running", ready=3)
+
+    sts = get("statefulset", "db", namespace)
+    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["serviceName"] == "db-pods"
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    for obj in [sts] + [get("service", n, namespace) for n in ("db", "db-ro", "db-pods")]:
+        labels = obj["metadata"]["labels"]
+        assert {**labels, **LABELS} == labels, obj["metadata"]["name"]
+        assert labels["app.kubernetes.io/instance"] == "db"
+        assert labels["postgres.example.com/cluster"] == "db"
+        assert _owned_by(obj, cluster), obj["metadata"]["name"]
+    assert get("service", "db-pods", namespace)["spec"]["clusterIP"] == "None"
+
+    status = cluster["status"]
+    assert status["currentReplicas"] == 3
+    assert status["observedGeneration"] == cluster["metadata"]["generation"]
+    assert status["currentPrimary"] == "db-0"
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Progressing"]["status"] == "False"
+    assert conditions["Reconciled"]["status"] == "True"
+    assert all(c["lastTransitionTime"] for c in conditions.values())
+
+    # The printer columns show phase, ready/desired and primary.
+    row = kubectl("get", "pgc", "db", "-n", namespace, "--no-headers").split()
+    assert row[:4] == ["Running", "3", "3", "db-0"]
+
+
+def test_scale_up_is_followed_by_status(operator, namespace):
+    """replicas 3 -> 5 through the spec and 5 -> 4 through the scale subresource: status follows."""
+    apply(postgres_cluster("db", replicas=3), namespace)
+    first = wait_for_phase("db", namespace, "Running", ready=3)
+    ready_since = {c["type"]: c for c in first["status"]["conditions"]}["Ready"]["lastTransitionTime"]
+
+    kubectl("patch", "pgc", "db", "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":5}}')
+    cluster = wait_for_phase("db", namespace, "Running", ready=5)
+    assert get("statefulset", "db", namespace)["spec"]["replicas"] == 5
+    assert cluster["status"]["observedGeneration"] == cluster["metadata"]["generation"]
+
+    kubectl("scale", "pgc", "db", "-n", namespace, "--replicas=4")
+    wait_for_phase("db", namespace, "Running", ready=4)
+    assert get("statefulset", "db", namespace)["spec"]["replicas"] == 4
+    scale = json.loads(kubectl("get", "--raw",
+                               f"/apis/postgres.example.com/v1/namespaces/{namespace}/postgresclusters/db/scale"))
+    assert scale["spec"]["replicas"] == 4
+    assert scale["status"]["replicas"] == 4
+    assert scale["status"]["selector"] == "postgres.example.com/cluster=db"
+    # The Ready condition went False while scaling and True again: a new transition time.
+    conditions = {c["type"]: c for c in get("pgc", "db", namespace)["status"]["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Ready"]["lastTransitionTime"] >= ready_since
+
+
+def test_unchanged_cluster_reconciles_without_changes(operator, namespace):
+    """A second reconcile of an unchanged, Running cluster reports no changed task and moves no object."""
+    apply(postgres_cluster("db", replicas=2), namespace)
+    wait_for_phase("db", namespace, "Running", ready=2)
+    # Let the status settle (the final status write of the converging reconcile).
+    before = wait_for(lambda: _stable_versions(namespace), 20, "objects kept changing")
+
+    runs = len(operator.recaps("db", namespace))
+    operator.restart()  # the initial list of a fresh operator reconciles every cluster
+    recaps = wait_for(lambda: operator.recaps("db", namespace)[runs:] if operator.recaps("db", namespace)[runs:]
+                      else None, 60, "no reconcile finished after the restart")
+    ok, changed, unreachable, failed = recaps[0]
+    assert (changed, failed) == (0, 0), operator.log_tail(80)
+    assert resource_versions(namespace) == before
+
+
+def _stable_versions(namespace):
+    first = resource_versions(namespace)
+    time.sleep(3)
+    return first if resource_versions(namespace) == first else None
+
+
+def test_deleting_the_cluster_garbage_collects_what_it_owned(operator, namespace):
+    """Deleting the PostgresCluster removes its StatefulSet and Services, and keeps the data claims."""
+    apply(postgres_cluster("db", replicas=2), namespace)
+    wait_for_phase("db", namespace, "Running", ready=2)
+    wait_for(lambda: len(kubectl_json("get", "pvc", "-n", namespace)["items"]) == 2, 30, "claims were not created")
+
+    kubectl("delete", "pgc", "db", "-n", namespace, "--wait=true", "--timeout=60s")
+    wait_for(lambda: all(get(k, n, namespace) is None for k, n in
+                         (("statefulset", "db"), ("service", "db"), ("service", "db-ro"), ("service", "db-pods"))),
+             60, "owned objects were not garbage-collected")
+    claims = [c["metadata"]["name"] for c in kubectl_json("get", "pvc", "-n", namespace)["items"]]
+    assert sorted(claims) == ["data-db-0", "data-db-1"]

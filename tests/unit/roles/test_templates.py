@@ -1,0 +1,92 @@
+"""Every manifest template renders, from a sample PostgresCluster, to the object it names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
+
+from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize
+
+REPO = Path(__file__).resolve().parents[3]
+SAMPLE = REPO / "config/samples/postgres_v1_postgrescluster.yaml"
+
+
+def sample_pgc(**spec):
+    obj = yaml.safe_load(SAMPLE.read_text())
+    obj["metadata"].update(namespace="prod", uid="0a1b", generation=1)
+    obj["spec"].update(spec)
+    return pgc_normalize(obj)
+
+
+def render(role, template, **variables):
+    defaults = yaml.safe_load((REPO / "roles" / role / "defaults/main.yml").read_text()) or {}
+    templar = Templar(loader=DataLoader(), variables={**defaults, **variables})
+    text = (REPO / "roles" / role / "templates" / template).read_text()
+    return yaml.safe_load(templar.template(text))
+
+
+MANIFESTS = [
+    ("service-headless.yaml.j2", "Service", "example-pods"),
+    ("service-rw.yaml.j2", "Service", "example"),
+    ("service-ro.yaml.j2", "Service", "example-ro"),
+    ("statefulset.yaml.j2", "StatefulSet", "example"),
+]
+
+
+@pytest.mark.parametrize("template, kind, name", MANIFESTS, ids=[m[0] for m in MANIFESTS])
+def test_provision_template_renders_kind_name_labels_and_owner(template, kind, name):
+    pgc = sample_pgc()
+    obj = render("provision", template, pgc=pgc)
+    assert (obj["kind"], obj["metadata"]["name"], obj["metadata"]["namespace"]) == (kind, name, "prod")
+    assert obj["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "postgres", "app.kubernetes.io/instance": "example",
+        "app.kubernetes.io/managed-by": "pgc-operator", "postgres.example.com/cluster": "example"}
+    assert obj["metadata"]["ownerReferences"] == [pgc["owner_reference"]]
+
+
+def test_provision_statefulset_follows_the_spec():
+    pgc = sample_pgc(replicas=5, image="registry.local/pg:15", storageSize="20Gi", storageClassName="fast",
+                     resources={"requests": {"cpu": "500m", "memory": "1Gi"}})
+    sts = render("provision", "statefulset.yaml.j2", pgc=pgc)
+    assert sts["spec"]["replicas"] == 5
+    assert sts["spec"]["selector"]["matchLabels"] == {"postgres.example.com/cluster": "example"}
+    pod = sts["spec"]["template"]
+    assert pod["metadata"]["labels"]["postgres.example.com/cluster"] == "example"
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "registry.local/pg:15"
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["resources"]["requests"]["storage"] == "20Gi"
+    assert claim["storageClassName"] == "fast"
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+
+
+def test_provision_statefulset_uses_the_default_storage_class_when_none_is_named():
+    sts = render("provision", "statefulset.yaml.j2", pgc=sample_pgc())
+    assert "storageClassName" not in sts["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert "resources" not in sts["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_provision_services_select_the_cluster_members():
+    pgc = sample_pgc()
+    assert render("provision", "service-ro.yaml.j2", pgc=pgc)["spec"]["selector"] == pgc["selector"]
+    rw = render("provision", "service-rw.yaml.j2", pgc=pgc)["spec"]["selector"]
+    assert rw == {"postgres.example.com/cluster": "example", "statefulset.kubernetes.io/pod-name": "example-0"}
+    headless = render("provision", "service-headless.yaml.j2", pgc=pgc)["spec"]
+    assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
+
+
+def test_status_event_names_the_cluster_and_the_reason():
+    pgc = sample_pgc()
+    event = render("status", "event.yaml.j2", pgc=pgc, __status_event_type="Warning",
+                   __status_event_reason="ReconcileFailed", __status_event_message='quote " and: colon')
+    assert event["kind"] == "Event"
+    assert event["involvedObject"] == {"apiVersion": "postgres.example.com/v1", "kind": "PostgresCluster",
+                                       "name": "example", "namespace": "prod", "uid": "0a1b"}
+    assert (event["type"], event["reason"], event["message"]) == ("Warning", "ReconcileFailed", 'quote " and: colon')
+    assert event["metadata"]["name"].startswith("example.")
