@@ -48,7 +48,7 @@ def test_cluster_gets_statefulset_services_and_running_status(operator, namespac
 
     # The printer columns show phase, ready/desired and primary.
     row = kubectl("get", "pgc", "db", "-n", namespace, "--no-headers").split()
-    assert row[:4] == ["Running", "3", "3", "db-0"]
+    assert row[:5] == ["db", "Running", "3", "3", "db-0"]
 
 
 def test_scale_up_is_followed_by_status(operator, namespace):
@@ -83,10 +83,8 @@ def test_unchanged_cluster_reconciles_without_changes(operator, namespace):
     # Let the status settle (the final status write of the converging reconcile).
     before = wait_for(lambda: _stable_versions(namespace), 20, "objects kept changing")
 
-    runs = len(operator.recaps("db", namespace))
-    operator.restart()  # the initial list of a fresh operator reconciles every cluster
-    recaps = wait_for(lambda: operator.recaps("db", namespace)[runs:] if operator.recaps("db", namespace)[runs:]
-                      else None, 60, "no reconcile finished after the restart")
+    operator.restart()  # the initial list of a fresh operator reconciles every cluster; the log starts anew
+    recaps = wait_for(lambda: operator.recaps("db", namespace), 60, "no reconcile finished after the restart")
     ok, changed, unreachable, failed = recaps[0]
     assert (changed, failed) == (0, 0), operator.log_tail(80)
     assert resource_versions(namespace) == before
