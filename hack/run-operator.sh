@@ -24,11 +24,13 @@ stop() {
 start() {
   stop
   collections=$("$HACK_DIR/collection-link.sh")
+  operator_kubeconfig=$("$HACK_DIR/operator-kubeconfig.sh")
   mkdir -p "$PGC_RUN"
   log "starting ansible-operator (log: $logfile)"
   (
     cd "$REPO_ROOT"
-    export KUBECONFIG=$PGC_KUBECONFIG
+    # The operator's own ServiceAccount and ClusterRole, not cluster-admin.
+    export KUBECONFIG=$operator_kubeconfig
     export ANSIBLE_COLLECTIONS_PATH=$collections
     export ANSIBLE_GATHERING=explicit
     export ANSIBLE_NOCOLOR=1

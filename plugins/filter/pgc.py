@@ -8,6 +8,10 @@ runtime's variables) or a person does (from the live object read by ``cluster_fa
 
 from __future__ import annotations
 
+import ast
+import json
+import re
+
 from ansible.errors import AnsibleFilterError
 
 API_VERSION = "postgres.example.com/v1"
@@ -156,6 +160,73 @@ def pgc_failure_status(pgc, message):
     }
 
 
+def _kubernetes_status_message(text):
+    """The ``message`` of a Kubernetes Status embedded in ``text`` (JSON, or a bytes literal of it)."""
+    start = text.find("{")
+    if start == -1:
+        return None, text
+    body, prefix = text[start:text.rfind("}") + 1], text[:start]
+    if prefix.endswith(("b'", 'b"')):  # the repr of the response body: b'{...}'
+        try:
+            body = ast.literal_eval(text[start - 2:]).decode("utf-8", "replace")
+        except (ValueError, SyntaxError):
+            return None, text
+        prefix = prefix[:-2]
+    try:
+        status = json.loads(body)
+    except ValueError:
+        return None, text
+    if isinstance(status, dict) and status.get("kind") == "Status" and status.get("message"):
+        return status["message"], prefix
+    return None, text
+
+
+def pgc_failure_message(message, limit=600):
+    """Return a one-line message for people from a failed task's ``msg``.
+
+    kubernetes.core wraps the API server's answer as ``Failed to ...: b'{...Status JSON...}'``;
+    the Status's own ``message`` is what says what is wrong.
+    """
+    text = str(message or "failed")
+    status_message, prefix = _kubernetes_status_message(text)
+    if status_message:
+        text = prefix.rstrip() + " " + status_message
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_DIFF_NOISE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
+
+
+def _without_noise(obj):
+    if not isinstance(obj, dict):
+        return obj
+    obj = dict(obj)
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _DIFF_NOISE}
+    if meta:
+        obj["metadata"] = meta
+    else:
+        obj.pop("metadata", None)
+    obj.pop("status", None)
+    return obj
+
+
+def pgc_object_diffs(results):
+    """Return ``{"Kind/name": {"before": ..., "after": ...}}`` for each changed object of a
+    kubernetes.core.k8s multi-object result, without server-managed metadata and status."""
+    diffs = {}
+    for item in results or []:
+        if not item.get("changed"):
+            continue
+        obj = item.get("result") or {}
+        key = "%s/%s" % (obj.get("kind", "?"), (obj.get("metadata") or {}).get("name", "?"))
+        diff = item.get("diff") or {}
+        before, after = _without_noise(diff.get("before")), _without_noise(diff.get("after"))
+        if before or after:
+            diffs[key] = {"before": before, "after": after}
+    return diffs
+
+
 class FilterModule:
     """Filters of the postgres.cluster collection."""
 
@@ -164,4 +235,6 @@ class FilterModule:
             "pgc_normalize": pgc_normalize,
             "pgc_status": pgc_status,
             "pgc_failure_status": pgc_failure_status,
+            "pgc_failure_message": pgc_failure_message,
+            "pgc_object_diffs": pgc_object_diffs,
         }

@@ -120,6 +120,13 @@ def resource_versions(namespace):
     return versions
 
 
+def stable_resource_versions(namespace, settle=3):
+    """resource_versions, once they stayed the same for ``settle`` seconds (else None)."""
+    first = resource_versions(namespace)
+    time.sleep(settle)
+    return first if resource_versions(namespace) == first else None
+
+
 class Operator:
     """The real ansible-operator as a subprocess, logging to a file."""
 
@@ -132,8 +139,12 @@ class Operator:
     def start(self):
         collections = subprocess.run([str(HACK / "collection-link.sh")], check=True, capture_output=True,
                                      text=True).stdout.strip()
+        # The operator acts as its ServiceAccount with config/rbac's ClusterRole: every test also checks
+        # that the permissions users deploy are enough.
+        operator_kubeconfig = subprocess.run([str(HACK / "operator-kubeconfig.sh")], check=True, capture_output=True,
+                                             text=True, env=env()).stdout.strip()
         e = env()
-        e.update({"ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1"})
+        e.update({"KUBECONFIG": operator_kubeconfig, "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1"})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(

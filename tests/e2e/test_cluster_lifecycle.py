@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 
-from tests.e2e.helpers import (apply, get, kubectl, kubectl_json, postgres_cluster, resource_versions, wait_for,
-                               wait_for_phase)
+from tests.e2e.helpers import (apply, get, kubectl, kubectl_json, postgres_cluster, resource_versions,
+                               stable_resource_versions, wait_for, wait_for_phase)
 
 LABELS = {
     "app.kubernetes.io/name": "postgres",
@@ -81,19 +80,13 @@ def test_unchanged_cluster_reconciles_without_changes(operator, namespace):
     apply(postgres_cluster("db", replicas=2), namespace)
     wait_for_phase("db", namespace, "Running", ready=2)
     # Let the status settle (the final status write of the converging reconcile).
-    before = wait_for(lambda: _stable_versions(namespace), 20, "objects kept changing")
+    before = wait_for(lambda: stable_resource_versions(namespace), 20, "objects kept changing")
 
     operator.restart()  # the initial list of a fresh operator reconciles every cluster; the log starts anew
     recaps = wait_for(lambda: operator.recaps("db", namespace), 60, "no reconcile finished after the restart")
     ok, changed, unreachable, failed = recaps[0]
     assert (changed, failed) == (0, 0), operator.log_tail(80)
     assert resource_versions(namespace) == before
-
-
-def _stable_versions(namespace):
-    first = resource_versions(namespace)
-    time.sleep(3)
-    return first if resource_versions(namespace) == first else None
 
 
 def test_deleting_the_cluster_garbage_collects_what_it_owned(operator, namespace):

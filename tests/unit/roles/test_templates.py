@@ -89,4 +89,4 @@ def test_status_event_names_the_cluster_and_the_reason():
     assert event["involvedObject"] == {"apiVersion": "postgres.example.com/v1", "kind": "PostgresCluster",
                                        "name": "example", "namespace": "prod", "uid": "0a1b"}
     assert (event["type"], event["reason"], event["message"]) == ("Warning", "ReconcileFailed", 'quote " and: colon')
-    assert event["metadata"]["name"].startswith("example.")
+    assert event["metadata"]["generateName"] == "example."

@@ -91,3 +91,29 @@ def test_pgc_failure_status_names_the_failure():
     assert status["phase"] == "Failed"
     reconciled = [c for c in status["conditions"] if c["type"] == "Reconciled"][0]
     assert reconciled["status"] == "False" and "forbidden" in reconciled["message"]
+
+
+def test_pgc_failure_message_keeps_the_api_servers_own_message():
+    raw = ("Failed to apply object: b'{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+           "\"message\":\"StatefulSet.apps \\\\\"db\\\\\" is invalid: spec: Forbidden: updates to statefulset spec for "
+           "fields other than \\'replicas\\' are forbidden\",\"reason\":\"Invalid\",\"code\":422}'")
+    msg = flt.pgc_failure_message(raw)
+    assert msg == ("Failed to apply object: StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to "
+                   "statefulset spec for fields other than 'replicas' are forbidden")
+
+
+def test_pgc_failure_message_collapses_and_truncates_plain_text():
+    assert flt.pgc_failure_message("a\n  b") == "a b"
+    assert len(flt.pgc_failure_message("x" * 2000)) == 600
+
+
+def test_pgc_object_diffs_keeps_changed_objects_without_server_noise():
+    results = [
+        {"changed": False, "result": {"kind": "Service", "metadata": {"name": "db"}}, "diff": {}},
+        {"changed": True, "result": {"kind": "StatefulSet", "metadata": {"name": "db"}},
+         "diff": {"before": {"metadata": {"generation": 1, "managedFields": []}, "spec": {"replicas": 3}},
+                  "after": {"metadata": {"generation": 2, "managedFields": []}, "spec": {"replicas": 5},
+                            "status": {"replicas": 3}}}},
+    ]
+    assert flt.pgc_object_diffs(results) == {
+        "StatefulSet/db": {"before": {"spec": {"replicas": 3}}, "after": {"spec": {"replicas": 5}}}}

@@ -1,0 +1,77 @@
+"""What users see when a reconcile fails, and the same roles run by hand as playbooks."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.e2e.helpers import (HACK, REPO, apply, env, get, kubectl, kubectl_json, postgres_cluster, resource_versions,
+                               stable_resource_versions,
+                               wait_for, wait_for_phase)
+
+
+def test_failed_reconcile_is_reported_in_status_and_a_warning_event(operator, namespace):
+    """A change the StatefulSet cannot take (its volume claim template) gives phase Failed, the API
+    server's message in the status and one Warning Event; the data claims are untouched."""
+    apply(postgres_cluster("db", replicas=1, storageSize="1Gi"), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    kubectl("patch", "pgc", "db", "-n", namespace, "--type=merge", "-p", '{"spec":{"storageSize":"2Gi"}}')
+
+    cluster = wait_for_phase("db", namespace, "Failed", timeout=60)
+    status = cluster["status"]
+    assert "Apply the cluster's Services and StatefulSet" in status["message"]
+    assert "Forbidden: updates to statefulset spec" in status["message"]
+    assert "b'{" not in status["message"], "the raw response body leaked into the message"
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert (conditions["Reconciled"]["status"], conditions["Reconciled"]["reason"]) == ("False", "ReconcileFailed")
+    assert conditions["Ready"]["status"] == "False"
+
+    def warning_events():
+        events = kubectl_json("get", "events", "-n", namespace,
+                              "--field-selector", "involvedObject.kind=PostgresCluster,involvedObject.name=db")["items"]
+        return [e for e in events if e["type"] == "Warning" and e["reason"] == "ReconcileFailed"]
+    events = wait_for(warning_events, 30, "no Warning Event for the failed reconcile")
+    assert "Forbidden" in events[0]["message"]
+    assert get("pvc", "data-db-0", namespace)["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+    # The runtime retries with back-off; the unchanged failure is neither rewritten nor re-announced.
+    before = get("pgc", "db", namespace)["metadata"]["resourceVersion"]
+    wait_for(lambda: len(operator.recaps("db", namespace)) >= 3, 60, "the failed reconcile was not retried")
+    assert get("pgc", "db", namespace)["metadata"]["resourceVersion"] == before
+    assert len(warning_events()) == 1
+
+
+def playbook(name, *args):
+    collections = subprocess.run([str(HACK / "collection-link.sh")], check=True, capture_output=True,
+                                 text=True).stdout.strip()
+    e = env()
+    e.update({"ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_NOCOLOR": "1", "K8S_AUTH_KUBECONFIG": e["KUBECONFIG"]})
+    proc = subprocess.run(["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), *args], env=e,
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_reconcile_playbook_by_hand_changes_nothing_on_a_running_cluster(operator, namespace):
+    """The operator's reconcile, run by hand on a Running cluster: no changed task, no object moved;
+    with --check --diff a different setting shows its plan and still changes nothing."""
+    apply(postgres_cluster("db", replicas=2), namespace)
+    wait_for_phase("db", namespace, "Running", ready=2)
+    before = wait_for(lambda: stable_resource_versions(namespace), 20, "objects kept changing")
+
+    out = playbook("reconcile", "-e", "cluster=db", "-e", f"namespace={namespace}", "--diff")
+    assert "changed=0" in out and "failed=0" in out, out[-2000:]
+
+    out = playbook("reconcile", "-e", "cluster=db", "-e", f"namespace={namespace}",
+                   "-e", "provision_termination_grace_period=30", "--check", "--diff")
+    assert '"terminationGracePeriodSeconds": 30' in out or "terminationGracePeriodSeconds: 30" in out, out[-3000:]
+    assert resource_versions(namespace) == before
+    assert get("statefulset", "db", namespace)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60
+
+
+def test_status_playbook_shows_the_cluster(operator, namespace):
+    apply(postgres_cluster("db", replicas=2), namespace)
+    wait_for_phase("db", namespace, "Running", ready=2)
+    out = playbook("status", "-e", "cluster=db", "-e", f"namespace={namespace}")
+    assert f"{namespace}/db: Running (2/2 ready, primary db-0)" in out, out[-2000:]
+
+
