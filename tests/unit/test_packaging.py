@@ -1,0 +1,54 @@
+"""The operator's packaging agrees with itself: watches.yaml, the Dockerfile, the pinned runtime."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_watches_maps_the_custom_resource_to_the_reconcile_role():
+    (watch,) = yaml.safe_load((REPO / "watches.yaml").read_text())
+    assert (watch["group"], watch["version"], watch["kind"]) == ("postgres.example.com", "v1", "PostgresCluster")
+    namespace, name, role = watch["role"].split(".")
+    assert (namespace, name) == ("postgres", "cluster")
+    assert (REPO / "roles" / role / "tasks/main.yml").is_file()
+
+
+def test_watches_keeps_user_maps_and_status_writes_under_the_collections_control():
+    (watch,) = yaml.safe_load((REPO / "watches.yaml").read_text())
+    assert watch["snakeCaseParameters"] is False
+    assert watch["manageStatus"] is False
+    assert 1 <= watch["maxRunnerArtifacts"] <= 5
+    hours = re.fullmatch(r"(\d+)h", watch["reconcilePeriod"])
+    assert hours and int(hours.group(1)) >= 1, "idle clusters must not be resynced often"
+
+
+def test_dockerfile_builds_on_the_runtime_version_used_locally():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    pinned = re.search(r"github.com/operator-framework/ansible-operator-plugins (v[\d.]+)",
+                       (REPO / "hack/tools/ansible-operator/go.mod").read_text()).group(1)
+    assert f"ARG ANSIBLE_OPERATOR_VERSION={pinned}" in dockerfile
+    assert re.search(r"^FROM quay.io/operator-framework/ansible-operator:\$\{ANSIBLE_OPERATOR_VERSION\}$", dockerfile, re.M)
+    assert "COPY watches.yaml ${HOME}/watches.yaml" in dockerfile
+    assert re.search(r"ansible-galaxy collection install /tmp/postgres-cluster-\*\.tar\.gz", dockerfile)
+    assert "ansible-galaxy collection install -r ${HOME}/requirements.yml" in dockerfile
+
+
+def test_collection_metadata_names_the_collection_and_its_dependencies():
+    galaxy = yaml.safe_load((REPO / "galaxy.yml").read_text())
+    assert (galaxy["namespace"], galaxy["name"]) == ("postgres", "cluster")
+    requirements = yaml.safe_load((REPO / "requirements.yml").read_text())["collections"]
+    assert {c["name"] for c in requirements} == set(galaxy["dependencies"])
+    runtime = yaml.safe_load((REPO / "meta/runtime.yml").read_text())
+    assert runtime["requires_ansible"].startswith(">=")
+
+
+def test_manager_image_is_set_through_kustomize():
+    manager = yaml.safe_load((REPO / "config/manager/manager.yaml").read_text())
+    kustomization = yaml.safe_load((REPO / "config/manager/kustomization.yaml").read_text())
+    container = manager["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].split(":")[0] in {i["name"] for i in kustomization["images"]}
