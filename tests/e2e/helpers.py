@@ -42,6 +42,13 @@ def env():
     return e
 
 
+def operator_kubeconfig():
+    """Install the operator's namespace, ServiceAccount and RBAC (config/), and return a kubeconfig
+    that acts as that ServiceAccount."""
+    return subprocess.run([str(HACK / "operator-kubeconfig.sh")], check=True, capture_output=True, text=True,
+                          env=env()).stdout.strip()
+
+
 def start_control_plane():
     proc = subprocess.run([str(HACK / "cluster-up.sh")], env=env(), capture_output=True, text=True)
     if proc.returncode != 0:
@@ -141,10 +148,8 @@ class Operator:
                                      text=True).stdout.strip()
         # The operator acts as its ServiceAccount with config/rbac's ClusterRole: every test also checks
         # that the permissions users deploy are enough.
-        operator_kubeconfig = subprocess.run([str(HACK / "operator-kubeconfig.sh")], check=True, capture_output=True,
-                                             text=True, env=env()).stdout.strip()
         e = env()
-        e.update({"KUBECONFIG": operator_kubeconfig, "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1"})
+        e.update({"KUBECONFIG": operator_kubeconfig(), "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1"})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
