@@ -13,6 +13,7 @@ import json
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import desired_status, rfc3339_now, status_patch
 
 API_VERSION = "postgres.example.com/v1"
 KIND = "PostgresCluster"
@@ -195,6 +196,15 @@ def pgc_failure_message(message, limit=600):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def pgc_status_differs(current, updates):
+    """True when writing ``updates`` (as k8s_status would) would change the ``current`` status.
+
+    Lets the status step skip the module, and its API client, on a reconcile that changes nothing.
+    """
+    current = current or {}
+    return status_patch(current, desired_status(current, updates, rfc3339_now())) is not None
+
+
 _DIFF_NOISE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
 
@@ -237,4 +247,5 @@ class FilterModule:
             "pgc_failure_status": pgc_failure_status,
             "pgc_failure_message": pgc_failure_message,
             "pgc_object_diffs": pgc_object_diffs,
+            "pgc_status_differs": pgc_status_differs,
         }

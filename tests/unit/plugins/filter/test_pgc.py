@@ -117,3 +117,14 @@ def test_pgc_object_diffs_keeps_changed_objects_without_server_noise():
     ]
     assert flt.pgc_object_diffs(results) == {
         "StatefulSet/db": {"before": {"spec": {"replicas": 3}}, "after": {"spec": {"replicas": 5}}}}
+
+
+def test_pgc_status_differs_ignores_transition_times_and_sees_real_changes():
+    pgc = flt.pgc_normalize(cluster(replicas=3))
+    desired = flt.pgc_status(pgc, statefulset(3, 3))
+    written = {**desired, "conditions": [{**c, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                                         for c in desired["conditions"]]}
+    assert not flt.pgc_status_differs(written, desired)
+    assert flt.pgc_status_differs(written, flt.pgc_status(pgc, statefulset(3, 2)))
+    assert flt.pgc_status_differs({}, desired)
+    assert flt.pgc_status_differs(None, desired)
