@@ -23,7 +23,7 @@ FIELD_MANAGER = "pgc-operator"
 # two in step).
 SPEC_DEFAULTS = {
     "replicas": 1,
-    "image": "postgres:15",
+    "image": "ghcr.io/pgc-operator/postgres:15",
     "storageSize": "1Gi",
     "storageClassName": "",
     "backupSchedule": "",
@@ -31,6 +31,16 @@ SPEC_DEFAULTS = {
     "enableMonitoring": True,
     "configuration": {},
     "resources": {},
+    "synchronous": False,
+    "credentials": {},
+}
+
+CREDENTIALS_DEFAULTS = {
+    "secretName": "",
+    "superuser": "postgres",
+    "replicationUser": "replicator",
+    "appUser": "app",
+    "appDatabase": "app",
 }
 
 # Suffixes of the objects a cluster owns: object names are made here and nowhere else.
@@ -39,7 +49,51 @@ NAME_SUFFIXES = {
     "service_rw": "",
     "service_ro": "-ro",
     "service_headless": "-pods",
+    "credentials": "-credentials",
+    "patroni_config": "-patroni",
 }
+
+
+# postgresql.conf parameters that the operator and Patroni set themselves: a value in
+# spec.configuration would break replication, failover, archiving or the pods' layout.
+OWNED_PARAMETERS = frozenset((
+    "listen_addresses", "port", "data_directory", "hba_file", "ident_file", "config_file",
+    "external_pid_file", "unix_socket_directories", "cluster_name",
+    "archive_mode", "archive_command", "archive_cleanup_command", "restore_command",
+    "recovery_end_command", "recovery_target", "recovery_target_action", "recovery_target_inclusive",
+    "recovery_target_lsn", "recovery_target_name", "recovery_target_time", "recovery_target_timeline",
+    "recovery_target_xid", "primary_conninfo", "primary_slot_name", "promote_trigger_file",
+    "hot_standby", "synchronous_standby_names", "wal_log_hints",
+))
+
+# Repositories of images known to run PostgreSQL without Patroni.
+IMAGES_WITHOUT_PATRONI = frozenset(("postgres", "library/postgres", "docker.io/library/postgres",
+                                    "docker.io/postgres", "bitnami/postgresql", "docker.io/bitnami/postgresql"))
+
+
+def _image_repository(image):
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+    return name
+
+
+def pgc_spec_errors(pgc):
+    """Return what is wrong with a cluster's spec that the CRD schema cannot express, one
+    message per problem, each naming the field."""
+    spec = pgc["spec"]
+    errors = []
+    if _image_repository(spec["image"]) in IMAGES_WITHOUT_PATRONI:
+        errors.append("spec.image %s has no Patroni, which manages replication and failover: use %s or an "
+                      "image built from images/postgres" % (spec["image"], SPEC_DEFAULTS["image"]))
+    configuration = spec.get("configuration") or {}
+    for key in sorted(configuration):
+        if key in OWNED_PARAMETERS:
+            errors.append("spec.configuration.%s is set by the operator and cannot be overridden" % key)
+    if str(configuration.get("wal_level", "replica")) not in ("replica", "logical"):
+        errors.append("spec.configuration.wal_level must be replica or logical: streaming replicas need it")
+    return errors
 
 
 def _labels(name):
@@ -62,6 +116,7 @@ def pgc_normalize(cluster):
         raise AnsibleFilterError("pgc_normalize needs metadata.name and metadata.namespace")
     spec = dict(SPEC_DEFAULTS)
     spec.update({k: v for k, v in (cluster.get("spec") or {}).items() if v is not None})
+    spec["credentials"] = {**CREDENTIALS_DEFAULTS, **(spec.get("credentials") or {})}
     selector = {"postgres.example.com/cluster": name}
     return {
         "api_version": API_VERSION,
@@ -147,18 +202,20 @@ def pgc_status(pgc, statefulset):
     }
 
 
-def pgc_failure_status(pgc, message):
-    """Return the status of a reconcile that failed with ``message``."""
+def pgc_failure_status(pgc, message, reason="ReconcileFailed", degraded=False):
+    """Return the status of a reconcile that failed with ``message``.
+
+    ``degraded`` marks a failure that impairs a cluster that holds data (its Degraded condition);
+    a spec that cannot be satisfied is not in itself a degradation.
+    """
     generation = pgc.get("generation", 0)
-    return {
-        "phase": "Failed",
-        "message": message,
-        "observedGeneration": generation,
-        "conditions": [
-            _condition("Ready", False, "ReconcileFailed", message, generation),
-            _condition("Reconciled", False, "ReconcileFailed", message, generation),
-        ],
-    }
+    conditions = [
+        _condition("Ready", False, reason, message, generation),
+        _condition("Reconciled", False, reason, message, generation),
+    ]
+    if degraded:
+        conditions.append(_condition("Degraded", True, reason, message, generation))
+    return {"phase": "Failed", "message": message, "observedGeneration": generation, "conditions": conditions}
 
 
 def _kubernetes_status_message(text):
@@ -248,4 +305,5 @@ class FilterModule:
             "pgc_failure_message": pgc_failure_message,
             "pgc_object_diffs": pgc_object_diffs,
             "pgc_status_differs": pgc_status_differs,
+            "pgc_spec_errors": pgc_spec_errors,
         }

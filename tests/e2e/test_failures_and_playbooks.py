@@ -75,3 +75,27 @@ def test_status_playbook_shows_the_cluster(operator, namespace):
     assert f"{namespace}/db: Running (2/2 ready, primary db-0)" in out, out[-2000:]
 
 
+
+
+def test_spec_the_cluster_cannot_run_is_refused_before_anything_is_created(operator, namespace):
+    """The seed's plain postgres:15 image and operator-owned parameters: phase Failed, reason InvalidSpec,
+    a message naming each field, a Warning Event, and no StatefulSet that would crash-loop."""
+    apply(postgres_cluster("db", replicas=2, image="postgres:15",
+                           configuration={"port": 6432, "archive_command": "/bin/true", "max_connections": "100"}),
+          namespace)
+    cluster = wait_for_phase("db", namespace, "Failed", timeout=60)
+    message = cluster["status"]["message"]
+    assert "spec.image postgres:15 has no Patroni" in message
+    assert "spec.configuration.port is set by the operator" in message
+    assert "spec.configuration.archive_command is set by the operator" in message
+    assert "max_connections" not in message
+    reconciled = {c["type"]: c for c in cluster["status"]["conditions"]}["Reconciled"]
+    assert (reconciled["status"], reconciled["reason"]) == ("False", "InvalidSpec")
+    assert get("statefulset", "db", namespace) is None
+    wait_for(lambda: [e for e in kubectl_json("get", "events", "-n", namespace)["items"]
+                      if e["reason"] == "InvalidSpec" and "has no Patroni" in e["message"]], 30,
+             "no InvalidSpec Event")
+
+    # Fixing the spec recovers the cluster.
+    apply(postgres_cluster("db", replicas=2, configuration={"max_connections": "100"}), namespace)
+    wait_for_phase("db", namespace, "Running", ready=2)

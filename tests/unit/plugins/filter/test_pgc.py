@@ -34,14 +34,19 @@ def test_pgc_normalize_applies_the_crd_defaults():
     for key, value in crd_defaults.items():
         assert flt.SPEC_DEFAULTS[key] == value, key
     assert set(flt.SPEC_DEFAULTS) <= set(props), "every defaulted field exists in the CRD"
+    credentials = props["credentials"]["properties"]
+    for key, value in flt.CREDENTIALS_DEFAULTS.items():
+        assert credentials[key].get("default", "") == value, key
 
 
 def test_pgc_normalize_keeps_user_values_and_derives_names_and_labels():
     pgc = flt.pgc_normalize(cluster(replicas=3, configuration={"shared_buffers": "1GB"}))
     assert pgc["spec"]["replicas"] == 3
     assert pgc["spec"]["configuration"] == {"shared_buffers": "1GB"}
-    assert pgc["spec"]["image"] == "postgres:15"
-    assert pgc["names"] == {"statefulset": "db", "service_rw": "db", "service_ro": "db-ro", "service_headless": "db-pods"}
+    assert pgc["spec"]["image"] == "ghcr.io/pgc-operator/postgres:15"
+    assert pgc["spec"]["credentials"]["superuser"] == "postgres"
+    assert pgc["names"] == {"statefulset": "db", "service_rw": "db", "service_ro": "db-ro", "service_headless": "db-pods",
+                            "credentials": "db-credentials", "patroni_config": "db-patroni"}
     assert pgc["labels"]["app.kubernetes.io/instance"] == "db"
     assert pgc["selector_string"] == "postgres.example.com/cluster=db"
     assert pgc["owner_reference"] == {"apiVersion": "postgres.example.com/v1", "kind": "PostgresCluster",
@@ -128,3 +133,34 @@ def test_pgc_status_differs_ignores_transition_times_and_sees_real_changes():
     assert flt.pgc_status_differs(written, flt.pgc_status(pgc, statefulset(3, 2)))
     assert flt.pgc_status_differs({}, desired)
     assert flt.pgc_status_differs(None, desired)
+
+
+@pytest.mark.parametrize("image", ["postgres:15", "postgres", "docker.io/library/postgres:16@sha256:abc",
+                                   "library/postgres:17-alpine", "bitnami/postgresql:15"])
+def test_pgc_spec_errors_refuses_images_without_patroni(image):
+    (error,) = flt.pgc_spec_errors(flt.pgc_normalize(cluster(image=image)))
+    assert error.startswith(f"spec.image {image} has no Patroni")
+
+
+@pytest.mark.parametrize("image", ["ghcr.io/pgc-operator/postgres:15", "registry.local:5000/postgres-patroni:16",
+                                   "registry.local:5000/team/postgres:15"])
+def test_pgc_spec_errors_accepts_other_images(image):
+    assert flt.pgc_spec_errors(flt.pgc_normalize(cluster(image=image))) == []
+
+
+def test_pgc_spec_errors_names_each_owned_parameter():
+    errors = flt.pgc_spec_errors(flt.pgc_normalize(cluster(configuration={
+        "port": 6432, "max_connections": "200", "archive_command": "cp %p /x", "wal_level": "minimal"})))
+    assert errors == [
+        "spec.configuration.archive_command is set by the operator and cannot be overridden",
+        "spec.configuration.port is set by the operator and cannot be overridden",
+        "spec.configuration.wal_level must be replica or logical: streaming replicas need it",
+    ]
+
+
+def test_pgc_failure_status_marks_degraded_only_when_asked():
+    pgc = flt.pgc_normalize(cluster())
+    assert "Degraded" not in {c["type"] for c in flt.pgc_failure_status(pgc, "bad", "InvalidSpec")["conditions"]}
+    degraded = flt.pgc_failure_status(pgc, "gone", "CredentialsMissing", True)
+    assert {c["type"]: (c["status"], c["reason"]) for c in degraded["conditions"]}["Degraded"] == (
+        "True", "CredentialsMissing")
