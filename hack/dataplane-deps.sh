@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Installs what the data-plane tests (tests/dataplane) need on a Debian bookworm machine, as root:
+#   - PostgreSQL 15 server and client from Debian's packages, WITHOUT the Debian-managed `main`
+#     cluster (the tests start their own servers on loopback; nothing may hold 5432 or start at boot);
+#   - the project virtualenv (hack/venv.sh) with Patroni and psycopg from requirements-dev.txt;
+#   - for the `postgres` system user, which runs Patroni and PostgreSQL in the tests (PostgreSQL
+#     refuses to run as root): search permission (ACL, execute bit only) on the directories above the
+#     virtualenv and its base interpreter, so that it can run the venv's `patroni`.
+# Idempotent: `apt-get update` runs only when a package is missing. Fails loudly, never skips.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+RUN_AS=postgres
+
+[ "$(id -u)" -eq 0 ] || die "run $0 as root (it installs Debian packages)"
+command -v apt-get >/dev/null || die "apt-get not found: $0 supports Debian bookworm only"
+
+missing() {
+  local p out=()
+  for p in "$@"; do
+    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || out+=("$p")
+  done
+  echo "${out[@]}"
+}
+
+apt_install() {
+  local want
+  want=$(missing "$@")
+  [ -n "$want" ] || return 0
+  if [ -z "${__dataplane_apt_updated:-}" ]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+    __dataplane_apt_updated=1
+  fi
+  log "installing $want"
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confold $want >/dev/null || die "apt-get install $want failed"
+}
+
+# 1. postgresql-common first, then tell it not to create the `main` cluster, then the server.
+apt_install postgresql-common
+conf=/etc/postgresql-common/createcluster.conf
+[ -f "$conf" ] || die "$conf is missing after installing postgresql-common"
+if ! grep -Eq '^[[:space:]]*create_main_cluster[[:space:]]*=[[:space:]]*false' "$conf"; then
+  log "setting create_main_cluster = false in $conf"
+  if grep -Eq '^[[:space:]]*#?[[:space:]]*create_main_cluster' "$conf"; then
+    sed -i -E 's/^[[:space:]]*#?[[:space:]]*create_main_cluster.*/create_main_cluster = false/' "$conf"
+  else
+    echo 'create_main_cluster = false' >>"$conf"
+  fi
+fi
+apt_install "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" acl util-linux
+
+# 2. A `main` cluster created earlier (before the setting above) is stopped and never started again.
+#    Its data is left alone: it is disabled, not dropped.
+if command -v pg_lsclusters >/dev/null; then
+  while read -r ver name _port status _rest; do
+    [ -n "$ver" ] || continue
+    if [ "$status" = online ]; then
+      log "stopping the Debian cluster $ver/$name"
+      pg_ctlcluster "$ver" "$name" stop -m fast || die "could not stop the Debian cluster $ver/$name"
+    fi
+    start_conf=/etc/postgresql/$ver/$name/start.conf
+    if [ -f "$start_conf" ] && ! grep -qx disabled "$start_conf"; then
+      log "disabling the Debian cluster $ver/$name ($start_conf)"
+      echo disabled >"$start_conf"
+    fi
+  done < <(pg_lsclusters --no-header 2>/dev/null || true)
+fi
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+  systemctl disable --now postgresql.service >/dev/null 2>&1 || true
+fi
+
+for b in postgres initdb pg_ctl pg_basebackup pg_rewind pg_controldata pg_isready; do
+  [ -x "$PG_BIN/$b" ] || die "$PG_BIN/$b is missing after installing postgresql-$PG_MAJOR"
+done
+command -v psql >/dev/null || die "psql is missing after installing postgresql-client-$PG_MAJOR"
+id "$RUN_AS" >/dev/null 2>&1 || die "the system user $RUN_AS is missing (it comes with postgresql-common)"
+
+# 3. The virtualenv with Patroni (rebuilt by venv.sh only when requirements-dev.txt changed).
+"$HACK_DIR/venv.sh"
+[ -x "$PGC_VENV/bin/patroni" ] || die "$PGC_VENV/bin/patroni is missing: is patroni in requirements-dev.txt?"
+"$PGC_VENV/bin/python" -c 'import patroni.dcs.kubernetes, psycopg' ||
+  die "the virtualenv $PGC_VENV cannot import Patroni's Kubernetes DCS or psycopg"
+
+# 4. Let the postgres user reach the virtualenv and its base interpreter (execute bit only).
+grant_search() {
+  local d=$1
+  while [ "$d" != / ] && [ -n "$d" ]; do
+    if ! runuser -u "$RUN_AS" -- test -x "$d" 2>/dev/null; then
+      log "granting $RUN_AS search permission on $d"
+      setfacl -m "u:$RUN_AS:x" "$d" || die "setfacl on $d failed (does the file system support ACLs?)"
+    fi
+    d=$(dirname "$d")
+  done
+}
+grant_search "$PGC_VENV"
+grant_search "$(dirname "$(readlink -f "$PGC_VENV/bin/python")")"
+runuser -u "$RUN_AS" -- "$PGC_VENV/bin/python" -c 'import patroni.dcs.kubernetes, psycopg' ||
+  die "the user $RUN_AS cannot run the virtualenv's python ($PGC_VENV/bin/python)"
+
+log "data-plane dependencies ready: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), Patroni $("$PGC_VENV/bin/patroni" --version | awk '{print $2}')"
