@@ -88,13 +88,15 @@ id "$RUN_AS" >/dev/null 2>&1 || die "the system user $RUN_AS is missing (it come
 
 # 4. Let the postgres user reach the virtualenv and its base interpreter (execute bit only).
 grant_search() {
-  local d=$1
-  while [ "$d" != / ] && [ -n "$d" ]; do
-    if ! runuser -u "$RUN_AS" -- test -x "$d" 2>/dev/null; then
-      log "granting $RUN_AS search permission on $d"
-      setfacl -m "u:$RUN_AS:x" "$d" || die "setfacl on $d failed (does the file system support ACLs?)"
+  # From the top down, so that only the directories that really stop the user get an entry.
+  local d path=""
+  IFS=/ read -r -a parts <<<"${1#/}"
+  for d in "${parts[@]}"; do
+    path=$path/$d
+    if ! runuser -u "$RUN_AS" -- test -x "$path" 2>/dev/null; then
+      log "granting $RUN_AS search permission on $path"
+      setfacl -m "u:$RUN_AS:x" "$path" || die "setfacl on $path failed (does the file system support ACLs?)"
     fi
-    d=$(dirname "$d")
   done
 }
 grant_search "$PGC_VENV"

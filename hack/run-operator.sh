@@ -31,6 +31,9 @@ start() {
     cd "$REPO_ROOT"
     # The operator's own ServiceAccount and ClusterRole, not cluster-admin.
     export KUBECONFIG=$operator_kubeconfig
+    # Secrets bypass the runtime's caching proxy (the credentials role); in a pod this is the
+    # in-cluster ServiceAccount instead.
+    export PGC_API_KUBECONFIG=$operator_kubeconfig
     export ANSIBLE_COLLECTIONS_PATH=$collections
     export ANSIBLE_GATHERING=explicit
     export ANSIBLE_NOCOLOR=1

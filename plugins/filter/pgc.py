@@ -128,6 +128,8 @@ def pgc_normalize(cluster):
         "spec": spec,
         "status": cluster.get("status") or {},
         "names": {key: name + suffix for key, suffix in NAME_SUFFIXES.items()},
+        # The Secret with the database passwords: the user's, or the one the operator generates.
+        "credentials_secret": spec["credentials"]["secretName"] or name + NAME_SUFFIXES["credentials"],
         "labels": _labels(name),
         "selector": selector,
         "selector_string": ",".join("%s=%s" % kv for kv in sorted(selector.items())),

@@ -149,7 +149,8 @@ class Operator:
         # The operator acts as its ServiceAccount with config/rbac's ClusterRole: every test also checks
         # that the permissions users deploy are enough.
         e = env()
-        e.update({"KUBECONFIG": operator_kubeconfig(), "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1"})
+        kubeconfig = operator_kubeconfig()
+        e.update({"KUBECONFIG": kubeconfig, "PGC_API_KUBECONFIG": kubeconfig, "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1"})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(

@@ -22,11 +22,13 @@ def test_default_kustomization_is_accepted_by_the_api_server(operator_rbac):
         assert obj in out, out
 
 
-def test_operator_service_account_cannot_read_secrets(operator_rbac):
-    """Least privilege: the ClusterRole grants no access to Secrets anywhere."""
-    out = kubectl("auth", "can-i", "list", "secrets", "--all-namespaces",
-                  "--as=system:serviceaccount:pgc-system:pgc-operator", check=False)
-    assert out.strip().startswith("no"), out
+def test_operator_service_account_cannot_list_or_change_secrets(operator_rbac):
+    """Least privilege: the operator reads and creates Secrets by name, and can neither list, watch,
+    update nor delete them."""
+    for verb in ("list", "watch", "update", "patch", "delete"):
+        out = kubectl("auth", "can-i", verb, "secrets", "--all-namespaces",
+                      "--as=system:serviceaccount:pgc-system:pgc-operator", check=False)
+        assert out.strip().startswith("no"), f"{verb}: {out}"
     out = kubectl("auth", "can-i", "patch", "postgresclusters.postgres.example.com", "--subresource=status",
                   "-n", "default", "--as=system:serviceaccount:pgc-system:pgc-operator", check=False)
     assert out.strip() == "yes", out

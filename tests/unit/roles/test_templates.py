@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
 
 from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize
 
 REPO = Path(__file__).resolve().parents[3]
+init_plugin_loader()  # lookups (password) in templates resolve as they do in a play
 SAMPLE = REPO / "config/samples/postgres_v1_postgrescluster.yaml"
 
 
@@ -90,3 +92,22 @@ def test_status_event_names_the_cluster_and_the_reason():
                                        "name": "example", "namespace": "prod", "uid": "0a1b"}
     assert (event["type"], event["reason"], event["message"]) == ("Warning", "ReconcileFailed", 'quote " and: colon')
     assert event["metadata"]["generateName"] == "example."
+
+
+def test_credentials_secret_holds_generated_passwords_and_no_owner():
+    pgc = sample_pgc(credentials={"appUser": "shop", "appDatabase": "shopdb"})
+    secret = render("credentials", "secret.yaml.j2", pgc=pgc)
+    assert (secret["kind"], secret["metadata"]["name"], secret["metadata"]["namespace"]) == (
+        "Secret", "example-credentials", "prod")
+    assert "ownerReferences" not in secret["metadata"]
+    data = secret["stringData"]
+    assert (data["superuser-username"], data["app-username"], data["app-database"]) == ("postgres", "shop", "shopdb")
+    passwords = [data[k] for k in ("superuser-password", "replication-password", "app-password")]
+    assert len(set(passwords)) == 3 and all(len(p) == 32 and p.isalnum() for p in passwords)
+
+
+def test_provision_statefulset_reads_the_superuser_password_from_the_credentials_secret():
+    sts = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(credentials={"secretName": "mine"}))
+    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": "superuser-password"}
+    assert "value" not in env["POSTGRES_PASSWORD"]

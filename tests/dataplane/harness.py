@@ -1,0 +1,601 @@
+"""A data plane on loopback: one real Patroni + PostgreSQL 15 per pod of a PostgresCluster.
+
+The pods are the fake (kwok) pods of the cluster's StatefulSet; the local kube-apiserver is
+Patroni's Kubernetes DCS. Each member is configured from the very ConfigMap
+``<cluster>-patroni`` (key ``patroni.yml``) and Secret ``<cluster>-credentials`` that the
+operator renders, read from the API server. What a pod gets from its StatefulSet (PATRONI_NAME,
+the namespace, its IP, connect addresses, the credentials) is set here as the same PATRONI_*
+variables; only addresses, ports and paths differ from a pod:
+
+* addresses and ports: 127.0.0.1 with a free PostgreSQL port and a free REST API port per member;
+* paths: a temporary directory per member for the data directory, the pgpass file, the unix
+  socket directory and the kubeconfig; the binaries of Debian's postgresql-15.
+
+When the tests run as root, Patroni and PostgreSQL run as the ``postgres`` system user
+(PostgreSQL refuses to run as root). Everything needed is installed by hack/dataplane-deps.sh.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+HACK = REPO / "hack"
+DEPS_HINT = "run `hack/dataplane-deps.sh` as root to install it"
+
+PG_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
+RUN_AS = "postgres"
+CLUSTER_LABEL = "postgres.example.com/cluster"
+ROLE_LABEL = "role"
+LOOPBACK = "127.0.0.1"
+# Mark every process of a data plane (PostgreSQL keeps them in its environment), for the sweepers:
+# the work directory, and the pid of the process that runs the harness.
+MARKER = "PGC_DATAPLANE_RUN"
+OWNER = "PGC_DATAPLANE_OWNER"
+
+# Patroni's REST API names the leader role "leader" (or "standby_leader"); its pod label is "primary".
+LEADER_ROLES = {"leader", "standby_leader", "primary"}
+
+
+class DataPlaneError(RuntimeError):
+    pass
+
+
+class MissingDependency(DataPlaneError):
+    pass
+
+
+# --- the project's environment (hack/lib.sh) ------------------------------------------------------
+
+_HACK_ENV: dict[str, str] = {}
+
+
+def hack(name: str) -> str:
+    """A setting of hack/lib.sh (PATH, PGC_VENV, PGC_KUBECONFIG, ...)."""
+    if name not in _HACK_ENV:
+        out = subprocess.run(["bash", "-c", f'. "{HACK}/lib.sh" && printf %s "${name}"'],
+                             check=True, capture_output=True, text=True)
+        _HACK_ENV[name] = out.stdout
+    return _HACK_ENV[name]
+
+
+def venv_bin(name: str) -> Path:
+    return Path(hack("PGC_VENV")) / "bin" / name
+
+
+def check_prerequisites() -> None:
+    """Raise MissingDependency, naming what is missing, unless PostgreSQL 15 and Patroni are usable."""
+    problems = []
+    for b in ("postgres", "initdb", "pg_ctl", "pg_basebackup", "pg_rewind", "pg_controldata"):
+        if not os.access(PG_BIN_DIR / b, os.X_OK):
+            problems.append(f"PostgreSQL 15 ({PG_BIN_DIR / b} is missing)")
+            break
+    patroni = venv_bin("patroni")
+    if not os.access(patroni, os.X_OK):
+        problems.append(f"Patroni ({patroni} is missing: patroni is not installed in the project virtualenv)")
+    else:
+        cmd = [str(venv_bin("python")), "-c", "import patroni.dcs.kubernetes, psycopg"]
+        if os.geteuid() == 0:
+            try:
+                pwd.getpwnam(RUN_AS)
+            except KeyError:
+                problems.append(f"the system user {RUN_AS!r} (it comes with postgresql-common)")
+                cmd = None
+            else:
+                cmd = ["runuser", "-u", RUN_AS, "--", *cmd]
+        if cmd:
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                who = f"the user {RUN_AS!r}" if os.geteuid() == 0 else "this user"
+                problems.append(f"Patroni runnable by {who} ({' '.join(cmd)}: {proc.stderr.strip()[-300:]})")
+    if problems:
+        raise MissingDependency("missing for the data-plane tests: " + "; ".join(problems) + f" -- {DEPS_HINT}")
+
+
+# --- kubectl -------------------------------------------------------------------------------------
+
+class Kube:
+    """kubectl (the project's own, from hack/lib.sh's PATH) against one kubeconfig and context."""
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None):
+        self.kubeconfig = kubeconfig or hack("PGC_KUBECONFIG")
+        self.context = context or self.current_context()
+
+    def current_context(self) -> str:
+        with open(self.kubeconfig) as f:
+            cfg = yaml.safe_load(f)
+        ctx = cfg.get("current-context")
+        if not ctx:
+            raise DataPlaneError(f"{self.kubeconfig} has no current-context")
+        return ctx
+
+    def env(self) -> dict[str, str]:
+        e = dict(os.environ)
+        e["PATH"] = hack("PATH")
+        e["KUBECONFIG"] = self.kubeconfig
+        return e
+
+    def run(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 30) -> str:
+        cmd = ["kubectl", "--kubeconfig", self.kubeconfig]
+        if self.context:
+            cmd += ["--context", self.context]
+        proc = subprocess.run([*cmd, *args], env=self.env(), capture_output=True, text=True, input=input,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise DataPlaneError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout if check else proc.stdout + proc.stderr
+
+    def json(self, *args: str) -> dict:
+        return json.loads(self.run(*args, "-o", "json"))
+
+    def flat_kubeconfig(self) -> str:
+        """The kubeconfig of the context alone, with certificates and keys inline (readable from a copy)."""
+        return self.run("config", "view", "--flatten", "--minify", "--raw")
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+def wait_for(predicate, timeout: float, message: str, interval: float = 0.25):
+    """Poll ``predicate`` until it returns a truthy value; fail with ``message`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = predicate()
+        except Exception as e:  # noqa: BLE001 - anything transient is retried until the deadline
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{message} (within {timeout:.0f}s; last seen: {last!r})")
+        time.sleep(interval)
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((LOOPBACK, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _ordinal(pod_name: str) -> int:
+    m = re.search(r"-(\d+)$", pod_name)
+    return int(m.group(1)) if m else 1 << 30
+
+
+def _kill(pids, sig=signal.SIGKILL) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+# --- one member ----------------------------------------------------------------------------------
+
+class Member:
+    """One pod's Patroni + PostgreSQL on loopback."""
+
+    def __init__(self, plane: "DataPlane", pod: str):
+        self.plane = plane
+        self.pod = pod
+        self.pg_port, self.api_port = free_ports(2)
+        self.dir = plane.workdir / pod
+        self.data_dir = self.dir / "pgdata"
+        self.socket_dir = self.dir / "run"
+        self.config_path = self.dir / "patroni.yml"
+        self.kubeconfig_path = self.dir / "kubeconfig"
+        self.log_path = self.dir / "patroni.log"
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+        self.starts = 0
+
+    # what the StatefulSet would set, with loopback addresses and host paths
+    def environment(self) -> dict[str, str]:
+        p = self.plane
+        creds = p.credentials
+        return {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.dir),
+            "KUBECONFIG": str(self.kubeconfig_path),
+            MARKER: str(p.workdir),
+            OWNER: str(os.getpid()),
+            "PATRONI_NAME": self.pod,
+            "PATRONI_KUBERNETES_NAMESPACE": p.namespace,
+            "PATRONI_KUBERNETES_POD_IP": LOOPBACK,
+            "PATRONI_KUBERNETES_CONTEXT": p.kube.context,
+            "PATRONI_POSTGRESQL_CONNECT_ADDRESS": f"{LOOPBACK}:{self.pg_port}",
+            "PATRONI_RESTAPI_CONNECT_ADDRESS": f"{LOOPBACK}:{self.api_port}",
+            "PATRONI_POSTGRESQL_LISTEN": f"{LOOPBACK}:{self.pg_port}",
+            "PATRONI_RESTAPI_LISTEN": f"{LOOPBACK}:{self.api_port}",
+            "PATRONI_POSTGRESQL_DATA_DIR": str(self.data_dir),
+            "PATRONI_POSTGRESQL_BIN_DIR": str(p.bin_dir),
+            "PATRONI_POSTGRESQL_PGPASS": str(self.dir / "pgpass"),
+            "PATRONI_SUPERUSER_USERNAME": creds["superuser-username"],
+            "PATRONI_SUPERUSER_PASSWORD": creds["superuser-password"],
+            "PATRONI_REPLICATION_USERNAME": creds["replication-username"],
+            "PATRONI_REPLICATION_PASSWORD": creds["replication-password"],
+        }
+
+    def config(self) -> dict:
+        """The ConfigMap's configuration, with the paths that only make sense in a pod replaced."""
+        cfg = json.loads(json.dumps(self.plane.config))  # a deep copy
+        pg = cfg.setdefault("postgresql", {})
+        params = pg.setdefault("parameters", {})
+        params["unix_socket_directories"] = str(self.socket_dir)
+        if "config_dir" in pg:
+            pg["config_dir"] = str(self.data_dir)
+        if isinstance(cfg.get("log"), dict) and "dir" in cfg["log"]:
+            cfg["log"]["dir"] = str(self.dir / "log")
+        return cfg
+
+    def prepare(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        self.kubeconfig_path.write_text(self.plane.kubeconfig_text)
+        os.chmod(self.kubeconfig_path, 0o600)
+        self.plane.give(self.dir)
+
+    def start(self) -> None:
+        if self.running():
+            raise DataPlaneError(f"{self.pod} is already running")
+        self.prepare()
+        self._log = open(self.log_path, "a")
+        self._log.write(f"----- harness: starting {self.pod} (start #{self.starts + 1}) "
+                        f"postgres {LOOPBACK}:{self.pg_port} restapi {LOOPBACK}:{self.api_port}\n")
+        self._log.flush()
+        kwargs = {}
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(RUN_AS)
+            kwargs = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        self.proc = subprocess.Popen([str(venv_bin("patroni")), str(self.config_path)], cwd=self.dir,
+                                     env=self.environment(), stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+        self.starts += 1
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if _alive(pid) else None
+
+    def pids(self) -> list[int]:
+        """Patroni, its children and the postmaster with all of its children."""
+        import psutil
+        pids: list[int] = []
+        roots = [p for p in (self.proc.pid if self.running() else None, self.postmaster_pid()) if p]
+        for root in roots:
+            try:
+                proc = psutil.Process(root)
+                pids += [proc.pid] + [c.pid for c in proc.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        return list(dict.fromkeys(pids))
+
+    def kill(self) -> None:
+        """kill -9 Patroni and PostgreSQL (the postmaster and every backend): a crash of the pod."""
+        pids = self.pids()
+        _kill(pids)
+        if self.proc:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        wait_for(lambda: not any(_alive(p) for p in pids), 10, f"processes of {self.pod} did not die")
+        self._close_log()
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop Patroni (it stops PostgreSQL), kill -9 whatever is left at the deadline."""
+        if self.running():
+            _kill([self.proc.pid], signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        leftovers = self.pids()
+        if leftovers:
+            _kill(leftovers)
+            if self.proc:
+                self.proc.wait(10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def rest(self, path: str, timeout: float = 2) -> dict:
+        url = f"http://{LOOPBACK}:{self.api_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:  # Patroni answers 503 on /primary of a replica, with a body
+            return json.loads(e.read() or b"{}")
+
+    def connect(self, dbname: str = "postgres", timeout: float = 3):
+        import psycopg
+        c = self.plane.credentials
+        return psycopg.connect(host=LOOPBACK, port=self.pg_port, user=c["superuser-username"],
+                               password=c["superuser-password"], dbname=dbname, connect_timeout=max(1, int(timeout)),
+                               autocommit=True)
+
+
+# --- the data plane ------------------------------------------------------------------------------
+
+class DataPlane:
+    """Real Patroni members for the pods of one PostgresCluster, configured from its ConfigMap and Secret."""
+
+    _live: list["DataPlane"] = []
+
+    def __init__(self, namespace: str, cluster: str, kube: Kube | None = None, bin_dir: Path = PG_BIN_DIR,
+                 workdir: Path | None = None):
+        self.namespace = namespace
+        self.cluster = cluster
+        self.kube = kube or Kube()
+        self.bin_dir = Path(bin_dir)
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"pgc-dp-{cluster}-"))
+        self.config: dict = {}
+        self.credentials: dict[str, str] = {}
+        self.members: dict[str, Member] = {}
+        self.kubeconfig_text = ""
+        self._owner = pwd.getpwnam(RUN_AS) if os.geteuid() == 0 else None
+
+    # -- reading what the operator rendered --
+    @property
+    def configmap_name(self) -> str:
+        return f"{self.cluster}-patroni"
+
+    @property
+    def secret_name(self) -> str:
+        return f"{self.cluster}-credentials"
+
+    def load(self) -> None:
+        cm = self.kube.json("get", "configmap", self.configmap_name, "-n", self.namespace)
+        text = (cm.get("data") or {}).get("patroni.yml")
+        if not text:
+            raise DataPlaneError(f"ConfigMap {self.namespace}/{self.configmap_name} has no key patroni.yml")
+        self.config = yaml.safe_load(text)
+        if self.config.get("scope") != self.cluster:
+            raise DataPlaneError(f"patroni.yml has scope {self.config.get('scope')!r}, expected {self.cluster!r}")
+        if "kubernetes" not in self.config:
+            raise DataPlaneError("patroni.yml has no kubernetes section (the DCS)")
+        secret = self.kube.json("get", "secret", self.secret_name, "-n", self.namespace)
+        data = secret.get("data") or {}
+        self.credentials = {k: base64.b64decode(v).decode() for k, v in data.items()}
+        need = ("superuser-username", "superuser-password", "replication-username", "replication-password")
+        missing = [k for k in need if not self.credentials.get(k)]
+        if missing:
+            raise DataPlaneError(f"Secret {self.namespace}/{self.secret_name} lacks {', '.join(missing)}")
+        self.kubeconfig_text = self.kube.flat_kubeconfig()
+
+    def pods(self) -> list[dict]:
+        items = self.kube.json("get", "pods", "-n", self.namespace, "-l", f"{CLUSTER_LABEL}={self.cluster}")["items"]
+        ours = [p for p in items if re.fullmatch(rf"{re.escape(self.cluster)}-\d+", p["metadata"]["name"])]
+        return sorted(ours, key=lambda p: _ordinal(p["metadata"]["name"]))
+
+    # -- lifecycle --
+    def give(self, path: Path) -> None:
+        """Hand a directory tree to the user that runs the members."""
+        if not self._owner:
+            return
+        uid, gid = self._owner.pw_uid, self._owner.pw_gid
+        os.chown(self.workdir, uid, gid)
+        os.chmod(self.workdir, 0o700)
+        for root, dirs, files in os.walk(path):
+            os.chown(root, uid, gid)
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), uid, gid)
+
+    def start(self) -> None:
+        """Read the ConfigMap and Secret and start one member per pod."""
+        check_prerequisites()
+        sweep_orphans()
+        _stop_on_sigterm()
+        self.load()
+        pods = [p["metadata"]["name"] for p in self.pods()]
+        if not pods:
+            raise DataPlaneError(f"no pods labelled {CLUSTER_LABEL}={self.cluster} in {self.namespace}")
+        DataPlane._live.append(self)
+        for pod in pods:
+            self.members[pod] = Member(self, pod)
+        for m in self.members.values():
+            m.start()
+        time.sleep(0.5)
+        dead = [m.pod for m in self.members.values() if not m.running()]
+        if dead:
+            raise DataPlaneError(f"patroni exited at once for {dead}:\n" + self.members[dead[0]].log_tail(40))
+
+    def stop(self, remove: bool = True) -> None:
+        """Stop every member (even half-started ones), sweep leftovers and remove the work directory."""
+        live = [m for m in self.members.values() if m.running()]
+        for m in live:
+            _kill([m.proc.pid], signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for m in self.members.values():
+            m.stop(timeout=max(0.1, deadline - time.monotonic()))
+        self.sweep()
+        if self in DataPlane._live:
+            DataPlane._live.remove(self)
+        if remove and not os.environ.get("PGC_DATAPLANE_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def sweep(self) -> None:
+        """kill -9 any process left that belongs to this data plane (by its environment marker)."""
+        _kill(pid for pid, env in _marked_processes() if env.get(MARKER) == str(self.workdir))
+
+    def member(self, pod: str) -> Member:
+        try:
+            return self.members[pod]
+        except KeyError:
+            raise DataPlaneError(f"{pod} is not a member (members: {sorted(self.members)})") from None
+
+    def kill_member(self, pod: str) -> None:
+        self.member(pod).kill()
+
+    def restart_member(self, pod: str) -> None:
+        """Start the member again on its data directory (after kill_member, or stop it first)."""
+        m = self.member(pod)
+        if m.running() or m.postmaster_pid():
+            m.stop()
+        m.start()
+
+    # -- observing --
+    def labels(self) -> dict[str, dict]:
+        return {p["metadata"]["name"]: p["metadata"].get("labels") or {} for p in self.pods()}
+
+    def labelled_primaries(self) -> list[str]:
+        sel = f"{CLUSTER_LABEL}={self.cluster},{ROLE_LABEL}=primary"
+        items = self.kube.json("get", "pods", "-n", self.namespace, "-l", sel)["items"]
+        return sorted(p["metadata"]["name"] for p in items)
+
+    def cluster_view(self, exclude=()) -> dict | None:
+        """Patroni's GET /cluster, from the first running member that answers."""
+        for m in self.members.values():
+            if m.pod in exclude or not m.running():
+                continue
+            try:
+                return m.rest("/cluster")
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def rest_leader(self, exclude=()) -> str | None:
+        view = self.cluster_view(exclude) or {}
+        leaders = [x["name"] for x in view.get("members", []) if x.get("role") in LEADER_ROLES
+                   and x.get("state") == "running"]
+        return leaders[0] if len(leaders) == 1 else None
+
+    def leader(self, exclude=()) -> str | None:
+        """The leader, when Patroni's REST API names one and the pod labels agree: it is labelled
+        role=primary and no other running member is. A member that was killed keeps whatever label it
+        had (nothing relabels a dead pod) until its Patroni runs again: that stale label is ignored."""
+        by_rest = self.rest_leader(exclude)
+        if not by_rest or by_rest in exclude:
+            return None
+        running = {p for p, m in self.members.items() if m.running()}
+        primaries = set(self.labelled_primaries())
+        if by_rest in primaries and not (primaries & running) - {by_rest}:
+            return by_rest
+        return None
+
+    def wait_for_leader(self, timeout: float = 60, exclude=()) -> str:
+        return wait_for(lambda: self.leader(exclude), timeout,
+                        f"no single leader in {self.namespace}/{self.cluster} (labels and REST API agreeing)")
+
+    def replicas(self, leader: str | None = None) -> list[str]:
+        leader = leader or self.wait_for_leader()
+        return [p for p in self.members if p != leader]
+
+    def execute(self, pod: str, sql: str, params=None, dbname: str = "postgres", timeout: float = 3):
+        """Run one statement as the superuser over loopback; the rows when it returns any."""
+        with self.member(pod).connect(dbname, timeout) as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else None
+
+    def streaming(self, leader: str, replicas) -> bool:
+        rows = self.execute(leader, "SELECT application_name, state FROM pg_stat_replication")
+        states = dict(rows or [])
+        if any(states.get(r) != "streaming" for r in replicas):
+            return False
+        view = self.cluster_view() or {}
+        rest = {x["name"]: x for x in view.get("members", [])}
+        return all(rest.get(r, {}).get("role") == "replica" and rest.get(r, {}).get("state") == "streaming"
+                   for r in replicas)
+
+    def wait_streaming(self, leader: str | None = None, replicas=None, timeout: float = 60) -> str:
+        """Wait until each replica streams from the leader (pg_stat_replication and GET /cluster)."""
+        leader = leader or self.wait_for_leader(timeout)
+        replicas = list(replicas) if replicas is not None else self.replicas(leader)
+        wait_for(lambda: self.streaming(leader, replicas), timeout,
+                 f"replicas {replicas} are not all streaming from {leader}")
+        return leader
+
+    def logs(self, lines: int = 60) -> str:
+        return "\n\n".join(f"--- {m.pod} ({m.log_path}) ---\n{m.log_tail(lines)}" for m in self.members.values())
+
+
+def _marked_processes():
+    import psutil
+    for p in psutil.process_iter(["pid"]):
+        try:
+            env = p.environ()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+        if MARKER in env:
+            yield p.pid, env
+
+
+def sweep_orphans() -> None:
+    """kill -9 the members left behind by a harness that died without stopping them (kill -9 of
+    pytest, a lost terminal), and remove their work directories."""
+    orphans = [(pid, env) for pid, env in _marked_processes()
+               if not env.get(OWNER, "").isdigit() or not _alive(int(env[OWNER]))]
+    _kill(pid for pid, _ in orphans)
+    for workdir in {env[MARKER] for _, env in orphans}:
+        if Path(workdir).name.startswith("pgc-dp-"):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _stop_on_sigterm() -> None:
+    """A SIGTERM to the test process becomes KeyboardInterrupt, so that the fixtures (and atexit)
+    still stop the members."""
+    import threading
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for plane in list(DataPlane._live):
+        try:
+            plane.stop()
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass
