@@ -51,6 +51,8 @@ NAME_SUFFIXES = {
     "service_headless": "-pods",
     "credentials": "-credentials",
     "patroni_config": "-patroni",
+    "patroni_account": "-patroni",
+    "pdb": "",
 }
 
 
@@ -94,6 +96,80 @@ def pgc_spec_errors(pgc):
     if str(configuration.get("wal_level", "replica")) not in ("replica", "logical"):
         errors.append("spec.configuration.wal_level must be replica or logical: streaming replicas need it")
     return errors
+
+
+# Where things live inside a database pod (the StatefulSet template mounts them there).
+PGDATA = "/var/lib/postgresql/data/pgdata"
+POSTGRES_PORT = 5432
+PATRONI_PORT = 8008
+
+# postgresql.conf defaults fit for streaming replication; spec.configuration goes over them.
+DEFAULT_PARAMETERS = {
+    "wal_level": "replica",
+    "max_wal_senders": 10,
+    "max_replication_slots": 10,
+    "wal_keep_size": "256MB",
+    "password_encryption": "scram-sha-256",
+}
+
+# Patroni's timing: a failed leader is replaced within about ttl + loop_wait seconds.
+PATRONI_TIMING = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
+
+
+def pgc_patroni_config(pgc):
+    """Return Patroni's configuration (patroni.yml) of a cluster.
+
+    Pod-specific values (member name, addresses, passwords) come from the environment the
+    StatefulSet sets: PATRONI_NAME, PATRONI_KUBERNETES_POD_IP, PATRONI_*_CONNECT_ADDRESS,
+    PATRONI_SUPERUSER_*, PATRONI_REPLICATION_*.
+    """
+    spec = pgc["spec"]
+    credentials = spec["credentials"]
+    parameters = dict(DEFAULT_PARAMETERS)
+    parameters.update(spec.get("configuration") or {})
+    # Patroni's pg_rewind needs hint bits in the WAL; owned, so never in spec.configuration.
+    parameters["wal_log_hints"] = "on"
+    return {
+        "scope": pgc["name"],
+        "kubernetes": {
+            # Members are the pods with the cluster's label; Patroni labels each with its role.
+            "labels": dict(pgc["selector"]),
+            "scope_label": "postgres.example.com/cluster",
+            "role_label": "role",
+            # Leader lock and dynamic configuration in ConfigMaps of the cluster's namespace.
+            "use_endpoints": False,
+            "bypass_api_service": True,
+        },
+        "restapi": {"listen": "0.0.0.0:%d" % PATRONI_PORT},
+        "bootstrap": {
+            "dcs": {
+                **PATRONI_TIMING,
+                "maximum_lag_on_failover": 1048576,
+                "synchronous_mode": bool(spec.get("synchronous")),
+                "postgresql": {"use_pg_rewind": True, "use_slots": True, "parameters": parameters},
+            },
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+        },
+        "postgresql": {
+            "listen": "0.0.0.0:%d" % POSTGRES_PORT,
+            "data_dir": PGDATA,
+            "pgpass": "/tmp/pgpass",
+            "authentication": {
+                "superuser": {"username": credentials["superuser"]},
+                "replication": {"username": credentials["replicationUser"]},
+            },
+            # Passwords everywhere but over the pod's own socket; replicas stream with their role.
+            "pg_hba": [
+                "local all all peer",
+                "host all all 127.0.0.1/32 scram-sha-256",
+                "host all all ::1/128 scram-sha-256",
+                "host replication %s 0.0.0.0/0 scram-sha-256" % credentials["replicationUser"],
+                "host replication %s ::/0 scram-sha-256" % credentials["replicationUser"],
+                "host all all 0.0.0.0/0 scram-sha-256",
+                "host all all ::/0 scram-sha-256",
+            ],
+        },
+    }
 
 
 def _labels(name):
@@ -155,12 +231,13 @@ def _condition(ctype, ok, reason, message, generation):
     }
 
 
-def pgc_status(pgc, statefulset):
+def pgc_status(pgc, statefulset, primary=None):
     """Return the status a cluster should report, from its StatefulSet as last observed.
 
-    ``statefulset`` is the StatefulSet object (or None when it does not exist yet). The
-    result holds the fields to write; conditions carry no lastTransitionTime, the status
-    module keeps it across writes that do not change a condition's status.
+    ``statefulset`` is the StatefulSet object (or None when it does not exist yet);
+    ``primary`` the name of the pod Patroni labels as the primary, if any. The result holds the
+    fields to write; conditions carry no lastTransitionTime, the status module keeps it across
+    writes that do not change a condition's status.
     """
     desired = int(pgc["spec"]["replicas"])
     generation = pgc.get("generation", 0)
@@ -197,8 +274,7 @@ def pgc_status(pgc, statefulset):
         "observedGeneration": generation,
         "currentReplicas": current,
         "readyReplicas": ready,
-        # Without streaming replication managed in the pods yet, ordinal 0 is the writable member.
-        "currentPrimary": pgc["names"]["statefulset"] + "-0" if ready > 0 else None,
+        "currentPrimary": primary or None,
         "selector": pgc["selector_string"],
         "conditions": conditions,
     }
@@ -308,4 +384,5 @@ class FilterModule:
             "pgc_object_diffs": pgc_object_diffs,
             "pgc_status_differs": pgc_status_differs,
             "pgc_spec_errors": pgc_spec_errors,
+            "pgc_patroni_config": pgc_patroni_config,
         }

@@ -53,10 +53,24 @@ def dataplane_deps():
         pytest.fail(problem, pytrace=False)
 
 
+OWNER_LABEL = "dataplane.postgres.example.com/owner-pid"
+
+
+def _delete_orphaned_namespaces(kube):
+    """Namespaces of earlier runs whose test process died before deleting them."""
+    for ns in kube.json("get", "namespaces", "-l", OWNER_LABEL)["items"]:
+        name, pid = ns["metadata"]["name"], ns["metadata"]["labels"].get(OWNER_LABEL, "")
+        if name.startswith("dp-") and (not pid.isdigit() or not harness._alive(int(pid))):
+            kube.run("delete", "namespace", name, "--wait=false", check=False)
+
+
 @pytest.fixture(scope="module")
 def namespace(kube):
+    """A `dp-` namespace of the module's own, deleted afterwards with everything in it."""
+    _delete_orphaned_namespaces(kube)
     name = f"dp-{uuid.uuid4().hex[:8]}"
     kube.run("create", "namespace", name)
+    kube.run("label", "namespace", name, f"{OWNER_LABEL}={os.getpid()}")
     yield name
     kube.run("delete", "namespace", name, "--wait=false", check=False)
 

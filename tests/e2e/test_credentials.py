@@ -30,7 +30,7 @@ def test_generated_credentials_are_created_once_and_never_logged(operator, names
     assert "ownerReferences" not in secret["metadata"], "the passwords must outlive the cluster object"
     assert secret["metadata"]["labels"]["postgres.example.com/cluster"] == "db"
     sts = get("statefulset", "db", namespace)
-    assert _env(sts, "POSTGRES_PASSWORD")["valueFrom"]["secretKeyRef"] == {"name": "db-credentials",
+    assert _env(sts, "PATRONI_SUPERUSER_PASSWORD")["valueFrom"]["secretKeyRef"] == {"name": "db-credentials",
                                                                           "key": "superuser-password"}
 
     kubectl("patch", "pgc", "db", "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":3}}')
@@ -51,7 +51,7 @@ def test_user_supplied_secret_is_used_as_it_is(operator, namespace):
     wait_for_phase("db", namespace, "Running", ready=1)
     assert get("secret", "db-credentials", namespace) is None
     sts = get("statefulset", "db", namespace)
-    assert _env(sts, "POSTGRES_PASSWORD")["valueFrom"]["secretKeyRef"]["name"] == "mine"
+    assert _env(sts, "PATRONI_SUPERUSER_PASSWORD")["valueFrom"]["secretKeyRef"]["name"] == "mine"
     assert _decoded(get("secret", "mine", namespace))["superuser-password"] == "s3cret-a"
 
 

@@ -18,7 +18,7 @@ def test_failed_reconcile_is_reported_in_status_and_a_warning_event(operator, na
 
     cluster = wait_for_phase("db", namespace, "Failed", timeout=60)
     status = cluster["status"]
-    assert "Apply the cluster's Services and StatefulSet" in status["message"]
+    assert "Apply the cluster's objects in one server-side apply" in status["message"]
     assert "Forbidden: updates to statefulset spec" in status["message"]
     assert "b'{" not in status["message"], "the raw response body leaked into the message"
     conditions = {c["type"]: c for c in status["conditions"]}
@@ -72,7 +72,7 @@ def test_status_playbook_shows_the_cluster(operator, namespace):
     apply(postgres_cluster("db", replicas=2), namespace)
     wait_for_phase("db", namespace, "Running", ready=2)
     out = playbook("status", "-e", "cluster=db", "-e", f"namespace={namespace}")
-    assert f"{namespace}/db: Running (2/2 ready, primary db-0)" in out, out[-2000:]
+    assert f"{namespace}/db: Running (2/2 ready, primary none)" in out, out[-2000:]
 
 
 

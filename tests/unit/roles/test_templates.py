@@ -10,7 +10,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
 
-from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize
+from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize, pgc_patroni_config
 
 REPO = Path(__file__).resolve().parents[3]
 init_plugin_loader()  # lookups (password) in templates resolve as they do in a play
@@ -26,12 +26,19 @@ def sample_pgc(**spec):
 
 def render(role, template, **variables):
     defaults = yaml.safe_load((REPO / "roles" / role / "defaults/main.yml").read_text()) or {}
+    if "pgc" in variables:  # what the provision task computes for its templates
+        variables.setdefault("__provision_patroni_config", pgc_patroni_config(variables["pgc"]))
     templar = Templar(loader=DataLoader(), variables={**defaults, **variables})
     text = (REPO / "roles" / role / "templates" / template).read_text()
     return yaml.safe_load(templar.template(text))
 
 
 MANIFESTS = [
+    ("serviceaccount-patroni.yaml.j2", "ServiceAccount", "example-patroni"),
+    ("role-patroni.yaml.j2", "Role", "example-patroni"),
+    ("rolebinding-patroni.yaml.j2", "RoleBinding", "example-patroni"),
+    ("configmap-patroni.yaml.j2", "ConfigMap", "example-patroni"),
+    ("poddisruptionbudget.yaml.j2", "PodDisruptionBudget", "example"),
     ("service-headless.yaml.j2", "Service", "example-pods"),
     ("service-rw.yaml.j2", "Service", "example"),
     ("service-ro.yaml.j2", "Service", "example-ro"),
@@ -74,11 +81,12 @@ def test_provision_statefulset_uses_the_default_storage_class_when_none_is_named
     assert "resources" not in sts["spec"]["template"]["spec"]["containers"][0]
 
 
-def test_provision_services_select_the_cluster_members():
+def test_provision_services_select_members_by_their_patroni_role():
     pgc = sample_pgc()
-    assert render("provision", "service-ro.yaml.j2", pgc=pgc)["spec"]["selector"] == pgc["selector"]
+    ro = render("provision", "service-ro.yaml.j2", pgc=pgc)["spec"]["selector"]
+    assert ro == {"postgres.example.com/cluster": "example", "role": "replica"}
     rw = render("provision", "service-rw.yaml.j2", pgc=pgc)["spec"]["selector"]
-    assert rw == {"postgres.example.com/cluster": "example", "statefulset.kubernetes.io/pod-name": "example-0"}
+    assert rw == {"postgres.example.com/cluster": "example", "role": "primary"}
     headless = render("provision", "service-headless.yaml.j2", pgc=pgc)["spec"]
     assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
 
@@ -106,8 +114,36 @@ def test_credentials_secret_holds_generated_passwords_and_no_owner():
     assert len(set(passwords)) == 3 and all(len(p) == 32 and p.isalnum() for p in passwords)
 
 
-def test_provision_statefulset_reads_the_superuser_password_from_the_credentials_secret():
+def test_provision_statefulset_runs_patroni_with_passwords_from_the_credentials_secret():
     sts = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(credentials={"secretName": "mine"}))
-    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": "superuser-password"}
-    assert "value" not in env["POSTGRES_PASSWORD"]
+    pod = sts["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    for var, key in (("PATRONI_SUPERUSER_PASSWORD", "superuser-password"),
+                     ("PATRONI_REPLICATION_PASSWORD", "replication-password")):
+        assert env[var]["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": key}
+        assert "value" not in env[var]
+    assert env["PATRONI_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["PATRONI_POSTGRESQL_CONNECT_ADDRESS"]["value"] == "$(PATRONI_KUBERNETES_POD_IP):5432"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": "patroni"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/liveness", "port": "patroni"}
+    assert {"name": "patroni-config", "mountPath": "/etc/patroni", "readOnly": True} in container["volumeMounts"]
+    assert pod["volumes"] == [{"name": "patroni-config", "configMap": {"name": "example-patroni"}}]
+    assert pod["serviceAccountName"] == "example-patroni"
+    term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_provision_patroni_config_map_holds_the_rendered_configuration():
+    pgc = sample_pgc()
+    config = yaml.safe_load(render("provision", "configmap-patroni.yaml.j2", pgc=pgc)["data"]["patroni.yml"])
+    assert config["scope"] == "example"
+    assert config["bootstrap"]["dcs"]["postgresql"]["parameters"]["max_connections"] == "200"
+
+
+def test_provision_patroni_role_grants_only_what_its_dcs_needs():
+    role = render("provision", "role-patroni.yaml.j2", pgc=sample_pgc())
+    assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]} == {
+        (("configmaps",), ("get", "list", "watch", "create", "update", "patch", "delete")),
+        (("pods",), ("get", "list", "watch", "update", "patch")),
+    }

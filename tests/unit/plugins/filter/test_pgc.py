@@ -46,7 +46,8 @@ def test_pgc_normalize_keeps_user_values_and_derives_names_and_labels():
     assert pgc["spec"]["image"] == "ghcr.io/pgc-operator/postgres:15"
     assert pgc["spec"]["credentials"]["superuser"] == "postgres"
     assert pgc["names"] == {"statefulset": "db", "service_rw": "db", "service_ro": "db-ro", "service_headless": "db-pods",
-                            "credentials": "db-credentials", "patroni_config": "db-patroni"}
+                            "credentials": "db-credentials", "patroni_config": "db-patroni",
+                            "patroni_account": "db-patroni", "pdb": "db"}
     assert pgc["labels"]["app.kubernetes.io/instance"] == "db"
     assert pgc["selector_string"] == "postgres.example.com/cluster=db"
     assert pgc["owner_reference"] == {"apiVersion": "postgres.example.com/v1", "kind": "PostgresCluster",
@@ -58,6 +59,35 @@ def test_pgc_normalize_refuses_an_object_without_name():
         flt.pgc_normalize({"metadata": {}})
 
 
+def test_pgc_status_names_the_primary_patroni_labelled():
+    pgc = flt.pgc_normalize(cluster(replicas=3))
+    assert flt.pgc_status(pgc, statefulset(3, 3), "db-2")["currentPrimary"] == "db-2"
+    assert flt.pgc_status(pgc, statefulset(3, 3), "")["currentPrimary"] is None
+
+
+def test_pgc_patroni_config_merges_the_spec_over_replication_defaults():
+    pgc = flt.pgc_normalize(cluster(configuration={"max_connections": 300, "wal_keep_size": "1GB"}, synchronous=True,
+                                    credentials={"superuser": "admin", "replicationUser": "standby"}))
+    config = flt.pgc_patroni_config(pgc)
+    assert config["scope"] == "db"
+    assert config["kubernetes"]["labels"] == {"postgres.example.com/cluster": "db"}
+    assert config["kubernetes"]["scope_label"] == "postgres.example.com/cluster"
+    assert (config["kubernetes"]["role_label"], config["kubernetes"]["use_endpoints"]) == ("role", False)
+    dcs = config["bootstrap"]["dcs"]
+    assert (dcs["ttl"], dcs["loop_wait"], dcs["synchronous_mode"]) == (30, 10, True)
+    parameters = dcs["postgresql"]["parameters"]
+    assert parameters["max_connections"] == 300
+    assert parameters["wal_keep_size"] == "1GB"
+    assert (parameters["wal_level"], parameters["wal_log_hints"]) == ("replica", "on")
+    assert parameters["password_encryption"] == "scram-sha-256"
+    assert dcs["postgresql"]["use_pg_rewind"] is True
+    pg = config["postgresql"]
+    assert pg["authentication"] == {"superuser": {"username": "admin"}, "replication": {"username": "standby"}}
+    assert "host replication standby 0.0.0.0/0 scram-sha-256" in pg["pg_hba"]
+    assert not [rule for rule in pg["pg_hba"] if rule.split()[0] == "host" and rule.split()[-1] != "scram-sha-256"]
+    assert "password" not in str(config).replace("password_encryption", "")
+
+
 def test_pgc_status_is_pending_without_statefulset():
     status = flt.pgc_status(flt.pgc_normalize(cluster(replicas=3)), None)
     assert status["phase"] == "Pending"
@@ -66,7 +96,7 @@ def test_pgc_status_is_pending_without_statefulset():
 
 
 def test_pgc_status_is_running_when_every_replica_is_ready():
-    status = flt.pgc_status(flt.pgc_normalize(cluster(replicas=3)), statefulset(3, 3))
+    status = flt.pgc_status(flt.pgc_normalize(cluster(replicas=3)), statefulset(3, 3), "db-0")
     assert status["phase"] == "Running"
     assert (status["currentReplicas"], status["readyReplicas"]) == (3, 3)
     assert status["observedGeneration"] == 4
