@@ -27,7 +27,7 @@ down: ## Stop the operator and the local control plane
 	@$(HACK)/cluster-down.sh
 
 .PHONY: test
-test: lint unit collection e2e molecule ## Run every test layer
+test: lint unit collection dataplane e2e molecule ## Run every test layer
 
 .PHONY: lint
 lint: venv ## yamllint and ansible-lint (production profile)
@@ -41,6 +41,11 @@ unit: venv ## Unit tests of plugins, templates and role metadata
 .PHONY: collection
 collection: venv ## Build the Galaxy tarball, install it and resolve its roles and playbooks by FQCN
 	python -m pytest tests/collection
+
+.PHONY: dataplane
+dataplane: venv binaries ## Data plane: real Patroni and PostgreSQL 15 members on loopback (installs them; root)
+	$(HACK)/dataplane-deps.sh
+	python -m pytest tests/dataplane
 
 .PHONY: e2e
 e2e: venv binaries ## End-to-end tests: the real ansible-operator against the local control plane

@@ -138,7 +138,6 @@ def pgc_patroni_config(pgc):
             "role_label": "role",
             # Leader lock and dynamic configuration in ConfigMaps of the cluster's namespace.
             "use_endpoints": False,
-            "bypass_api_service": True,
         },
         "restapi": {"listen": "0.0.0.0:%d" % PATRONI_PORT},
         "bootstrap": {
@@ -340,6 +339,47 @@ def pgc_status_differs(current, updates):
     return status_patch(current, desired_status(current, updates, rfc3339_now())) is not None
 
 
+def _ordinal(pod_name):
+    tail = pod_name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _pod_ready(pod):
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def pgc_switchover_plan(pods, candidate="", below_ordinal=0):
+    """Choose the leader and the candidate of a switchover from the cluster's pods.
+
+    Returns ``{"leader", "candidate", "error"}``: the leader is the pod Patroni labels primary;
+    the candidate is the one asked for, or the ready replica with the lowest ordinal (below
+    ``below_ordinal`` when it is not 0). ``error`` says why there is no switchover to make.
+    """
+    pods = sorted(pods or [], key=lambda p: _ordinal(p["metadata"]["name"]))
+    role = {p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get("role") for p in pods}
+    leaders = [name for name, r in role.items() if r == "primary"]
+    plan = {"leader": leaders[0] if len(leaders) == 1 else "", "candidate": "", "error": ""}
+    if len(leaders) != 1:
+        plan["error"] = "no single member is labelled primary (%s)" % (", ".join(leaders) or "none")
+        return plan
+    eligible = [p["metadata"]["name"] for p in pods
+                if role[p["metadata"]["name"]] == "replica" and _pod_ready(p)
+                and (not below_ordinal or _ordinal(p["metadata"]["name"]) < below_ordinal)]
+    if candidate:
+        if candidate == plan["leader"]:
+            plan["candidate"] = candidate  # already the primary: nothing to do
+        elif candidate not in eligible:
+            plan["error"] = "%s is not a ready replica" % candidate
+        else:
+            plan["candidate"] = candidate
+    elif eligible:
+        plan["candidate"] = eligible[0]
+    else:
+        plan["error"] = "no ready replica to take over"
+    return plan
+
+
 _DIFF_NOISE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
 
@@ -385,4 +425,5 @@ class FilterModule:
             "pgc_status_differs": pgc_status_differs,
             "pgc_spec_errors": pgc_spec_errors,
             "pgc_patroni_config": pgc_patroni_config,
+            "pgc_switchover_plan": pgc_switchover_plan,
         }

@@ -290,11 +290,15 @@ class Member:
         return self.proc is not None and self.proc.poll() is None
 
     def postmaster_pid(self) -> int | None:
+        """The running postmaster of this member's data directory (a stale postmaster.pid, or one
+        whose pid now belongs to another process, gives None)."""
+        import psutil
         try:
             pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
+            cmdline = psutil.Process(pid).cmdline()
+        except (OSError, ValueError, IndexError, psutil.Error):
             return None
-        return pid if _alive(pid) else None
+        return pid if _alive(pid) and str(self.data_dir) in cmdline else None
 
     def pids(self) -> list[int]:
         """Patroni, its children and the postmaster with all of its children."""
@@ -333,7 +337,10 @@ class Member:
         if leftovers:
             _kill(leftovers)
             if self.proc:
-                self.proc.wait(10)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
         self._close_log()
 
     def _close_log(self) -> None:

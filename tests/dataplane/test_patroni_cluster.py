@@ -79,9 +79,8 @@ def test_one_leader_labelled_primary_and_replicas_stream(dataplane, kube, namesp
     assert sorted(p for p, l in labels.items() if l.get("role") == "replica") == dataplane.replicas(leader), labels
     view = dataplane.cluster_view()
     assert [m["name"] for m in view["members"] if m["role"] == "leader"] == [leader], view
-    assert _rw_service_targets(kube, namespace, dataplane.cluster) == [leader] or wait_for(
-        lambda: _rw_service_targets(kube, namespace, dataplane.cluster) == [leader], 15,
-        "the read-write Service does not point at the leader alone")
+    wait_for(lambda: _rw_service_targets(kube, namespace, dataplane.cluster) == [leader], 15,
+             "the read-write Service does not point at the leader alone")
 
 
 def test_kwok_pod_status_coexists_with_patroni_metadata(dataplane, kube, namespace):

@@ -52,3 +52,11 @@ def test_manager_image_is_set_through_kustomize():
     kustomization = yaml.safe_load((REPO / "config/manager/kustomization.yaml").read_text())
     container = manager["spec"]["template"]["spec"]["containers"][0]
     assert container["image"].split(":")[0] in {i["name"] for i in kustomization["images"]}
+
+
+def test_database_image_pins_the_patroni_the_data_plane_tests_run():
+    dockerfile = (REPO / "images/postgres/Dockerfile").read_text()
+    tested = re.search(r"^patroni\[kubernetes\]==([\d.]+)", (REPO / "requirements-dev.txt").read_text(), re.M).group(1)
+    assert f"ARG PATRONI_VERSION={tested}" in dockerfile
+    assert re.search(r"^ARG PG_MAJOR=15$", dockerfile, re.M)
+    assert "FROM postgres:${PG_MAJOR}" in dockerfile

@@ -194,3 +194,31 @@ def test_pgc_failure_status_marks_degraded_only_when_asked():
     degraded = flt.pgc_failure_status(pgc, "gone", "CredentialsMissing", True)
     assert {c["type"]: (c["status"], c["reason"]) for c in degraded["conditions"]}["Degraded"] == (
         "True", "CredentialsMissing")
+
+
+def pod(name, role=None, ready=True):
+    return {"metadata": {"name": name, "labels": {"role": role} if role else {}},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_pgc_switchover_plan_picks_the_lowest_ready_replica():
+    pods = [pod("db-2", "replica"), pod("db-0", "primary"), pod("db-1", "replica", ready=False)]
+    assert flt.pgc_switchover_plan(pods) == {"leader": "db-0", "candidate": "db-2", "error": ""}
+
+
+def test_pgc_switchover_plan_keeps_members_below_a_scale_down():
+    pods = [pod("db-0", "replica"), pod("db-1", "replica"), pod("db-2", "primary")]
+    assert flt.pgc_switchover_plan(pods, "", 2)["candidate"] == "db-0"
+    assert flt.pgc_switchover_plan([pod("db-0", "primary"), pod("db-1", "replica")], "", 1)["error"] == (
+        "no ready replica to take over")
+
+
+def test_pgc_switchover_plan_honours_or_refuses_the_candidate():
+    pods = [pod("db-0", "primary"), pod("db-1", "replica"), pod("db-2", "replica", ready=False)]
+    assert flt.pgc_switchover_plan(pods, "db-1")["candidate"] == "db-1"
+    assert flt.pgc_switchover_plan(pods, "db-2")["error"] == "db-2 is not a ready replica"
+    assert flt.pgc_switchover_plan(pods, "db-0") == {"leader": "db-0", "candidate": "db-0", "error": ""}
+
+
+def test_pgc_switchover_plan_needs_one_primary():
+    assert flt.pgc_switchover_plan([pod("db-0", "replica")])["error"] == "no single member is labelled primary (none)"
