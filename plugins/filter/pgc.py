@@ -279,6 +279,28 @@ def pgc_status(pgc, statefulset, primary=None):
     }
 
 
+def pgc_status_transitions(before, after):
+    """Return the Events a status change deserves, as ``[{"reason", "message"}]``.
+
+    ``before`` is the status the reconcile started from, ``after`` the one it writes: a cluster
+    that became Running, a scaling that finished, a primary that changed (failover or switchover).
+    """
+    before, after = before or {}, after or {}
+    events = []
+    was, now = before.get("phase"), after.get("phase")
+    if now == "Running" and was != "Running":
+        if was == "Scaling":
+            events.append({"reason": "ScalingDone", "message": "Scaled to %s replicas" % after.get("currentReplicas")})
+        else:
+            events.append({"reason": "ClusterReady", "message": after.get("message") or "Running"})
+    if now == "Scaling" and was != "Scaling":
+        events.append({"reason": "Scaling", "message": after.get("message") or "Scaling"})
+    old, new = before.get("currentPrimary"), after.get("currentPrimary")
+    if old and new and old != new:
+        events.append({"reason": "PrimaryChanged", "message": "The primary moved from %s to %s" % (old, new)})
+    return events
+
+
 def pgc_failure_status(pgc, message, reason="ReconcileFailed", degraded=False):
     """Return the status of a reconcile that failed with ``message``.
 
@@ -426,4 +448,5 @@ class FilterModule:
             "pgc_spec_errors": pgc_spec_errors,
             "pgc_patroni_config": pgc_patroni_config,
             "pgc_switchover_plan": pgc_switchover_plan,
+            "pgc_status_transitions": pgc_status_transitions,
         }

@@ -55,9 +55,16 @@ def test_cluster_gets_statefulset_services_and_running_status(operator, namespac
     assert conditions["Reconciled"]["status"] == "True"
     assert all(c["lastTransitionTime"] for c in conditions.values())
 
+    wait_for(lambda: _events(namespace, "ClusterReady"), 30, "no ClusterReady Event")
+
     # The printer columns show phase and ready/desired.
     row = kubectl("get", "pgc", "db", "-n", namespace, "--no-headers").split()
     assert row[:4] == ["db", "Running", "3", "3"]
+
+
+def _events(namespace, reason):
+    return [e for e in kubectl_json("get", "events", "-n", namespace)["items"]
+            if e["reason"] == reason and e["involvedObject"]["kind"] == "PostgresCluster"]
 
 
 def test_scale_up_is_followed_by_status(operator, namespace):
@@ -70,6 +77,9 @@ def test_scale_up_is_followed_by_status(operator, namespace):
     cluster = wait_for_phase("db", namespace, "Running", ready=5)
     assert get("statefulset", "db", namespace)["spec"]["replicas"] == 5
     assert cluster["status"]["observedGeneration"] == cluster["metadata"]["generation"]
+
+    wait_for(lambda: _events(namespace, "Scaling"), 30, "no Scaling Event")
+    wait_for(lambda: _events(namespace, "ScalingDone"), 30, "no ScalingDone Event")
 
     kubectl("scale", "pgc", "db", "-n", namespace, "--replicas=4")
     wait_for_phase("db", namespace, "Running", ready=4)

@@ -222,3 +222,16 @@ def test_pgc_switchover_plan_honours_or_refuses_the_candidate():
 
 def test_pgc_switchover_plan_needs_one_primary():
     assert flt.pgc_switchover_plan([pod("db-0", "replica")])["error"] == "no single member is labelled primary (none)"
+
+
+def test_pgc_status_transitions_name_what_people_want_to_see():
+    assert flt.pgc_status_transitions({"phase": "Pending"}, {"phase": "Running", "message": "3/3 replicas ready"}) == [
+        {"reason": "ClusterReady", "message": "3/3 replicas ready"}]
+    assert flt.pgc_status_transitions({"phase": "Scaling"}, {"phase": "Running", "currentReplicas": 5}) == [
+        {"reason": "ScalingDone", "message": "Scaled to 5 replicas"}]
+    assert [e["reason"] for e in flt.pgc_status_transitions({"phase": "Running"}, {"phase": "Scaling"})] == ["Scaling"]
+    moved = flt.pgc_status_transitions({"phase": "Running", "currentPrimary": "db-0"},
+                                       {"phase": "Running", "currentPrimary": "db-2"})
+    assert moved == [{"reason": "PrimaryChanged", "message": "The primary moved from db-0 to db-2"}]
+    assert flt.pgc_status_transitions({"phase": "Running", "currentPrimary": "db-0"},
+                                      {"phase": "Running", "currentPrimary": "db-0"}) == []
