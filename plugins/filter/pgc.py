@@ -13,6 +13,7 @@ import json
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import desired_status, rfc3339_now, status_patch
 
 API_VERSION = "postgres.example.com/v1"
@@ -95,7 +96,8 @@ def pgc_spec_errors(pgc):
             errors.append("spec.configuration.%s is set by the operator and cannot be overridden" % key)
     if str(configuration.get("wal_level", "replica")) not in ("replica", "logical"):
         errors.append("spec.configuration.wal_level must be replica or logical: streaming replicas need it")
-    return errors
+    # The messages quote the spec: never let Ansible template them.
+    return wrap_var(errors)
 
 
 # Where things live inside a database pod (the StatefulSet template mounts them there).
@@ -349,7 +351,8 @@ def pgc_failure_message(message, limit=600):
     if status_message:
         text = prefix.rstrip() + " " + status_message
     text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    # The message quotes tasks, the API server and the spec: never let Ansible template it.
+    return wrap_var(text if len(text) <= limit else text[:limit - 3] + "...")
 
 
 def pgc_status_differs(current, updates):
@@ -378,6 +381,7 @@ def pgc_switchover_plan(pods, candidate="", below_ordinal=0):
     the candidate is the one asked for, or the ready replica with the lowest ordinal (below
     ``below_ordinal`` when it is not 0). ``error`` says why there is no switchover to make.
     """
+    below_ordinal = int(below_ordinal or 0)
     pods = sorted(pods or [], key=lambda p: _ordinal(p["metadata"]["name"]))
     role = {p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get("role") for p in pods}
     leaders = [name for name, r in role.items() if r == "primary"]

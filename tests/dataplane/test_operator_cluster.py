@@ -75,16 +75,9 @@ def test_switchover_playbook_moves_the_leader(kube, namespace, plane, summary):
     leader = plane.wait_for_leader(timeout=60)
     plane.wait_streaming(leader, timeout=60)
     candidate = sorted(plane.replicas(leader))[-1]
-    collections = subprocess.run([str(e2e.HACK / "collection-link.sh")], check=True, capture_output=True,
-                                 text=True).stdout.strip()
-    env = {**e2e.env(), "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_NOCOLOR": "1",
-           "K8S_AUTH_KUBECONFIG": e2e.kubeconfig()}
     started = time.monotonic()
-    proc = subprocess.run(["ansible-playbook", str(e2e.REPO / "playbooks/switchover.yml"), "-e", f"cluster={CLUSTER}",
-                           "-e", f"namespace={namespace}", "-e", f"candidate={candidate}"],
-                          env=env, capture_output=True, text=True, cwd=e2e.REPO)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert f"primary {leader} -> {candidate}" in proc.stdout
+    out = _switchover(plane, namespace, candidate)
+    assert f"primary {leader} -> {candidate}" in out
     value = wait_for(lambda: _try_write(plane, candidate), 30, f"{candidate} did not accept writes")
     elapsed = time.monotonic() - started
     dcs = plane.config["bootstrap"]["dcs"]
@@ -100,3 +93,38 @@ def _try_write(plane, pod):
         return _write(plane, pod)
     except Exception:  # noqa: BLE001 - still read-only or restarting: try again
         return None
+
+
+def _switchover(plane, namespace, candidate):
+    collections = subprocess.run([str(e2e.HACK / "collection-link.sh")], check=True, capture_output=True,
+                                 text=True).stdout.strip()
+    env = {**e2e.env(), "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_NOCOLOR": "1",
+           "K8S_AUTH_KUBECONFIG": e2e.kubeconfig()}
+    proc = subprocess.run(["ansible-playbook", str(e2e.REPO / "playbooks/switchover.yml"), "-e", f"cluster={CLUSTER}",
+                           "-e", f"namespace={namespace}", "-e", f"candidate={candidate}"],
+                          env=env, capture_output=True, text=True, cwd=e2e.REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_scale_down_moves_the_primary_off_the_removed_member_first(kube, namespace, plane, operator):
+    """With the primary on the highest ordinal, replicas 3 -> 2 switches over to a remaining
+    member before the StatefulSet removes it; the cluster stays writable and keeps its data."""
+    leader = plane.wait_for_leader(timeout=60)
+    last = f"{CLUSTER}-2"
+    if leader != last:
+        plane.wait_streaming(leader, timeout=60)
+        _switchover(plane, namespace, last)
+        wait_for(lambda: plane.labelled_primaries() == [last], 30, f"{last} did not become the primary")
+    value = wait_for(lambda: _try_write(plane, last), 30, f"{last} did not accept writes")
+    plane.wait_streaming(last, timeout=60)
+
+    e2e.kubectl("patch", "pgc", CLUSTER, "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":2}}')
+    new_leader = wait_for(lambda: (lambda p: p[0] if len(p) == 1 and p[0] != last else None)(plane.labelled_primaries()),
+                          90, "the primary did not move off the member being removed")
+    assert new_leader in (f"{CLUSTER}-0", f"{CLUSTER}-1")
+    wait_for(lambda: e2e.get("statefulset", CLUSTER, namespace)["spec"]["replicas"] == 2, 60,
+             "the StatefulSet was not scaled down")
+    assert _read(plane, new_leader, value), "a row written before the scale-down is gone"
+    wait_for(lambda: _try_write(plane, new_leader), 30, f"{new_leader} did not accept writes")
+    e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=2, timeout=90)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+
+import yaml
 
 from tests.e2e.helpers import (HACK, REPO, apply, env, get, kubectl, kubectl_json, postgres_cluster, resource_versions,
                                stable_resource_versions,
@@ -99,3 +102,14 @@ def test_spec_the_cluster_cannot_run_is_refused_before_anything_is_created(opera
     # Fixing the spec recovers the cluster.
     apply(postgres_cluster("db", replicas=2, configuration={"max_connections": "100"}), namespace)
     wait_for_phase("db", namespace, "Running", ready=2)
+
+
+def test_templates_in_the_spec_are_data_not_code(operator, namespace):
+    """A "{{ ... }}" in a postgresql.conf value reaches Patroni's configuration as it is: the operator
+    never evaluates what users write."""
+    probe = "{{ lookup('ansible.builtin.pipe', 'touch /tmp/pgc-injected') }}"
+    apply(postgres_cluster("db", replicas=1, configuration={"application_name": probe}), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    config = yaml.safe_load(get("configmap", "db-patroni", namespace)["data"]["patroni.yml"])
+    assert config["bootstrap"]["dcs"]["postgresql"]["parameters"]["application_name"] == probe
+    assert not os.path.exists("/tmp/pgc-injected")

@@ -60,3 +60,8 @@ def test_database_image_pins_the_patroni_the_data_plane_tests_run():
     assert f"ARG PATRONI_VERSION={tested}" in dockerfile
     assert re.search(r"^ARG PG_MAJOR=15$", dockerfile, re.M)
     assert "FROM postgres:${PG_MAJOR}" in dockerfile
+
+
+def test_watches_hands_the_object_to_the_roles_as_data_not_templates():
+    (watch,) = yaml.safe_load((REPO / "watches.yaml").read_text())
+    assert watch["markUnsafe"] is True

@@ -235,3 +235,15 @@ def test_pgc_status_transitions_name_what_people_want_to_see():
     assert moved == [{"reason": "PrimaryChanged", "message": "The primary moved from db-0 to db-2"}]
     assert flt.pgc_status_transitions({"phase": "Running", "currentPrimary": "db-0"},
                                       {"phase": "Running", "currentPrimary": "db-0"}) == []
+
+
+def test_pgc_messages_quoting_the_spec_are_never_templated():
+    from ansible.utils.unsafe_proxy import AnsibleUnsafe
+    errors = flt.pgc_spec_errors(flt.pgc_normalize(cluster(image="postgres:15", configuration={"port": 1})))
+    assert errors and all(isinstance(e, AnsibleUnsafe) for e in errors)
+    assert isinstance(flt.pgc_failure_message("task: {{ lookup('pipe', 'id') }}"), AnsibleUnsafe)
+
+
+def test_pgc_switchover_plan_takes_the_ordinal_limit_as_text():
+    pods = [pod("db-0", "replica"), pod("db-1", "replica"), pod("db-2", "primary")]
+    assert flt.pgc_switchover_plan(pods, "", "2")["candidate"] == "db-0"
