@@ -29,6 +29,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -565,6 +566,27 @@ class DataPlane:
 
     def logs(self, lines: int = 60) -> str:
         return "\n\n".join(f"--- {m.pod} ({m.log_path}) ---\n{m.log_tail(lines)}" for m in self.members.values())
+
+
+def write_marker(plane, pod, table="dp_marker"):
+    """Insert a unique row on ``pod`` and return its value."""
+    value = uuid.uuid4().hex
+    plane.execute(pod, f"CREATE TABLE IF NOT EXISTS {table} (v text PRIMARY KEY)")
+    plane.execute(pod, f"INSERT INTO {table} VALUES (%s)", (value,))
+    return value
+
+
+def has_marker(plane, pod, value, table="dp_marker"):
+    rows = plane.execute(pod, f"SELECT count(*) FROM {table} WHERE v = %s", (value,))
+    return rows[0][0] == 1
+
+
+def rw_service_targets(kube, namespace, service):
+    """Pod names behind a Service (its EndpointSlices, as kube-proxy would see them)."""
+    slices = kube.json("get", "endpointslices", "-n", namespace,
+                       "-l", f"kubernetes.io/service-name={service}")["items"]
+    return sorted(e["targetRef"]["name"] for s in slices for e in (s.get("endpoints") or [])
+                  if (e.get("conditions") or {}).get("ready") and e.get("targetRef"))
 
 
 def _marked_processes():

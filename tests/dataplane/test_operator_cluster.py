@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 
 import pytest
 
-from tests.dataplane.harness import DataPlane, wait_for
+from tests.dataplane.harness import DataPlane, has_marker, rw_service_targets, wait_for, write_marker
 from tests.e2e import helpers as e2e
 
 CLUSTER = "opdb"
@@ -44,31 +43,14 @@ def plane(kube, dataplane_deps, namespace, rendered):
         members.stop()
 
 
-def _rw_targets(kube, namespace):
-    slices = kube.json("get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={CLUSTER}")["items"]
-    return sorted(e["targetRef"]["name"] for s in slices for e in (s.get("endpoints") or [])
-                  if (e.get("conditions") or {}).get("ready") and e.get("targetRef"))
-
-
-def _write(plane, pod):
-    value = uuid.uuid4().hex
-    plane.execute(pod, "CREATE TABLE IF NOT EXISTS op_marker (v text PRIMARY KEY)")
-    plane.execute(pod, "INSERT INTO op_marker VALUES (%s)", (value,))
-    return value
-
-
-def _read(plane, pod, value):
-    return plane.execute(pod, "SELECT count(*) FROM op_marker WHERE v = %s", (value,))[0][0] == 1
-
-
 def test_operator_rendered_cluster_elects_one_leader_and_streams(kube, namespace, plane):
     leader = plane.wait_for_leader(timeout=90)
     assert plane.labelled_primaries() == [leader]
     plane.wait_streaming(leader, timeout=120)
-    value = _write(plane, leader)
+    value = write_marker(plane, leader)
     for replica in plane.replicas(leader):
-        wait_for(lambda r=replica: _read(plane, r, value), 30, f"{replica} did not receive the row")
-    wait_for(lambda: _rw_targets(kube, namespace) == [leader], 30, "the read-write Service does not select the leader alone")
+        wait_for(lambda r=replica: has_marker(plane, r, value), 30, f"{replica} did not receive the row")
+    wait_for(lambda: rw_service_targets(kube, namespace, CLUSTER) == [leader], 30, "the read-write Service does not select the leader alone")
 
 
 def test_switchover_playbook_moves_the_leader(kube, namespace, plane, summary):
@@ -78,19 +60,19 @@ def test_switchover_playbook_moves_the_leader(kube, namespace, plane, summary):
     started = time.monotonic()
     out = _switchover(plane, namespace, candidate)
     assert f"primary {leader} -> {candidate}" in out
-    value = wait_for(lambda: _try_write(plane, candidate), 30, f"{candidate} did not accept writes")
+    value = wait_for(lambda: _trywrite_marker(plane, candidate), 30, f"{candidate} did not accept writes")
     elapsed = time.monotonic() - started
     dcs = plane.config["bootstrap"]["dcs"]
     summary.append(f"switchover {leader} -> {candidate}: writable after {elapsed:.1f} s "
                    f"(ttl {dcs['ttl']}, loop_wait {dcs['loop_wait']})")
     assert plane.labelled_primaries() == [candidate]
-    wait_for(lambda: _rw_targets(kube, namespace) == [candidate], 30, "the read-write Service did not follow")
-    wait_for(lambda: _read(plane, leader, value), 60, f"the former leader {leader} does not follow the new one")
+    wait_for(lambda: rw_service_targets(kube, namespace, CLUSTER) == [candidate], 30, "the read-write Service did not follow")
+    wait_for(lambda: has_marker(plane, leader, value), 60, f"the former leader {leader} does not follow the new one")
 
 
-def _try_write(plane, pod):
+def _trywrite_marker(plane, pod):
     try:
-        return _write(plane, pod)
+        return write_marker(plane, pod)
     except Exception:  # noqa: BLE001 - still read-only or restarting: try again
         return None
 
@@ -116,7 +98,7 @@ def test_scale_down_moves_the_primary_off_the_removed_member_first(kube, namespa
         plane.wait_streaming(leader, timeout=60)
         _switchover(plane, namespace, last)
         wait_for(lambda: plane.labelled_primaries() == [last], 30, f"{last} did not become the primary")
-    value = wait_for(lambda: _try_write(plane, last), 30, f"{last} did not accept writes")
+    value = wait_for(lambda: _trywrite_marker(plane, last), 30, f"{last} did not accept writes")
     plane.wait_streaming(last, timeout=60)
 
     e2e.kubectl("patch", "pgc", CLUSTER, "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":2}}')
@@ -125,6 +107,6 @@ def test_scale_down_moves_the_primary_off_the_removed_member_first(kube, namespa
     assert new_leader in (f"{CLUSTER}-0", f"{CLUSTER}-1")
     wait_for(lambda: e2e.get("statefulset", CLUSTER, namespace)["spec"]["replicas"] == 2, 60,
              "the StatefulSet was not scaled down")
-    assert _read(plane, new_leader, value), "a row written before the scale-down is gone"
-    wait_for(lambda: _try_write(plane, new_leader), 30, f"{new_leader} did not accept writes")
+    assert has_marker(plane, new_leader, value), "a row written before the scale-down is gone"
+    wait_for(lambda: _trywrite_marker(plane, new_leader), 30, f"{new_leader} did not accept writes")
     e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=2, timeout=90)

@@ -8,36 +8,15 @@ order: the failover test crashes the leader, the rejoin test brings it back.
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
-from tests.dataplane.harness import CLUSTER_LABEL, wait_for
+from tests.dataplane.harness import CLUSTER_LABEL, has_marker, rw_service_targets, wait_for, write_marker
 
 # Seconds allowed beyond ttl + loop_wait for the promotion itself and the first write.
 FAILOVER_MARGIN = 10
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def _write_marker(plane, pod, table="dp_marker"):
-    value = uuid.uuid4().hex
-    plane.execute(pod, f"CREATE TABLE IF NOT EXISTS {table} (v text PRIMARY KEY)")
-    plane.execute(pod, f"INSERT INTO {table} VALUES (%s)", (value,))
-    return value
-
-
-def _has_marker(plane, pod, value, table="dp_marker"):
-    rows = plane.execute(pod, f"SELECT count(*) FROM {table} WHERE v = %s", (value,))
-    return rows[0][0] == 1
-
-
-def _rw_service_targets(kube, namespace, service):
-    """Pod names behind the read-write Service (its EndpointSlices, as kube-proxy would see them)."""
-    slices = kube.json("get", "endpointslices", "-n", namespace,
-                       "-l", f"kubernetes.io/service-name={service}")["items"]
-    return sorted(e["targetRef"]["name"] for s in slices for e in (s.get("endpoints") or [])
-                  if (e.get("conditions") or {}).get("ready") and e.get("targetRef"))
 
 
 def _crash_leader_and_fail_over(plane, timings, summary):
@@ -79,7 +58,7 @@ def test_one_leader_labelled_primary_and_replicas_stream(dataplane, kube, namesp
     assert sorted(p for p, l in labels.items() if l.get("role") == "replica") == dataplane.replicas(leader), labels
     view = dataplane.cluster_view()
     assert [m["name"] for m in view["members"] if m["role"] == "leader"] == [leader], view
-    wait_for(lambda: _rw_service_targets(kube, namespace, dataplane.cluster) == [leader], 15,
+    wait_for(lambda: rw_service_targets(kube, namespace, dataplane.cluster) == [leader], 15,
              "the read-write Service does not point at the leader alone")
 
 
@@ -98,9 +77,9 @@ def test_kwok_pod_status_coexists_with_patroni_metadata(dataplane, kube, namespa
 def test_row_written_on_leader_is_read_on_each_replica(dataplane):
     """A committed row on the leader shows up on every replica."""
     leader = dataplane.wait_streaming(timeout=60)
-    value = _write_marker(dataplane, leader)
+    value = write_marker(dataplane, leader)
     for replica in dataplane.replicas(leader):
-        wait_for(lambda r=replica: _has_marker(dataplane, r, value), 15, f"the row did not reach {replica}")
+        wait_for(lambda r=replica: has_marker(dataplane, r, value), 15, f"the row did not reach {replica}")
         with pytest.raises(Exception, match="read-only"):
             dataplane.execute(replica, "INSERT INTO dp_marker VALUES ('on-a-replica')")
 
@@ -109,19 +88,19 @@ def test_leader_crash_promotes_a_replica_within_ttl(dataplane, timings, kube, na
     """kill -9 of the leader: a replica is promoted within ttl + loop_wait (+ margin), labelled
     role=primary, and it accepts writes."""
     before = dataplane.wait_streaming(timeout=60)
-    value = _write_marker(dataplane, before)
+    value = write_marker(dataplane, before)
     for replica in dataplane.replicas(before):
-        wait_for(lambda r=replica: _has_marker(dataplane, r, value), 15, f"the row did not reach {replica}")
+        wait_for(lambda r=replica: has_marker(dataplane, r, value), 15, f"the row did not reach {replica}")
     old, new, elapsed = _crash_leader_and_fail_over(dataplane, timings, summary)
     assert elapsed <= timings["ttl"] + timings["loop_wait"] + FAILOVER_MARGIN
     assert dataplane.wait_for_leader(timeout=15, exclude=(old,)) == new
     wait_for(lambda: kube.json("get", "pod", new, "-n", namespace)["metadata"]["labels"].get("role") == "primary",
              10, f"{new} is not labelled role=primary")
-    assert _has_marker(dataplane, new, value), "a row committed before the crash is lost on the new leader"
+    assert has_marker(dataplane, new, value), "a row committed before the crash is lost on the new leader"
     survivor = [p for p in dataplane.members if p not in (old, new)]
     dataplane.wait_streaming(new, survivor, timeout=30)
     # The dead pod keeps its role=primary label until its Patroni runs again (kwok keeps it Ready too).
-    wait_for(lambda: new in _rw_service_targets(kube, namespace, dataplane.cluster), 15,
+    wait_for(lambda: new in rw_service_targets(kube, namespace, dataplane.cluster), 15,
              f"the read-write Service does not reach the new leader {new}")
 
 
@@ -130,13 +109,13 @@ def test_crashed_leader_rejoins_as_replica_and_streams(dataplane, timings, kube,
     if not getattr(dataplane, "crashed", None):
         _crash_leader_and_fail_over(dataplane, timings, summary)
     old, new = dataplane.crashed, dataplane.failover["new"]
-    value = _write_marker(dataplane, new)  # written on the new timeline, while the old leader is down
+    value = write_marker(dataplane, new)  # written on the new timeline, while the old leader is down
     dataplane.restart_member(old)
     dataplane.wait_streaming(new, dataplane.replicas(new), timeout=60)
-    wait_for(lambda: _has_marker(dataplane, old, value), 15, f"{old} did not receive rows of the new timeline")
+    wait_for(lambda: has_marker(dataplane, old, value), 15, f"{old} did not receive rows of the new timeline")
     assert kube.json("get", "pod", old, "-n", namespace)["metadata"]["labels"].get("role") == "replica"
     assert dataplane.leader() == new
-    wait_for(lambda: _rw_service_targets(kube, namespace, dataplane.cluster) == [new], 15,
+    wait_for(lambda: rw_service_targets(kube, namespace, dataplane.cluster) == [new], 15,
              "the read-write Service does not point at the new leader alone")
     # A crashed primary is ahead of the promoted replica's fork point (at least by the checkpoint of
     # its crash recovery): Patroni must have rewound it rather than cloned it anew.
