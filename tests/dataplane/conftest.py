@@ -141,12 +141,8 @@ def cluster_objects_applied(kube, namespace):
 @pytest.fixture(scope="module")
 def dataplane(kube, dataplane_deps, namespace, cluster_objects_applied):
     """The real members, started from the ConfigMap and Secret; always stopped and removed."""
-    plane = DataPlane(namespace, cluster_objects_applied, kube=kube)
-    try:
-        plane.start()
+    with DataPlane(namespace, cluster_objects_applied, kube=kube).started() as plane:
         yield plane
-    finally:
-        plane.stop()
 
 
 @pytest.fixture(scope="module")

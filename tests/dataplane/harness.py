@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import json
 import os
 import pwd
@@ -458,6 +459,15 @@ class DataPlane:
         dead = [m.pod for m in self.members.values() if not m.running()]
         if dead:
             raise DataPlaneError(f"patroni exited at once for {dead}:\n" + self.members[dead[0]].log_tail(40))
+
+    @contextlib.contextmanager
+    def started(self):
+        """The running members, stopped and removed whatever happens."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
 
     def stop(self, remove: bool = True) -> None:
         """Stop every member (even half-started ones), sweep leftovers and remove the work directory."""

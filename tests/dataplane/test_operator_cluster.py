@@ -5,7 +5,6 @@ on the leader, and the switchover playbook moving the leader through Patroni's K
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -35,12 +34,8 @@ def rendered(kube, namespace, operator):
 
 @pytest.fixture(scope="module")
 def plane(kube, dataplane_deps, namespace, rendered):
-    members = DataPlane(namespace, rendered, kube=kube)
-    try:
-        members.start()
+    with DataPlane(namespace, rendered, kube=kube).started() as members:
         yield members
-    finally:
-        members.stop()
 
 
 def test_operator_rendered_cluster_elects_one_leader_and_streams(kube, namespace, plane):
@@ -58,7 +53,7 @@ def test_switchover_playbook_moves_the_leader(kube, namespace, plane, summary):
     plane.wait_streaming(leader, timeout=60)
     candidate = sorted(plane.replicas(leader))[-1]
     started = time.monotonic()
-    out = _switchover(plane, namespace, candidate)
+    out = _switchover(namespace, candidate)
     assert f"primary {leader} -> {candidate}" in out
     value = wait_for(lambda: _trywrite_marker(plane, candidate), 30, f"{candidate} did not accept writes")
     elapsed = time.monotonic() - started
@@ -77,16 +72,9 @@ def _trywrite_marker(plane, pod):
         return None
 
 
-def _switchover(plane, namespace, candidate):
-    collections = subprocess.run([str(e2e.HACK / "collection-link.sh")], check=True, capture_output=True,
-                                 text=True).stdout.strip()
-    env = {**e2e.env(), "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_NOCOLOR": "1",
-           "K8S_AUTH_KUBECONFIG": e2e.kubeconfig()}
-    proc = subprocess.run(["ansible-playbook", str(e2e.REPO / "playbooks/switchover.yml"), "-e", f"cluster={CLUSTER}",
-                           "-e", f"namespace={namespace}", "-e", f"candidate={candidate}"],
-                          env=env, capture_output=True, text=True, cwd=e2e.REPO)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    return proc.stdout
+def _switchover(namespace, candidate):
+    return e2e.run_playbook("switchover", "-e", f"cluster={CLUSTER}", "-e", f"namespace={namespace}",
+                            "-e", f"candidate={candidate}")
 
 
 def test_scale_down_moves_the_primary_off_the_removed_member_first(kube, namespace, plane, operator):
@@ -96,7 +84,7 @@ def test_scale_down_moves_the_primary_off_the_removed_member_first(kube, namespa
     last = f"{CLUSTER}-2"
     if leader != last:
         plane.wait_streaming(leader, timeout=60)
-        _switchover(plane, namespace, last)
+        _switchover(namespace, last)
         wait_for(lambda: plane.labelled_primaries() == [last], 30, f"{last} did not become the primary")
     value = wait_for(lambda: _trywrite_marker(plane, last), 30, f"{last} did not accept writes")
     plane.wait_streaming(last, timeout=60)

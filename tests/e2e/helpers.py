@@ -42,6 +42,22 @@ def env():
     return e
 
 
+def collections_path():
+    """A collections path in which the checkout resolves as postgres.cluster (hack/collection-link.sh)."""
+    return subprocess.run([str(HACK / "collection-link.sh")], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def run_playbook(name, *args):
+    """Run playbooks/<name>.yml by hand, as a person would, with the admin kubeconfig; returns its output."""
+    e = env()
+    e.update({"ANSIBLE_COLLECTIONS_PATH": collections_path(), "ANSIBLE_NOCOLOR": "1",
+              "K8S_AUTH_KUBECONFIG": e["KUBECONFIG"]})
+    proc = subprocess.run(["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), *args], env=e,
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
 def operator_kubeconfig():
     """Install the operator's namespace, ServiceAccount and RBAC (config/), and return a kubeconfig
     that acts as that ServiceAccount."""
@@ -144,13 +160,12 @@ class Operator:
         self.proc = None
 
     def start(self):
-        collections = subprocess.run([str(HACK / "collection-link.sh")], check=True, capture_output=True,
-                                     text=True).stdout.strip()
         # The operator acts as its ServiceAccount with config/rbac's ClusterRole: every test also checks
         # that the permissions users deploy are enough.
         e = env()
         kubeconfig = operator_kubeconfig()
-        e.update({"KUBECONFIG": kubeconfig, "PGC_API_KUBECONFIG": kubeconfig, "ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1"})
+        e.update({"KUBECONFIG": kubeconfig, "PGC_API_KUBECONFIG": kubeconfig, "ANSIBLE_COLLECTIONS_PATH": collections_path(),
+                  "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1"})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import yaml
 
-from tests.e2e.helpers import (HACK, REPO, apply, env, get, kubectl, kubectl_json, postgres_cluster, resource_versions,
+from tests.e2e.helpers import (apply, get, kubectl, kubectl_json, postgres_cluster, resource_versions, run_playbook,
                                stable_resource_versions,
                                wait_for, wait_for_phase)
 
@@ -43,17 +42,6 @@ def test_failed_reconcile_is_reported_in_status_and_a_warning_event(operator, na
     assert len(warning_events()) == 1
 
 
-def playbook(name, *args):
-    collections = subprocess.run([str(HACK / "collection-link.sh")], check=True, capture_output=True,
-                                 text=True).stdout.strip()
-    e = env()
-    e.update({"ANSIBLE_COLLECTIONS_PATH": collections, "ANSIBLE_NOCOLOR": "1", "K8S_AUTH_KUBECONFIG": e["KUBECONFIG"]})
-    proc = subprocess.run(["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), *args], env=e,
-                          capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    return proc.stdout
-
-
 def test_reconcile_playbook_by_hand_changes_nothing_on_a_running_cluster(operator, namespace):
     """The operator's reconcile, run by hand on a Running cluster: no changed task, no object moved;
     with --check --diff a different setting shows its plan and still changes nothing."""
@@ -61,10 +49,10 @@ def test_reconcile_playbook_by_hand_changes_nothing_on_a_running_cluster(operato
     wait_for_phase("db", namespace, "Running", ready=2)
     before = wait_for(lambda: stable_resource_versions(namespace), 20, "objects kept changing")
 
-    out = playbook("reconcile", "-e", "cluster=db", "-e", f"namespace={namespace}", "--diff")
+    out = run_playbook("reconcile", "-e", "cluster=db", "-e", f"namespace={namespace}", "--diff")
     assert "changed=0" in out and "failed=0" in out, out[-2000:]
 
-    out = playbook("reconcile", "-e", "cluster=db", "-e", f"namespace={namespace}",
+    out = run_playbook("reconcile", "-e", "cluster=db", "-e", f"namespace={namespace}",
                    "-e", "provision_termination_grace_period=30", "--check", "--diff")
     assert '"terminationGracePeriodSeconds": 30' in out or "terminationGracePeriodSeconds: 30" in out, out[-3000:]
     assert resource_versions(namespace) == before
@@ -74,7 +62,7 @@ def test_reconcile_playbook_by_hand_changes_nothing_on_a_running_cluster(operato
 def test_status_playbook_shows_the_cluster(operator, namespace):
     apply(postgres_cluster("db", replicas=2), namespace)
     wait_for_phase("db", namespace, "Running", ready=2)
-    out = playbook("status", "-e", "cluster=db", "-e", f"namespace={namespace}")
+    out = run_playbook("status", "-e", "cluster=db", "-e", f"namespace={namespace}")
     assert f"{namespace}/db: Running (2/2 ready, primary none)" in out, out[-2000:]
 
 
