@@ -34,7 +34,10 @@ SPEC_DEFAULTS = {
     "resources": {},
     "synchronous": False,
     "credentials": {},
+    "volumeClaimRetention": {},
 }
+
+VOLUME_CLAIM_RETENTION_DEFAULTS = {"whenScaled": "Retain", "whenDeleted": "Retain"}
 
 CREDENTIALS_DEFAULTS = {
     "secretName": "",
@@ -116,6 +119,10 @@ DEFAULT_PARAMETERS = {
 
 # Patroni's timing: a failed leader is replaced within about ttl + loop_wait seconds.
 PATRONI_TIMING = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
+# Where the StatefulSet mounts the ConfigMap <name>-patroni: patroni.yml and the scripts Patroni runs.
+PATRONI_CONFIG_DIR = "/etc/patroni"
+CALLBACK_SCRIPT = "pgc-callback.py"
+POST_BOOTSTRAP_SCRIPT = "pgc-post-bootstrap.sh"
 
 
 def pgc_patroni_config(pgc):
@@ -150,11 +157,17 @@ def pgc_patroni_config(pgc):
                 "postgresql": {"use_pg_rewind": True, "use_slots": True, "parameters": parameters},
             },
             "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+            # Once, on the new primary: the application role and database of the credentials Secret.
+            "post_bootstrap": "sh %s/%s %s" % (PATRONI_CONFIG_DIR, POST_BOOTSTRAP_SCRIPT, pgc["name"]),
         },
         "postgresql": {
             "listen": "0.0.0.0:%d" % POSTGRES_PORT,
             "data_dir": PGDATA,
             "pgpass": "/tmp/pgpass",
+            # A member that starts, stops or changes role tells the operator, which then reconciles
+            # the cluster: the status follows a failover without polling.
+            "callbacks": {action: "python3 %s/%s" % (PATRONI_CONFIG_DIR, CALLBACK_SCRIPT)
+                          for action in ("on_start", "on_stop", "on_role_change")},
             "authentication": {
                 "superuser": {"username": credentials["superuser"]},
                 "replication": {"username": credentials["replicationUser"]},
@@ -194,6 +207,7 @@ def pgc_normalize(cluster):
     spec = dict(SPEC_DEFAULTS)
     spec.update({k: v for k, v in (cluster.get("spec") or {}).items() if v is not None})
     spec["credentials"] = {**CREDENTIALS_DEFAULTS, **(spec.get("credentials") or {})}
+    spec["volumeClaimRetention"] = {**VOLUME_CLAIM_RETENTION_DEFAULTS, **(spec.get("volumeClaimRetention") or {})}
     selector = {"postgres.example.com/cluster": name}
     return {
         "api_version": API_VERSION,
@@ -232,14 +246,36 @@ def _condition(ctype, ok, reason, message, generation):
     }
 
 
-def pgc_status(pgc, statefulset, primary=None):
-    """Return the status a cluster should report, from its StatefulSet as last observed.
+HEALTHY_STATES = frozenset(("running", "streaming"))
+
+
+def _health(pgc, observed, ready):
+    """The Degraded condition's (degraded, reason, message) from what Patroni reports."""
+    observed = observed or {}
+    members = observed.get("members") or []
+    if not observed.get("initialized"):
+        return False, "NotBootstrapped", "Patroni has not bootstrapped the cluster yet"
+    if not observed.get("leader"):
+        return True, "NoPrimary", "No member holds Patroni's leader lock: the cluster does not accept writes"
+    unhealthy = ["%s (%s %s)" % (m["name"], m.get("role"), m.get("state")) for m in members
+                 if m.get("state") not in HEALTHY_STATES or m.get("role") not in ("primary", "replica")]
+    if unhealthy:
+        return True, "MembersUnhealthy", "Not every member runs: " + ", ".join(unhealthy)
+    if len(members) < int(pgc["spec"]["replicas"]):
+        return True, "MembersMissing", "%d of %d members report to Patroni" % (len(members), int(pgc["spec"]["replicas"]))
+    return False, "Healthy", "Every member runs and the primary accepts writes"
+
+
+def pgc_status(pgc, statefulset, observed=None):
+    """Return the status a cluster should report, from its StatefulSet and Patroni's state.
 
     ``statefulset`` is the StatefulSet object (or None when it does not exist yet);
-    ``primary`` the name of the pod Patroni labels as the primary, if any. The result holds the
-    fields to write; conditions carry no lastTransitionTime, the status module keeps it across
-    writes that do not change a condition's status.
+    ``observed`` what the cluster_observe module read from Patroni's Kubernetes DCS (leader,
+    members, initialized). The result holds the fields to write; conditions carry no
+    lastTransitionTime, the status module keeps it across writes that do not change a
+    condition's status.
     """
+    observed = observed or {}
     desired = int(pgc["spec"]["replicas"])
     generation = pgc.get("generation", 0)
     sts = statefulset or {}
@@ -250,8 +286,8 @@ def pgc_status(pgc, statefulset, primary=None):
     updated = int(sts_status.get("updatedReplicas") or 0)
     # The StatefulSet controller has seen our latest template only when its observedGeneration
     # caught up with the object's generation.
-    observed = sts_status.get("observedGeneration", 0) >= (sts.get("metadata") or {}).get("generation", 1)
-    settled = observed and sts_spec_replicas == desired and current == desired and updated == desired
+    seen = sts_status.get("observedGeneration", 0) >= (sts.get("metadata") or {}).get("generation", 1)
+    settled = seen and sts_spec_replicas == desired and current == desired and updated == desired
 
     if not sts:
         phase, reason, message = "Pending", "Provisioning", "Creating the StatefulSet"
@@ -263,10 +299,12 @@ def pgc_status(pgc, statefulset, primary=None):
         phase, reason, message = "Pending", "WaitingForReplicas", "%d/%d replicas ready" % (ready, desired)
 
     ready_ok = phase == "Running"
+    degraded, degraded_reason, degraded_message = _health(pgc, observed, ready)
     conditions = [
         _condition("Ready", ready_ok, reason, message, generation),
         _condition("Progressing", not ready_ok, reason if not ready_ok else "Reconciled",
                    message if not ready_ok else "The cluster matches its spec", generation),
+        _condition("Degraded", degraded, degraded_reason, degraded_message, generation),
         _condition("Reconciled", True, "ReconcileSucceeded", "The last reconcile succeeded", generation),
     ]
     return {
@@ -275,31 +313,135 @@ def pgc_status(pgc, statefulset, primary=None):
         "observedGeneration": generation,
         "currentReplicas": current,
         "readyReplicas": ready,
-        "currentPrimary": primary or None,
+        "currentPrimary": observed.get("leader") or None,
+        "members": [{k: v for k, v in m.items() if k in MEMBER_STATUS_KEYS} for m in observed.get("members") or []],
         "selector": pgc["selector_string"],
         "conditions": conditions,
     }
 
 
+# What the status shows of each member: what changes on events, not on every write (no lag).
+MEMBER_STATUS_KEYS = ("name", "role", "state", "timeline", "pendingRestart")
+
+
+# Keys of Patroni's dynamic configuration that the operator owns; others (set with patronictl
+# edit-config) are left alone. postgresql.parameters is owned as a whole, so that a parameter
+# removed from spec.configuration goes back to its default.
+OWNED_DCS_KEYS = ("ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover", "synchronous_mode")
+OWNED_DCS_POSTGRESQL_KEYS = ("use_pg_rewind", "use_slots", "parameters")
+
+
+def _comparable(value):
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def pgc_dcs_config(current, pgc):
+    """Return Patroni's dynamic configuration with the spec applied, as the JSON Patroni stores, or
+    an empty string when it already is applied.
+
+    ``current`` is the configuration Patroni keeps in the annotation ``config`` of the ConfigMap
+    ``<name>-config`` (None before the bootstrap, when bootstrap.dcs of patroni.yml still applies).
+    Patroni applies a change of it on every member: a reload, or pending_restart for parameters
+    that need a restart.
+    """
+    if not isinstance(current, dict):
+        return ""
+    desired = pgc_patroni_config(pgc)["bootstrap"]["dcs"]
+    merged = json.loads(json.dumps(current))
+    for key in OWNED_DCS_KEYS:
+        merged[key] = desired[key]
+    postgresql = merged.setdefault("postgresql", {})
+    if not isinstance(postgresql, dict):
+        postgresql = merged["postgresql"] = {}
+    for key in OWNED_DCS_POSTGRESQL_KEYS:
+        postgresql[key] = desired["postgresql"][key]
+
+    def owned(config):
+        pg = config.get("postgresql") if isinstance(config.get("postgresql"), dict) else {}
+        return _comparable({**{k: config.get(k) for k in OWNED_DCS_KEYS},
+                            **{"postgresql." + k: pg.get(k) for k in OWNED_DCS_POSTGRESQL_KEYS}})
+
+    if owned(merged) == owned(current):
+        return ""
+    # Unsafe: a JSON string must reach the API as a string, not be turned back into a mapping.
+    return wrap_var(json.dumps(merged, separators=(",", ":"), sort_keys=True))
+
+
+def pgc_restart_plan(observed, pgc):
+    """Choose the one step of a rolling restart to take now, for members Patroni reports pending_restart.
+
+    Returns ``{"action", "member", "message"}``; action is ``none`` (nothing pending), ``wait`` (a
+    restart is pending but the cluster is not healthy enough to lose a member now), ``restart``
+    (delete this replica's pod; its StatefulSet starts it again) or ``switchover`` (only the
+    primary is left: move the primary to a healthy replica first; it restarts as a replica).
+    One member at a time, replicas first, the primary last.
+    """
+    observed = observed or {}
+    members = observed.get("members") or []
+    pending = [m for m in members if m.get("pendingRestart")]
+    plan = {"action": "none", "member": "", "message": ""}
+    if not pending:
+        return plan
+    degraded, _, why = _health(pgc, observed, len(members))
+    if degraded or len(members) != int(pgc["spec"]["replicas"]):
+        plan.update(action="wait", message="Restart of %s pending: %s" % (", ".join(m["name"] for m in pending), why))
+        return plan
+    replicas = [m for m in pending if m.get("role") != "primary"]
+    if replicas:
+        plan.update(action="restart", member=replicas[-1]["name"],
+                    message="Restarting %s to apply parameters that need a restart" % replicas[-1]["name"])
+    elif len(members) > 1:
+        plan.update(action="switchover", member=pending[0]["name"],
+                    message="Moving the primary off %s before it restarts" % pending[0]["name"])
+    else:
+        plan.update(action="restart", member=pending[0]["name"],
+                    message="Restarting %s, the only member, to apply parameters that need a restart" % pending[0]["name"])
+    return plan
+
+
+def _condition_of(status, ctype):
+    return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), {})
+
+
 def pgc_status_transitions(before, after):
-    """Return the Events a status change deserves, as ``[{"reason", "message"}]``.
+    """Return the Events a status change deserves, as ``[{"type", "reason", "message"}]``.
 
     ``before`` is the status the reconcile started from, ``after`` the one it writes: a cluster
-    that became Running, a scaling that finished, a primary that changed (failover or switchover).
+    that became Running, a scaling that finished, a primary that changed, was lost (no member
+    holds the leader lock) or was elected again (failover, switchover), a cluster that became
+    degraded or recovered.
     """
     before, after = before or {}, after or {}
     events = []
+
+    def add(reason, message, warning=False):
+        events.append({"type": "Warning" if warning else "Normal", "reason": reason, "message": message})
+
     was, now = before.get("phase"), after.get("phase")
     if now == "Running" and was != "Running":
         if was == "Scaling":
-            events.append({"reason": "ScalingDone", "message": "Scaled to %s replicas" % after.get("currentReplicas")})
+            add("ScalingDone", "Scaled to %s replicas" % after.get("currentReplicas"))
         else:
-            events.append({"reason": "ClusterReady", "message": after.get("message") or "Running"})
+            add("ClusterReady", after.get("message") or "Running")
     if now == "Scaling" and was != "Scaling":
-        events.append({"reason": "Scaling", "message": after.get("message") or "Scaling"})
+        add("Scaling", after.get("message") or "Scaling")
     old, new = before.get("currentPrimary"), after.get("currentPrimary")
     if old and new and old != new:
-        events.append({"reason": "PrimaryChanged", "message": "The primary moved from %s to %s" % (old, new)})
+        add("PrimaryChanged", "The primary moved from %s to %s" % (old, new))
+    elif old and not new:
+        add("PrimaryLost", "%s no longer holds the leader lock and no other member does yet" % old, warning=True)
+    elif new and not old and before.get("members"):
+        add("PrimaryElected", "%s holds the leader lock and runs the primary" % new)
+    degraded_before, degraded_after = _condition_of(before, "Degraded"), _condition_of(after, "Degraded")
+    if degraded_after.get("status") == "True" and (degraded_before.get("status") != "True"
+                                                   or degraded_before.get("reason") != degraded_after.get("reason")):
+        add("Degraded", degraded_after.get("message") or "Degraded", warning=True)
+    elif degraded_after.get("status") == "False" and degraded_before.get("status") == "True":
+        add("Recovered", degraded_after.get("message") or "Recovered")
     return events
 
 
@@ -453,4 +595,6 @@ class FilterModule:
             "pgc_patroni_config": pgc_patroni_config,
             "pgc_switchover_plan": pgc_switchover_plan,
             "pgc_status_transitions": pgc_status_transitions,
+            "pgc_dcs_config": pgc_dcs_config,
+            "pgc_restart_plan": pgc_restart_plan,
         }

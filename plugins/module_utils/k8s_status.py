@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 
 CONDITIONS_KEY = "conditions"
 TRANSITION_TIME_KEY = "lastTransitionTime"
@@ -154,3 +155,16 @@ def status_patch(current_status, new_status):
     if before == after:
         return None
     return {"status": _merge_patch(before, after)}
+
+
+def api_error_message(error):
+    """Return the API server's own message from a failed request, else its reason."""
+    body = getattr(error, "body", None)
+    if body:
+        try:
+            message = json.loads(body).get("message")
+        except (TypeError, ValueError, AttributeError):
+            message = None
+        if message:
+            return message
+    return getattr(error, "reason", None) or str(error)

@@ -199,6 +199,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions imp
     CoreException,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import (
+    api_error_message,
     desired_status,
     rfc3339_now,
     status_patch,
@@ -227,19 +228,6 @@ def _describe(kind, namespace, name):
     return "{0} {1}".format(kind, name)
 
 
-def _api_error_message(error):
-    """Return the API server's own message from a failed request, else its reason."""
-    body = getattr(error, "body", None)
-    if body:
-        try:
-            message = json.loads(body).get("message")
-        except (TypeError, ValueError, AttributeError):
-            message = None
-        if message:
-            return message
-    return getattr(error, "reason", None) or str(error)
-
-
 def execute_module(module, client):
     api_version = module.params["api_version"]
     kind = module.params["kind"]
@@ -261,7 +249,7 @@ def execute_module(module, client):
     except NotFoundError:
         module.fail_json(msg="{0} ({1}) does not exist, so its status cannot be set".format(target, api_version))
     except DynamicApiError as e:
-        module.fail_json(msg="Failed to read {0}: {1}".format(target, _api_error_message(e)))
+        module.fail_json(msg="Failed to read {0}: {1}".format(target, api_error_message(e)))
 
     current_status = current.get("status")
     try:
@@ -297,10 +285,10 @@ def execute_module(module, client):
         )
     except NotFoundError as e:
         module.fail_json(
-            msg="Failed to patch the status of {0}: {1} (is the status subresource enabled?)".format(target, _api_error_message(e))
+            msg="Failed to patch the status of {0}: {1} (is the status subresource enabled?)".format(target, api_error_message(e))
         )
     except DynamicApiError as e:
-        module.fail_json(msg="Failed to patch the status of {0}: {1}".format(target, _api_error_message(e)))
+        module.fail_json(msg="Failed to patch the status of {0}: {1}".format(target, api_error_message(e)))
     result["result"] = patched.to_dict()
     module.exit_json(**result)
 

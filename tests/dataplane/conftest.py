@@ -29,15 +29,13 @@ REPLICAS = 3
 
 @pytest.fixture(scope="session")
 def kube():
-    """The local control plane (started with hack/cluster-up.sh when it is not up)."""
+    """The local control plane, with the repository's CRD (hack/cluster-up.sh, idempotent)."""
     kubeconfig = harness.hack("PGC_KUBECONFIG")
     env = {**os.environ, "PATH": harness.hack("PATH")}
-    if subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "get", "--raw", "/readyz"], env=env,
-                      capture_output=True).returncode != 0:
-        proc = subprocess.run([str(harness.HACK / "cluster-up.sh")], env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.fail("the local control plane did not start (hack/cluster-up.sh):\n" + proc.stdout + proc.stderr,
-                        pytrace=False)
+    proc = subprocess.run([str(harness.HACK / "cluster-up.sh")], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail("the local control plane did not start (hack/cluster-up.sh):\n" + proc.stdout + proc.stderr,
+                    pytrace=False)
     return Kube(kubeconfig)
 
 

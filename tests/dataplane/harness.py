@@ -9,7 +9,14 @@ variables; only addresses, ports and paths differ from a pod:
 
 * addresses and ports: 127.0.0.1 with a free PostgreSQL port and a free REST API port per member;
 * paths: a temporary directory per member for the data directory, the pgpass file, the unix
-  socket directory and the kubeconfig; the binaries of Debian's postgresql-15.
+  socket directory and the kubeconfig; the binaries of Debian's postgresql-15; the scripts of
+  the ConfigMap (Patroni's callback and post_bootstrap) and the pod's ServiceAccount token,
+  which a pod finds under /etc/patroni and /var/run/secrets/kubernetes.io/serviceaccount.
+
+Patroni itself talks to the API server with the admin kubeconfig; the callback script uses a
+token of the cluster's Patroni ServiceAccount, so its Role is what is tested. When a pod is
+deleted and its StatefulSet recreates it (a restart the operator asks for), the member restarts
+too, as the container of a new pod would (``follow_pods``).
 
 When the tests run as root, Patroni and PostgreSQL run as the ``postgres`` system user
 (PostgreSQL refuses to run as root). Everything needed is installed by hack/dataplane-deps.sh.
@@ -32,6 +39,7 @@ import tempfile
 import time
 import uuid
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -46,6 +54,8 @@ RUN_AS = "postgres"
 CLUSTER_LABEL = "postgres.example.com/cluster"
 ROLE_LABEL = "role"
 LOOPBACK = "127.0.0.1"
+# Where a pod mounts the ConfigMap <cluster>-patroni (patroni.yml and the scripts Patroni runs).
+POD_CONFIG_DIR = "/etc/patroni"
 # Mark every process of a data plane (PostgreSQL keeps them in its environment), for the sweepers:
 # the work directory, and the pid of the process that runs the harness.
 MARKER = "PGC_DATAPLANE_RUN"
@@ -228,7 +238,7 @@ class Member:
         p = self.plane
         creds = p.credentials
         return {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PATH": f"{p.bin_dir}:/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "HOME": str(self.dir),
             "KUBECONFIG": str(self.kubeconfig_path),
@@ -249,6 +259,10 @@ class Member:
             "PATRONI_SUPERUSER_PASSWORD": creds["superuser-password"],
             "PATRONI_REPLICATION_USERNAME": creds["replication-username"],
             "PATRONI_REPLICATION_PASSWORD": creds["replication-password"],
+            "PGC_APP_USERNAME": creds.get("app-username", ""),
+            "PGC_APP_DATABASE": creds.get("app-database", ""),
+            "PGC_APP_PASSWORD": creds.get("app-password", ""),
+            **p.service_account_env(self.dir / "serviceaccount"),
         }
 
     def config(self) -> dict:
@@ -261,6 +275,12 @@ class Member:
             pg["config_dir"] = str(self.data_dir)
         if isinstance(cfg.get("log"), dict) and "dir" in cfg["log"]:
             cfg["log"]["dir"] = str(self.dir / "log")
+        # The scripts of the ConfigMap, from the member's directory instead of /etc/patroni.
+        for key, command in (pg.get("callbacks") or {}).items():
+            pg["callbacks"][key] = command.replace(POD_CONFIG_DIR + "/", f"{self.dir}/")
+        bootstrap = cfg.get("bootstrap") or {}
+        if bootstrap.get("post_bootstrap"):
+            bootstrap["post_bootstrap"] = bootstrap["post_bootstrap"].replace(POD_CONFIG_DIR + "/", f"{self.dir}/")
         return cfg
 
     def prepare(self) -> None:
@@ -269,6 +289,9 @@ class Member:
         self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         self.kubeconfig_path.write_text(self.plane.kubeconfig_text)
         os.chmod(self.kubeconfig_path, 0o600)
+        for name, text in self.plane.scripts.items():
+            (self.dir / name).write_text(text)
+        self.plane.write_service_account(self.dir / "serviceaccount")
         self.plane.give(self.dir)
 
     def start(self) -> None:
@@ -393,7 +416,13 @@ class DataPlane:
         self.credentials: dict[str, str] = {}
         self.members: dict[str, Member] = {}
         self.kubeconfig_text = ""
+        self.scripts: dict[str, str] = {}
+        self.service_account: dict[str, str] = {}
         self._owner = pwd.getpwnam(RUN_AS) if os.geteuid() == 0 else None
+        self._pod_uids: dict[str, str] = {}
+        self._follower = None
+        self._following = False
+        self.pod_restarts: list[str] = []
 
     # -- reading what the operator rendered --
     @property
@@ -422,6 +451,39 @@ class DataPlane:
         if missing:
             raise DataPlaneError(f"Secret {self.namespace}/{self.secret_name} lacks {', '.join(missing)}")
         self.kubeconfig_text = self.kube.flat_kubeconfig()
+        self.scripts = {k: v for k, v in (cm.get("data") or {}).items() if k != "patroni.yml"}
+        self.service_account = self._service_account()
+
+    def _service_account(self) -> dict[str, str]:
+        """A token of the cluster's Patroni ServiceAccount, as a pod would have it mounted, and the API
+        server's address (none when the cluster has no such account, as the fixture cluster)."""
+        account = f"{self.cluster}-patroni"
+        if self.kube.run("get", "serviceaccount", account, "-n", self.namespace, "--ignore-not-found",
+                         "-o", "name").strip() == "":
+            return {}
+        cfg = yaml.safe_load(self.kubeconfig_text)
+        cluster = cfg["clusters"][0]["cluster"]
+        server = urllib.parse.urlsplit(cluster["server"])
+        return {
+            "token": self.kube.run("create", "token", account, "-n", self.namespace, "--duration", "2h").strip(),
+            "ca.crt": base64.b64decode(cluster["certificate-authority-data"]).decode(),
+            "namespace": self.namespace,
+            "host": server.hostname,
+            "port": str(server.port or 443),
+        }
+
+    def write_service_account(self, path: Path) -> None:
+        if not self.service_account:
+            return
+        path.mkdir(exist_ok=True)
+        for name in ("token", "ca.crt", "namespace"):
+            (path / name).write_text(self.service_account[name])
+
+    def service_account_env(self, path: Path) -> dict[str, str]:
+        if not self.service_account:
+            return {}
+        return {"PGC_SERVICEACCOUNT_DIR": str(path), "KUBERNETES_SERVICE_HOST": self.service_account["host"],
+                "KUBERNETES_SERVICE_PORT": self.service_account["port"]}
 
     def pods(self) -> list[dict]:
         items = self.kube.json("get", "pods", "-n", self.namespace, "-l", f"{CLUSTER_LABEL}={self.cluster}")["items"]
@@ -453,6 +515,7 @@ class DataPlane:
         DataPlane._live.append(self)
         for pod in pods:
             self.members[pod] = Member(self, pod)
+        self._pod_uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in self.pods()}
         for m in self.members.values():
             m.start()
         time.sleep(0.5)
@@ -469,8 +532,40 @@ class DataPlane:
         finally:
             self.stop()
 
+    def follow_pods(self, interval: float = 1.0) -> None:
+        """Restart a member when its pod is recreated (a new uid), as a new pod's container would start.
+        A member whose pod is gone (scaled down) is stopped."""
+        import threading
+
+        def loop():
+            while self._following:
+                try:
+                    pods = {p["metadata"]["name"]: p for p in self.pods()}
+                except Exception:  # noqa: BLE001 - the API server may be briefly busy
+                    time.sleep(interval)
+                    continue
+                for name, member in list(self.members.items()):
+                    pod = pods.get(name)
+                    uid = pod["metadata"]["uid"] if pod and not pod["metadata"].get("deletionTimestamp") else None
+                    if uid == self._pod_uids.get(name):
+                        continue
+                    if self._pod_uids.get(name) and member.running():
+                        member.stop()  # the old pod is gone: its container stops
+                    if uid:
+                        member.start()
+                        self.pod_restarts.append(name)
+                    self._pod_uids[name] = uid
+                time.sleep(interval)
+
+        self._following = True
+        self._follower = threading.Thread(target=loop, name=f"follow-{self.cluster}", daemon=True)
+        self._follower.start()
+
     def stop(self, remove: bool = True) -> None:
         """Stop every member (even half-started ones), sweep leftovers and remove the work directory."""
+        self._following = False
+        if self._follower:
+            self._follower.join(10)
         live = [m for m in self.members.values() if m.running()]
         for m in live:
             _kill([m.proc.pid], signal.SIGTERM)

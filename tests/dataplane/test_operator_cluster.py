@@ -1,6 +1,8 @@
 """A PostgresCluster rendered by the real operator, its members run by the harness from the very
 ConfigMap and Secret the operator wrote: one leader, streaming replicas, the read-write Service
-on the leader, and the switchover playbook moving the leader through Patroni's Kubernetes DCS.
+on the leader, the application role, a status that follows a failover through Patroni's
+callback, configuration changes applied by reload and by a rolling restart, and the switchover
+playbook moving the leader through Patroni's Kubernetes DCS.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ def operator(kube):
     proc = e2e.Operator()
     proc.start()
     yield proc
+    stuck = e2e.finish_deletions()
     proc.stop()
+    assert not stuck, f"the operator did not finish deleting {stuck}"
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +33,19 @@ def rendered(kube, namespace, operator):
     """The cluster as the operator makes it: its kwok pods Running, its ConfigMap and Secret written."""
     e2e.apply(e2e.postgres_cluster(CLUSTER, replicas=3), namespace)
     e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=3, timeout=120)
-    return CLUSTER
+    yield CLUSTER
+    e2e.kubectl("delete", "pgc", CLUSTER, "-n", namespace, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="module")
 def plane(kube, dataplane_deps, namespace, rendered):
     with DataPlane(namespace, rendered, kube=kube).started() as members:
+        members.follow_pods()
         yield members
+
+
+def _status(namespace):
+    return e2e.get("pgc", CLUSTER, namespace).get("status") or {}
 
 
 def test_operator_rendered_cluster_elects_one_leader_and_streams(kube, namespace, plane):
@@ -46,6 +56,87 @@ def test_operator_rendered_cluster_elects_one_leader_and_streams(kube, namespace
     for replica in plane.replicas(leader):
         wait_for(lambda r=replica: has_marker(plane, r, value), 30, f"{replica} did not receive the row")
     wait_for(lambda: rw_service_targets(kube, namespace, CLUSTER) == [leader], 30, "the read-write Service does not select the leader alone")
+
+
+def test_status_names_the_primary_and_every_member(namespace, plane):
+    leader = plane.wait_for_leader(timeout=60)
+    plane.wait_streaming(leader, timeout=60)
+    status = wait_for(lambda: (lambda s: s if s.get("currentPrimary") == leader and len(s.get("members", [])) == 3
+                               and all(m.get("state") in ("running", "streaming") for m in s["members"]) else None)(_status(namespace)),
+                      60, f"status does not name {leader} as the primary with 3 running members")
+    roles = {m["name"]: m["role"] for m in status["members"]}
+    assert roles == {p: ("primary" if p == leader else "replica") for p in plane.members}
+    degraded = {c["type"]: c for c in status["conditions"]}["Degraded"]
+    assert degraded["status"] == "False", degraded
+
+
+def test_the_application_role_owns_its_database(plane):
+    import psycopg
+    leader = plane.wait_for_leader(timeout=60)
+    c = plane.credentials
+    with psycopg.connect(host="127.0.0.1", port=plane.member(leader).pg_port, user=c["app-username"],
+                         password=c["app-password"], dbname=c["app-database"], connect_timeout=3, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+        owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()").fetchone()[0]
+    assert owner == c["app-username"]
+
+
+def test_status_follows_a_failover_without_a_resync(namespace, plane, summary):
+    """kill -9 the leader: Patroni promotes a replica, whose callback wakes the operator; the
+    cluster's status names the new primary long before any reconcile period (1h)."""
+    leader = plane.wait_for_leader(timeout=60)
+    plane.wait_streaming(leader, timeout=60)
+    wait_for(lambda: _status(namespace).get("currentPrimary") == leader, 60, "status does not name the leader")
+    plane.kill_member(leader)
+    killed = time.monotonic()
+    new = plane.wait_for_leader(timeout=120, exclude=(leader,))
+    promoted = time.monotonic()
+    wait_for(lambda: _status(namespace).get("currentPrimary") == new, 60,
+             f"status.currentPrimary did not follow the failover to {new}")
+    seen = time.monotonic()
+    summary.append(f"failover {leader} -> {new}: new leader after {promoted - killed:.1f} s, "
+                   f"status.currentPrimary after {seen - killed:.1f} s ({seen - promoted:.1f} s after the promotion)")
+    events = e2e.kubectl_json("get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={CLUSTER}")["items"]
+    said = [(e["reason"], e["message"]) for e in events]
+    assert any(r in ("PrimaryChanged", "PrimaryElected") and new in m for r, m in said), said
+    plane.restart_member(leader)
+    plane.wait_streaming(new, timeout=120)
+    wait_for(lambda: all(m.get("state") in ("running", "streaming") for m in _status(namespace).get("members", [])),
+             60, "status does not show the former leader running again")
+
+
+def _setting(plane, pod, name):
+    return plane.execute(pod, "SELECT setting, unit FROM pg_settings WHERE name = %s", (name,))[0]
+
+
+def test_configuration_changes_reload_or_restart_members_one_at_a_time(namespace, plane):
+    leader = plane.wait_for_leader(timeout=60)
+    plane.wait_streaming(leader, timeout=60)
+    # work_mem takes a reload: no member restarts.
+    restarts = len(plane.pod_restarts)
+    e2e.kubectl("patch", "pgc", CLUSTER, "-n", namespace, "--type=merge", "-p",
+                '{"spec":{"configuration":{"work_mem":"24MB"}}}')
+    for pod in plane.members:
+        wait_for(lambda p=pod: _setting(plane, p, "work_mem") == ("24576", "kB"), 90, f"{pod} did not reload work_mem")
+    assert len(plane.pod_restarts) == restarts
+
+    # max_connections takes a restart: the replicas restart one at a time (their pods deleted and
+    # recreated), then the primary moves to a restarted replica; Patroni restarts the former primary
+    # as a replica when it demotes it, which applies the parameter there too.
+    e2e.kubectl("patch", "pgc", CLUSTER, "-n", namespace, "--type=merge", "-p",
+                '{"spec":{"configuration":{"work_mem":"24MB","max_connections":"120"}}}')
+    for pod in plane.members:
+        wait_for(lambda p=pod: plane.member(p).running() and _setting(plane, p, "max_connections")[0] == "120", 300,
+                 f"{pod} did not restart with max_connections 120")
+    restarted = plane.pod_restarts[restarts:]
+    replicas = set(plane.members) - {leader}
+    assert replicas <= set(restarted) and all(restarted.count(r) == 1 for r in replicas), restarted
+    assert leader not in restarted or restarted[-1] == leader, f"the primary {leader} was not restarted last: {restarted}"
+    new_leader = plane.wait_for_leader(timeout=60)
+    assert new_leader != leader
+    wait_for(lambda: _trywrite_marker(plane, new_leader), 30, f"{new_leader} did not accept writes")
+    wait_for(lambda: not any(m.get("pendingRestart") for m in _status(namespace).get("members", [])), 60,
+             "status still shows a pending restart")
 
 
 def test_switchover_playbook_moves_the_leader(kube, namespace, plane, summary):

@@ -25,7 +25,9 @@ def operator(control_plane):
     proc = helpers.Operator()
     proc.start()
     yield proc
+    stuck = helpers.finish_deletions()
     proc.stop()
+    assert not stuck, f"the operator did not finish deleting {stuck}"
 
 
 @pytest.fixture

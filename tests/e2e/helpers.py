@@ -150,6 +150,23 @@ def stable_resource_versions(namespace, settle=3):
     return first if resource_versions(namespace) == first else None
 
 
+def finish_deletions(timeout=120):
+    """Wait while the running operator finishes the PostgresClusters being deleted (their finalizer),
+    so that no namespace of the tests stays Terminating once the operator is gone; any left at the
+    deadline lose the finalizer, and the failure says so."""
+    def pending():
+        items = kubectl_json("get", "pgc", "-A")["items"]
+        return [i for i in items if i["metadata"].get("deletionTimestamp")]
+    deadline = time.monotonic() + timeout
+    while pending() and time.monotonic() < deadline:
+        time.sleep(1)
+    left = pending()
+    for item in left:
+        kubectl("patch", "pgc", item["metadata"]["name"], "-n", item["metadata"]["namespace"], "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}', check=False)
+    return [f"{i['metadata']['namespace']}/{i['metadata']['name']}" for i in left]
+
+
 class Operator:
     """The real ansible-operator as a subprocess, logging to a file."""
 

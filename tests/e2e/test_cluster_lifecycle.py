@@ -110,15 +110,34 @@ def test_unchanged_cluster_reconciles_without_changes(operator, namespace):
 
 
 def test_deleting_the_cluster_garbage_collects_what_it_owned(operator, namespace):
-    """Deleting the PostgresCluster removes its StatefulSet and Services, and keeps the data claims."""
+    """Deleting the PostgresCluster removes its StatefulSet and Services, and Patroni's own
+    ConfigMaps (its finalizer), and keeps the data claims."""
     apply(postgres_cluster("db", replicas=2), namespace)
     wait_for_phase("db", namespace, "Running", ready=2)
     wait_for(lambda: len(kubectl_json("get", "pvc", "-n", namespace)["items"]) == 2, 30, "claims were not created")
+    assert "postgres.example.com/cleanup" in get("pgc", "db", namespace)["metadata"].get("finalizers", [])
+    # What Patroni's Kubernetes DCS would have created (no Patroni runs in these pods).
+    for suffix in ("leader", "config", "failover", "sync"):
+        kubectl("create", "configmap", f"db-{suffix}", "-n", namespace)
+        kubectl("label", "configmap", f"db-{suffix}", "-n", namespace, "postgres.example.com/cluster=db")
 
     kubectl("delete", "pgc", "db", "-n", namespace, "--wait=true", "--timeout=60s")
     wait_for(lambda: all(get(k, n, namespace) is None for k, n in
                          (("statefulset", "db"), ("service", "db"), ("service", "db-ro"), ("service", "db-pods"),
                           ("configmap", "db-patroni"), ("role", "db-patroni"), ("poddisruptionbudget", "db"))),
              60, "owned objects were not garbage-collected")
+    assert [get("configmap", f"db-{s}", namespace) for s in ("leader", "config", "failover", "sync")] == [None] * 4
     claims = [c["metadata"]["name"] for c in kubectl_json("get", "pvc", "-n", namespace)["items"]]
     assert sorted(claims) == ["data-db-0", "data-db-1"]
+
+
+def test_claims_of_removed_members_go_when_the_spec_says_so(operator, namespace):
+    """volumeClaimRetention.whenScaled: Delete removes the data claims of members a scale-down removed."""
+    apply(postgres_cluster("db", replicas=3, volumeClaimRetention={"whenScaled": "Delete"}), namespace)
+    wait_for_phase("db", namespace, "Running", ready=3)
+    wait_for(lambda: len(kubectl_json("get", "pvc", "-n", namespace)["items"]) == 3, 30, "claims were not created")
+    kubectl("patch", "pgc", "db", "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":1}}')
+    wait_for_phase("db", namespace, "Running", ready=1, timeout=120)
+    wait_for(lambda: sorted(c["metadata"]["name"] for c in kubectl_json("get", "pvc", "-n", namespace)["items"]
+                            if not c["metadata"].get("deletionTimestamp")) == ["data-db-0"], 60,
+             "the claims of the removed members were not deleted")

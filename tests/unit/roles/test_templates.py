@@ -28,6 +28,8 @@ def render(role, template, **variables):
     defaults = yaml.safe_load((REPO / "roles" / role / "defaults/main.yml").read_text()) or {}
     if "pgc" in variables:  # what the provision task computes for its templates
         variables.setdefault("__provision_patroni_config", pgc_patroni_config(variables["pgc"]))
+    # lookup('file', ...) finds the role's files/ as it does in a play
+    variables.setdefault("ansible_search_path", [str(REPO / "roles" / role)])
     templar = Templar(loader=DataLoader(), variables={**defaults, **variables})
     text = (REPO / "roles" / role / "templates" / template).read_text()
     return yaml.safe_load(templar.template(text))
@@ -146,4 +148,35 @@ def test_provision_patroni_role_grants_only_what_its_dcs_needs():
     assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]} == {
         (("configmaps",), ("get", "list", "watch", "create", "update", "patch", "delete")),
         (("pods",), ("get", "list", "watch", "update", "patch")),
+        (("postgresclusters",), ("patch",)),
     }
+    # The callback may stamp its own cluster, and no other.
+    [own] = [r for r in role["rules"] if r["resources"] == ["postgresclusters"]]
+    assert (own["apiGroups"], own["resourceNames"]) == (["postgres.example.com"], ["example"])
+
+
+def test_provision_patroni_config_map_ships_the_scripts_patroni_runs():
+    cm = render("provision", "configmap-patroni.yaml.j2", pgc=sample_pgc())
+    files = REPO / "roles/provision/files"
+    assert cm["data"]["pgc-callback.py"] == (files / "pgc-callback.py").read_text()
+    assert cm["data"]["pgc-post-bootstrap.sh"] == (files / "pgc-post-bootstrap.sh").read_text()
+
+
+def test_provision_statefulset_passes_the_application_role_from_the_secret():
+    pgc = sample_pgc(credentials={"appUser": "shop", "appDatabase": "orders"})
+    env = {e["name"]: e for e in render("provision", "statefulset.yaml.j2", pgc=pgc)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["PGC_APP_USERNAME"]["value"], env["PGC_APP_DATABASE"]["value"]) == ("shop", "orders")
+    assert env["PGC_APP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "example-credentials", "key": "app-password"}
+
+
+def test_provision_statefulset_follows_the_volume_claim_retention_of_the_spec():
+    sts = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(volumeClaimRetention={"whenScaled": "Delete"}))
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Delete"}
+
+
+def test_cleanup_names_every_configmap_patroni_creates():
+    text = (REPO / "roles/cleanup/templates/patroni-configmaps.yaml.j2").read_text()
+    templar = Templar(loader=DataLoader(), variables={"pgc": sample_pgc()})
+    docs = [d for d in yaml.safe_load_all(templar.template(text)) if d]
+    assert [(d["kind"], d["metadata"]["name"], d["metadata"]["namespace"]) for d in docs] == [
+        ("ConfigMap", "example-" + s, "prod") for s in ("leader", "config", "failover", "sync")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,10 +60,96 @@ def test_pgc_normalize_refuses_an_object_without_name():
         flt.pgc_normalize({"metadata": {}})
 
 
-def test_pgc_status_names_the_primary_patroni_labelled():
+def observed(leader="db-0", n=3, initialized=True, **member_overrides):
+    members = [{"name": "db-%d" % i, "role": "primary" if "db-%d" % i == leader else "replica",
+                "state": "running" if "db-%d" % i == leader else "streaming", "timeline": 1} for i in range(n)]
+    for m in members:
+        m.update(member_overrides.get(m["name"], {}))
+    return {"leader": leader, "members": members, "initialized": initialized,
+            "pending_restart": [m["name"] for m in members if m.get("pendingRestart")]}
+
+
+def test_pgc_status_names_the_holder_of_the_leader_lock_and_each_member():
     pgc = flt.pgc_normalize(cluster(replicas=3))
-    assert flt.pgc_status(pgc, statefulset(3, 3), "db-2")["currentPrimary"] == "db-2"
-    assert flt.pgc_status(pgc, statefulset(3, 3), "")["currentPrimary"] is None
+    status = flt.pgc_status(pgc, statefulset(3, 3), observed("db-2"))
+    assert status["currentPrimary"] == "db-2"
+    assert [(m["name"], m["role"]) for m in status["members"]] == [("db-0", "replica"), ("db-1", "replica"), ("db-2", "primary")]
+    assert flt.pgc_status(pgc, statefulset(3, 3), observed(None))["currentPrimary"] is None
+
+
+def test_pgc_status_leaves_replication_lag_out_so_that_writes_do_not_rewrite_it():
+    obs = observed()
+    obs["members"][1]["lagBytes"] = 4096
+    status = flt.pgc_status(flt.pgc_normalize(cluster(replicas=3)), statefulset(3, 3), obs)
+    assert "lagBytes" not in status["members"][1]
+
+
+def conditions(status):
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+def test_pgc_status_is_degraded_without_a_primary_or_with_a_member_down():
+    pgc = flt.pgc_normalize(cluster(replicas=3))
+    assert conditions(flt.pgc_status(pgc, statefulset(3, 3), observed()))["Degraded"] == ("False", "Healthy")
+    assert conditions(flt.pgc_status(pgc, statefulset(3, 3), observed(None)))["Degraded"] == ("True", "NoPrimary")
+    down = observed(**{"db-1": {"state": "stopped"}})
+    degraded = flt.pgc_status(pgc, statefulset(3, 3), down)["conditions"]
+    [cond] = [c for c in degraded if c["type"] == "Degraded"]
+    assert (cond["status"], cond["reason"]) == ("True", "MembersUnhealthy") and "db-1" in cond["message"]
+    # Before Patroni bootstrapped anything there is nothing to be degraded about.
+    assert conditions(flt.pgc_status(pgc, statefulset(3, 3), observed(None, initialized=False)))["Degraded"][0] == "False"
+
+
+def test_pgc_dcs_config_applies_the_spec_to_a_bootstrapped_cluster_only_when_it_differs():
+    pgc = flt.pgc_normalize(cluster(configuration={"work_mem": "8MB"}))
+    current = json.loads(json.dumps(flt.pgc_patroni_config(pgc)["bootstrap"]["dcs"]))
+    current["postgresql"]["parameters"]["work_mem"] = "8MB"
+    current["check_timeline"] = True  # set by someone else: kept
+    assert flt.pgc_dcs_config(current, pgc) == ""
+    assert flt.pgc_dcs_config(None, pgc) == ""  # not bootstrapped: patroni.yml's bootstrap.dcs applies
+
+    changed = flt.pgc_normalize(cluster(configuration={"work_mem": "16MB", "shared_buffers": "256MB"}))
+    merged = json.loads(flt.pgc_dcs_config(current, changed))
+    assert merged["postgresql"]["parameters"]["work_mem"] == "16MB"
+    assert merged["postgresql"]["parameters"]["shared_buffers"] == "256MB"
+    assert merged["check_timeline"] is True
+
+    # A parameter removed from the spec is removed from Patroni's configuration (back to its default).
+    removed = json.loads(flt.pgc_dcs_config(current, flt.pgc_normalize(cluster())))
+    assert "work_mem" not in removed["postgresql"]["parameters"]
+
+
+def test_pgc_dcs_config_sees_equal_values_of_other_types_as_equal():
+    pgc = flt.pgc_normalize(cluster(configuration={"max_connections": 200}))
+    current = json.loads(json.dumps(flt.pgc_patroni_config(pgc)["bootstrap"]["dcs"]))
+    current["postgresql"]["parameters"]["max_connections"] = "200"
+    assert flt.pgc_dcs_config(current, pgc) == ""
+
+
+def test_pgc_restart_plan_restarts_replicas_first_and_the_primary_after_a_switchover():
+    pgc = flt.pgc_normalize(cluster(replicas=3))
+    assert flt.pgc_restart_plan(observed(), pgc)["action"] == "none"
+    pending = {"pendingRestart": True}
+    plan = flt.pgc_restart_plan(observed(**{"db-0": pending, "db-1": pending, "db-2": pending}), pgc)
+    assert (plan["action"], plan["member"]) == ("restart", "db-2")
+    plan = flt.pgc_restart_plan(observed(**{"db-0": pending}), pgc)
+    assert (plan["action"], plan["member"]) == ("switchover", "db-0")
+    # Never while a member is down or there is no primary.
+    plan = flt.pgc_restart_plan(observed(**{"db-1": {"pendingRestart": True}, "db-2": {"state": "starting"}}), pgc)
+    assert plan["action"] == "wait" and "db-2" in plan["message"]
+    assert flt.pgc_restart_plan(observed(None, **{"db-1": pending}), pgc)["action"] == "wait"
+    # A single member has no one to switch over to: it restarts.
+    one = flt.pgc_normalize(cluster(replicas=1))
+    plan = flt.pgc_restart_plan(observed(n=1, **{"db-0": pending}), one)
+    assert (plan["action"], plan["member"]) == ("restart", "db-0")
+
+
+def test_pgc_patroni_config_runs_the_callback_and_the_post_bootstrap_script():
+    config = flt.pgc_patroni_config(flt.pgc_normalize(cluster()))
+    callbacks = config["postgresql"]["callbacks"]
+    assert set(callbacks) == {"on_start", "on_stop", "on_role_change"}
+    assert set(callbacks.values()) == {"python3 /etc/patroni/pgc-callback.py"}
+    assert config["bootstrap"]["post_bootstrap"] == "sh /etc/patroni/pgc-post-bootstrap.sh db"
 
 
 def test_pgc_patroni_config_merges_the_spec_over_replication_defaults():
@@ -96,13 +183,13 @@ def test_pgc_status_is_pending_without_statefulset():
 
 
 def test_pgc_status_is_running_when_every_replica_is_ready():
-    status = flt.pgc_status(flt.pgc_normalize(cluster(replicas=3)), statefulset(3, 3), "db-0")
+    status = flt.pgc_status(flt.pgc_normalize(cluster(replicas=3)), statefulset(3, 3), observed())
     assert status["phase"] == "Running"
     assert (status["currentReplicas"], status["readyReplicas"]) == (3, 3)
     assert status["observedGeneration"] == 4
     assert status["selector"] == "postgres.example.com/cluster=db"
     types = {c["type"]: c["status"] for c in status["conditions"]}
-    assert types == {"Ready": "True", "Progressing": "False", "Reconciled": "True"}
+    assert types == {"Ready": "True", "Progressing": "False", "Degraded": "False", "Reconciled": "True"}
 
 
 def test_pgc_status_waits_for_the_statefulset_controller_to_see_the_new_template():
@@ -226,15 +313,36 @@ def test_pgc_switchover_plan_needs_one_primary():
 
 def test_pgc_status_transitions_name_what_people_want_to_see():
     assert flt.pgc_status_transitions({"phase": "Pending"}, {"phase": "Running", "message": "3/3 replicas ready"}) == [
-        {"reason": "ClusterReady", "message": "3/3 replicas ready"}]
+        {"type": "Normal", "reason": "ClusterReady", "message": "3/3 replicas ready"}]
     assert flt.pgc_status_transitions({"phase": "Scaling"}, {"phase": "Running", "currentReplicas": 5}) == [
-        {"reason": "ScalingDone", "message": "Scaled to 5 replicas"}]
+        {"type": "Normal", "reason": "ScalingDone", "message": "Scaled to 5 replicas"}]
     assert [e["reason"] for e in flt.pgc_status_transitions({"phase": "Running"}, {"phase": "Scaling"})] == ["Scaling"]
     moved = flt.pgc_status_transitions({"phase": "Running", "currentPrimary": "db-0"},
                                        {"phase": "Running", "currentPrimary": "db-2"})
-    assert moved == [{"reason": "PrimaryChanged", "message": "The primary moved from db-0 to db-2"}]
+    assert moved == [{"type": "Normal", "reason": "PrimaryChanged", "message": "The primary moved from db-0 to db-2"}]
     assert flt.pgc_status_transitions({"phase": "Running", "currentPrimary": "db-0"},
                                       {"phase": "Running", "currentPrimary": "db-0"}) == []
+
+
+def test_pgc_status_transitions_follow_a_failover_seen_in_two_steps():
+    members = [{"name": "db-0"}, {"name": "db-1"}]
+    lost = flt.pgc_status_transitions({"phase": "Running", "currentPrimary": "db-0", "members": members},
+                                      {"phase": "Running", "members": members})
+    assert [(e["type"], e["reason"]) for e in lost] == [("Warning", "PrimaryLost")]
+    elected = flt.pgc_status_transitions({"phase": "Running", "members": members},
+                                         {"phase": "Running", "currentPrimary": "db-1", "members": members})
+    assert [(e["reason"], "db-1" in e["message"]) for e in elected] == [("PrimaryElected", True)]
+    # The first election of a new cluster is no news: ClusterReady says it.
+    assert flt.pgc_status_transitions({"phase": "Running"}, {"phase": "Running", "currentPrimary": "db-0"}) == []
+
+
+def test_pgc_status_transitions_announce_degraded_and_recovered():
+    def with_degraded(status, reason="Healthy"):
+        return {"phase": "Running", "conditions": [{"type": "Degraded", "status": status, "reason": reason, "message": reason}]}
+    assert [(e["type"], e["reason"]) for e in flt.pgc_status_transitions(with_degraded("False"), with_degraded("True", "NoPrimary"))] == [
+        ("Warning", "Degraded")]
+    assert [e["reason"] for e in flt.pgc_status_transitions(with_degraded("True", "NoPrimary"), with_degraded("False"))] == ["Recovered"]
+    assert flt.pgc_status_transitions(with_degraded("True", "NoPrimary"), with_degraded("True", "NoPrimary")) == []
 
 
 def test_pgc_messages_quoting_the_spec_are_never_templated():

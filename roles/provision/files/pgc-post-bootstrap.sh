@@ -1,0 +1,21 @@
+#!/bin/sh
+# Patroni runs this once, on the new primary, right after it initialised the cluster:
+#   pgc-post-bootstrap.sh SCOPE CONNINFO
+# It creates the application role and database named in the credentials Secret (the
+# StatefulSet passes them as PGC_APP_*), then tells the operator the cluster exists.
+# The password reaches psql as a variable on stdin, never on a command line.
+set -eu
+scope=$1
+conninfo=$2
+
+psql --no-psqlrc --quiet -v ON_ERROR_STOP=1 \
+    -v app_user="$PGC_APP_USERNAME" -v app_password="$PGC_APP_PASSWORD" -v app_db="$PGC_APP_DATABASE" \
+    "$conninfo" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'app_user', :'app_password')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \gexec
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'app_db') \gexec
+SQL
+
+python3 "$(dirname "$0")/pgc-callback.py" on_bootstrap primary "$scope" || true
