@@ -15,5 +15,9 @@ RUN ansible-galaxy collection install /tmp/postgres-cluster-*.tar.gz \
 
 COPY watches.yaml ${HOME}/watches.yaml
 
+# The per-cluster metrics server, run as a second container of the operator pod
+# (config/manager/manager.yaml): the base image's python3 and kubernetes client, nothing more.
+COPY metrics/cluster_metrics.py /opt/pgc/metrics/cluster_metrics.py
+
 # Facts are never used: skip gathering them on every reconcile.
 ENV ANSIBLE_GATHERING=explicit

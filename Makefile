@@ -34,8 +34,12 @@ lint: venv ## yamllint and ansible-lint (production profile)
 	yamllint --strict .
 	ANSIBLE_COLLECTIONS_PATH=$$($(HACK)/collection-link.sh) ansible-lint --profile production
 
+.PHONY: deps
+deps: venv ## Install the Debian packages the tests run (PostgreSQL 15, promtool, the exporter; root)
+	$(HACK)/test-deps.sh
+
 .PHONY: unit
-unit: venv ## Unit tests of plugins, templates and role metadata
+unit: venv deps ## Unit tests of plugins, templates, role metadata and alert rules (promtool)
 	python -m pytest tests/unit
 
 .PHONY: collection
@@ -43,8 +47,7 @@ collection: venv ## Build the Galaxy tarball, install it and resolve its roles a
 	python -m pytest tests/collection
 
 .PHONY: dataplane
-dataplane: venv binaries ## Data plane: real Patroni and PostgreSQL 15 members on loopback (installs them; root)
-	$(HACK)/dataplane-deps.sh
+dataplane: venv binaries deps ## Data plane: real Patroni, PostgreSQL 15 and the exporter on loopback
 	python -m pytest tests/dataplane
 
 .PHONY: e2e

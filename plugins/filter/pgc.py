@@ -12,6 +12,8 @@ import ast
 import json
 import re
 
+import yaml
+
 from ansible.errors import AnsibleFilterError
 from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import desired_status, rfc3339_now, status_patch
@@ -57,7 +59,12 @@ NAME_SUFFIXES = {
     "patroni_config": "-patroni",
     "patroni_account": "-patroni",
     "pdb": "",
+    "service_metrics": "-metrics",
+    "monitoring": "",
 }
+
+# The role the exporter sidecar connects as: pg_monitor and nothing else, over the pod's own socket.
+MONITOR_ROLE = "pgc_monitor"
 
 
 # postgresql.conf parameters that the operator and Patroni set themselves: a value in
@@ -174,6 +181,8 @@ def pgc_patroni_config(pgc):
             },
             # Passwords everywhere but over the pod's own socket; replicas stream with their role.
             "pg_hba": [
+                # Only the exporter in the same pod reaches the socket (a volume the two share).
+                "local all %s trust" % MONITOR_ROLE,
                 "local all all peer",
                 "host all all 127.0.0.1/32 scram-sha-256",
                 "host all all ::1/128 scram-sha-256",
@@ -184,6 +193,28 @@ def pgc_patroni_config(pgc):
             ],
         },
     }
+
+
+def pgc_prometheus_rules(rules_text, pgc):
+    """Return the PrometheusRule spec of one cluster from the project's rule file (its text).
+
+    Each alert keeps its labels and annotations; its expression is limited to this cluster by
+    an ``and on (namespace, name)`` with a constant series carrying the cluster's labels (every
+    rule of the file yields namespace and name), and the group names carry the cluster's.
+    """
+    rules = yaml.safe_load(str(rules_text)) or {}
+    matcher = 'label_replace(label_replace(vector(1), "namespace", "%s", "", ""), "name", "%s", "", "")' % (
+        pgc["namespace"], pgc["name"])
+    groups = []
+    for group in rules.get("groups") or []:
+        scoped = []
+        for rule in group.get("rules") or []:
+            rule = dict(rule)
+            rule["expr"] = "(%s) and on (namespace, name) %s" % (str(rule["expr"]).strip(), matcher)
+            scoped.append(rule)
+        groups.append({**group, "name": "%s.%s.%s" % (group["name"], pgc["namespace"], pgc["name"]), "rules": scoped})
+    # Unsafe: the annotations hold Prometheus templates ({{ $labels.name }}), not Ansible ones.
+    return wrap_var({"groups": groups})
 
 
 def _labels(name):
@@ -233,6 +264,7 @@ def pgc_normalize(cluster):
             "blockOwnerDeletion": True,
         },
         "field_manager": FIELD_MANAGER,
+        "monitor_role": MONITOR_ROLE,
     }
 
 
@@ -266,12 +298,13 @@ def _health(pgc, observed, ready):
     return False, "Healthy", "Every member runs and the primary accepts writes"
 
 
-def pgc_status(pgc, statefulset, observed=None):
+def pgc_status(pgc, statefulset, observed=None, monitoring=None):
     """Return the status a cluster should report, from its StatefulSet and Patroni's state.
 
     ``statefulset`` is the StatefulSet object (or None when it does not exist yet);
     ``observed`` what the cluster_observe module read from Patroni's Kubernetes DCS (leader,
-    members, initialized). The result holds the fields to write; conditions carry no
+    members, initialized); ``monitoring`` what the provision step applied for monitoring (left
+    out of the result when None). The result holds the fields to write; conditions carry no
     lastTransitionTime, the status module keeps it across writes that do not change a
     condition's status.
     """
@@ -307,7 +340,7 @@ def pgc_status(pgc, statefulset, observed=None):
         _condition("Degraded", degraded, degraded_reason, degraded_message, generation),
         _condition("Reconciled", True, "ReconcileSucceeded", "The last reconcile succeeded", generation),
     ]
-    return {
+    status = {
         "phase": phase,
         "message": message,
         "observedGeneration": generation,
@@ -318,6 +351,15 @@ def pgc_status(pgc, statefulset, observed=None):
         "selector": pgc["selector_string"],
         "conditions": conditions,
     }
+    if monitoring is not None:
+        status["monitoring"] = {key: monitoring[key] for key in ("exporter", "podMonitor", "prometheusRule", "message")}
+        for key in ("exporter", "podMonitor", "prometheusRule"):
+            status["monitoring"][key] = _truthy(status["monitoring"][key])
+    return status
+
+
+def _truthy(value):
+    return value is True or str(value).lower() in ("true", "yes", "1")
 
 
 # What the status shows of each member: what changes on events, not on every write (no lag).
@@ -340,8 +382,8 @@ def _comparable(value):
 
 
 def pgc_dcs_config(current, pgc):
-    """Return Patroni's dynamic configuration with the spec applied, as the JSON Patroni stores, or
-    an empty string when it already is applied.
+    """Return Patroni's dynamic configuration with the spec applied, or an empty mapping when it
+    already is applied.
 
     ``current`` is the configuration Patroni keeps in the annotation ``config`` of the ConfigMap
     ``<name>-config`` (None before the bootstrap, when bootstrap.dcs of patroni.yml still applies).
@@ -349,7 +391,7 @@ def pgc_dcs_config(current, pgc):
     that need a restart.
     """
     if not isinstance(current, dict):
-        return ""
+        return {}
     desired = pgc_patroni_config(pgc)["bootstrap"]["dcs"]
     merged = json.loads(json.dumps(current))
     for key in OWNED_DCS_KEYS:
@@ -365,10 +407,7 @@ def pgc_dcs_config(current, pgc):
         return _comparable({**{k: config.get(k) for k in OWNED_DCS_KEYS},
                             **{"postgresql." + k: pg.get(k) for k in OWNED_DCS_POSTGRESQL_KEYS}})
 
-    if owned(merged) == owned(current):
-        return ""
-    # Unsafe: a JSON string must reach the API as a string, not be turned back into a mapping.
-    return wrap_var(json.dumps(merged, separators=(",", ":"), sort_keys=True))
+    return {} if owned(merged) == owned(current) else merged
 
 
 def pgc_restart_plan(observed, pgc):
@@ -597,4 +636,5 @@ class FilterModule:
             "pgc_status_transitions": pgc_status_transitions,
             "pgc_dcs_config": pgc_dcs_config,
             "pgc_restart_plan": pgc_restart_plan,
+            "pgc_prometheus_rules": pgc_prometheus_rules,
         }

@@ -88,6 +88,10 @@ config:
   description: Patroni's dynamic configuration, or null before the bootstrap.
   returned: always
   type: dict
+monitoring_api:
+  description: Whether the cluster serves PodMonitor and PrometheusRule (monitoring.coreos.com/v1).
+  returned: always
+  type: bool
 """
 
 import copy
@@ -146,7 +150,20 @@ def execute_module(module, client):
                 kind, namespace, module.params["scope"], api_error_message(e)))
         found[kind] = items.get("items") or []
     result = observe(module.params["scope"], found["Pod"], found["ConfigMap"])
+    result["monitoring_api"] = _serves(client, "monitoring.coreos.com/v1", ("PodMonitor", "PrometheusRule"))
     module.exit_json(changed=False, **result)
+
+
+def _serves(client, api_version, kinds):
+    """Whether the API server serves every kind in api_version: one discovery request of that group
+    version, never the client's cached discovery (a definition installed since is found, and a
+    missing group does not make the client rediscover every other one)."""
+    try:
+        found = client.client.request("get", "/apis/" + api_version)
+    except DynamicApiError:
+        return False
+    served = {r.get("kind") for r in (found.to_dict() if hasattr(found, "to_dict") else found).get("resources") or []}
+    return set(kinds) <= served
 
 
 def main():

@@ -171,7 +171,6 @@ result:
 """
 
 import copy
-import json
 
 try:
     from kubernetes.dynamic.exceptions import (

@@ -19,7 +19,7 @@ deleted and its StatefulSet recreates it (a restart the operator asks for), the 
 too, as the container of a new pod would (``follow_pods``).
 
 When the tests run as root, Patroni and PostgreSQL run as the ``postgres`` system user
-(PostgreSQL refuses to run as root). Everything needed is installed by hack/dataplane-deps.sh.
+(PostgreSQL refuses to run as root). Everything needed is installed by hack/test-deps.sh.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 HACK = REPO / "hack"
-DEPS_HINT = "run `hack/dataplane-deps.sh` as root to install it"
+DEPS_HINT = "run `hack/test-deps.sh` as root to install it"
 
 PG_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
 RUN_AS = "postgres"
@@ -259,9 +259,7 @@ class Member:
             "PATRONI_SUPERUSER_PASSWORD": creds["superuser-password"],
             "PATRONI_REPLICATION_USERNAME": creds["replication-username"],
             "PATRONI_REPLICATION_PASSWORD": creds["replication-password"],
-            "PGC_APP_USERNAME": creds.get("app-username", ""),
-            "PGC_APP_DATABASE": creds.get("app-database", ""),
-            "PGC_APP_PASSWORD": creds.get("app-password", ""),
+            **p.script_env,
             **p.service_account_env(self.dir / "serviceaccount"),
         }
 
@@ -418,6 +416,7 @@ class DataPlane:
         self.kubeconfig_text = ""
         self.scripts: dict[str, str] = {}
         self.service_account: dict[str, str] = {}
+        self.script_env: dict[str, str] = {}
         self._owner = pwd.getpwnam(RUN_AS) if os.geteuid() == 0 else None
         self._pod_uids: dict[str, str] = {}
         self._follower = None
@@ -453,6 +452,26 @@ class DataPlane:
         self.kubeconfig_text = self.kube.flat_kubeconfig()
         self.scripts = {k: v for k, v in (cm.get("data") or {}).items() if k != "patroni.yml"}
         self.service_account = self._service_account()
+        self.script_env = self._script_env()
+
+    def _script_env(self) -> dict[str, str]:
+        """The PGC_* variables the StatefulSet gives the postgres container (what the scripts of
+        the ConfigMap read), with values from the Secret where the StatefulSet refers to it."""
+        sts = self.kube.run("get", "statefulset", self.cluster, "-n", self.namespace, "--ignore-not-found", "-o", "json")
+        if not sts.strip():
+            return {}
+        container = json.loads(sts)["spec"]["template"]["spec"]["containers"][0]
+        env = {}
+        for var in container.get("env") or []:
+            if not var["name"].startswith("PGC_"):
+                continue
+            if "value" in var:
+                env[var["name"]] = var["value"]
+            else:
+                ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
+                if ref.get("name") == self.secret_name and ref.get("key") in self.credentials:
+                    env[var["name"]] = self.credentials[ref["key"]]
+        return env
 
     def _service_account(self) -> dict[str, str]:
         """A token of the cluster's Patroni ServiceAccount, as a pod would have it mounted, and the API

@@ -168,13 +168,18 @@ def finish_deletions(timeout=120):
 
 
 class Operator:
-    """The real ansible-operator as a subprocess, logging to a file."""
+    """The real ansible-operator as a subprocess, logging to a file, and beside it the per-cluster
+    metrics server (metrics/cluster_metrics.py) on 127.0.0.1:8686 with the same kubeconfig, as in the
+    operator's pod."""
 
     RECAP = re.compile(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
+    METRICS_ADDRESS = "127.0.0.1:8686"
 
     def __init__(self):
         self.log_path = Path(hack("PGC_RUN")) / "e2e-operator.log"
+        self.metrics_log_path = Path(hack("PGC_RUN")) / "e2e-cluster-metrics.log"
         self.proc = None
+        self.metrics_proc = None
 
     def start(self):
         # The operator acts as its ServiceAccount with config/rbac's ClusterRole: every test also checks
@@ -190,21 +195,47 @@ class Operator:
              "--health-probe-bind-address", "127.0.0.1:6789", "--metrics-bind-address", "127.0.0.1:8443",
              "--leader-elect=false"],
             cwd=REPO, env=e, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(self._ready, 30, "ansible-operator did not become ready")
+        try:
+            wait_for(self._ready, 30, "ansible-operator did not become ready")
+            self._start_metrics(e)
+        except BaseException:
+            self.stop()
+            raise
 
     def _ready(self):
         if self.proc.poll() is not None:
             raise RuntimeError("ansible-operator exited:\n" + self.log_tail(50))
         return subprocess.run(["curl", "-fsS", "http://127.0.0.1:6789/readyz"], capture_output=True).returncode == 0
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+    def _start_metrics(self, e):
+        self._metrics_log = open(self.metrics_log_path, "w")
+        self.metrics_proc = subprocess.Popen(
+            ["python3", str(REPO / "metrics" / "cluster_metrics.py"), "--listen", self.METRICS_ADDRESS],
+            cwd=REPO, env=e, stdout=self._metrics_log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._metrics_ready, 20, "the cluster metrics server did not answer")
+
+    def _metrics_ready(self):
+        if self.metrics_proc.poll() is not None:
+            raise RuntimeError("the cluster metrics server exited:\n" + self.metrics_log_tail(30))
+        return subprocess.run(["curl", "-fsS", f"http://{self.METRICS_ADDRESS}/healthz"],
+                              capture_output=True).returncode == 0
+
+    @staticmethod
+    def _terminate(proc, timeout):
+        if proc and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def stop(self):
+        self._terminate(self.metrics_proc, 10)
+        if self.metrics_proc:
+            self._metrics_log.close()
+            self.metrics_proc = None
+        self._terminate(self.proc, 20)
         if self.proc:
             self._log.close()
 
@@ -218,6 +249,16 @@ class Operator:
     def log_tail(self, lines):
         return "\n".join(self.log().splitlines()[-lines:])
 
+    def metrics_log_tail(self, lines):
+        return "\n".join(self.metrics_log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def scrape(self):
+        """The per-cluster metrics text, as Prometheus would get it."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://{self.METRICS_ADDRESS}/metrics", timeout=10) as resp:
+            return resp.read().decode()
+
     def recaps(self, name, namespace):
         """The PLAY RECAP counts (ok, changed, unreachable, failed) of finished runs for one cluster."""
         found = []
@@ -229,3 +270,20 @@ class Operator:
                 if m:
                     found.append(tuple(int(x) for x in m.groups()))
         return found
+
+
+def metric_value(text, family, **labels):
+    """The value of the one sample of ``family`` whose labels include ``labels`` in a scrape, or None."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(family):
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, label_text = head.partition("{")
+        if name != family:
+            continue
+        sample = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', label_text))
+        if all(sample.get(k) == v for k, v in labels.items()):
+            found.append(float(value))
+    assert len(found) <= 1, f"{family}{labels} matches {len(found)} samples"
+    return found[0] if found else None

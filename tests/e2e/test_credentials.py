@@ -65,6 +65,29 @@ def test_user_supplied_secret_without_a_password_is_refused(operator, namespace)
     assert get("statefulset", "db", namespace) is None
 
 
+def test_lost_user_secret_with_existing_data_degrades_the_cluster(operator, namespace):
+    kubectl("create", "secret", "generic", "mine", "-n", namespace, "--from-literal=superuser-password=s3cret-a",
+            "--from-literal=replication-password=s3cret-b", "--from-literal=app-password=s3cret-c")
+    apply(postgres_cluster("db", replicas=1, credentials={"secretName": "mine"}), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    wait_for(lambda: get("pvc", "data-db-0", namespace), 30, "the data claim was not created")
+    kubectl("delete", "secret", "mine", "-n", namespace)
+    kubectl("patch", "pgc", "db", "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":2}}')
+
+    cluster = wait_for_phase("db", namespace, "Failed", timeout=60)
+    conditions = {c["type"]: c for c in cluster["status"]["conditions"]}
+    assert (conditions["Degraded"]["status"], conditions["Degraded"]["reason"]) == ("True", "CredentialsMissing")
+    assert "Secret mine does not exist while the data of the cluster exists" in cluster["status"]["message"]
+
+    # Restoring the Secret heals the cluster.
+    kubectl("create", "secret", "generic", "mine", "-n", namespace, "--from-literal=superuser-password=s3cret-a",
+            "--from-literal=replication-password=s3cret-b", "--from-literal=app-password=s3cret-c")
+    kubectl("annotate", "pgc", "db", "-n", namespace, "example.com/nudge=1")
+    cluster = wait_for_phase("db", namespace, "Running", ready=2, timeout=90)
+    conditions = {c["type"]: c for c in cluster["status"]["conditions"]}
+    assert conditions["Degraded"]["status"] == "False"
+
+
 def test_lost_secret_with_existing_data_degrades_instead_of_new_passwords(operator, namespace):
     apply(postgres_cluster("db", replicas=1), namespace)
     wait_for_phase("db", namespace, "Running", ready=1)

@@ -65,3 +65,18 @@ def test_database_image_pins_the_patroni_the_data_plane_tests_run():
 def test_watches_hands_the_object_to_the_roles_as_data_not_templates():
     (watch,) = yaml.safe_load((REPO / "watches.yaml").read_text())
     assert watch["markUnsafe"] is True
+
+
+def test_the_operator_logs_one_json_object_per_line():
+    manager = yaml.safe_load((REPO / "config/manager/manager.yaml").read_text())
+    container = {c["name"]: c for c in manager["spec"]["template"]["spec"]["containers"]}["manager"]
+    assert "--zap-encoder=json" in container["args"]
+    assert "--zap-devel" not in " ".join(container["args"])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ANSIBLE_DEBUG_LOGS"] == "False"
+
+
+def test_watches_wakes_a_cluster_on_annotations_and_cleans_up_on_delete():
+    watch = yaml.safe_load((REPO / "watches.yaml").read_text())[0]
+    assert watch["watchAnnotationsChanges"] is True
+    assert watch["finalizer"] == {"name": "postgres.example.com/cleanup", "role": "postgres.cluster.cleanup"}

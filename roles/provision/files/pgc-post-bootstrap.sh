@@ -2,7 +2,9 @@
 # Patroni runs this once, on the new primary, right after it initialised the cluster:
 #   pgc-post-bootstrap.sh SCOPE CONNINFO
 # It creates the application role and database named in the credentials Secret (the
-# StatefulSet passes them as PGC_APP_*), then tells the operator the cluster exists.
+# StatefulSet passes them as PGC_APP_*) and the monitoring role of the exporter sidecar
+# (PGC_MONITOR_USERNAME: pg_monitor only, no password, reachable on the pod's socket alone),
+# then tells the operator the cluster exists.
 # The password reaches psql as a variable on stdin, never on a command line.
 set -eu
 scope=$1
@@ -10,12 +12,15 @@ conninfo=$2
 
 psql --no-psqlrc --quiet -v ON_ERROR_STOP=1 \
     -v app_user="$PGC_APP_USERNAME" -v app_password="$PGC_APP_PASSWORD" -v app_db="$PGC_APP_DATABASE" \
+    -v monitor_user="$PGC_MONITOR_USERNAME" \
     "$conninfo" <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'app_user', :'app_password')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user')
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \gexec
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'app_db') \gexec
+SELECT format('CREATE ROLE %I LOGIN IN ROLE pg_monitor', :'monitor_user')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor_user') \gexec
 SQL
 
 python3 "$(dirname "$0")/pgc-callback.py" on_bootstrap primary "$scope" || true

@@ -10,7 +10,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
 
-from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize, pgc_patroni_config
+from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize, pgc_patroni_config, pgc_prometheus_rules
 
 REPO = Path(__file__).resolve().parents[3]
 init_plugin_loader()  # lookups (password) in templates resolve as they do in a play
@@ -28,6 +28,8 @@ def render(role, template, **variables):
     defaults = yaml.safe_load((REPO / "roles" / role / "defaults/main.yml").read_text()) or {}
     if "pgc" in variables:  # what the provision task computes for its templates
         variables.setdefault("__provision_patroni_config", pgc_patroni_config(variables["pgc"]))
+        variables.setdefault("__provision_alert_rules", pgc_prometheus_rules(
+            (REPO / "roles/provision/files/prometheus-alerts.yaml").read_text(), variables["pgc"]))
     # lookup('file', ...) finds the role's files/ as it does in a play
     variables.setdefault("ansible_search_path", [str(REPO / "roles" / role)])
     templar = Templar(loader=DataLoader(), variables={**defaults, **variables})
@@ -130,7 +132,8 @@ def test_provision_statefulset_runs_patroni_with_passwords_from_the_credentials_
     assert container["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": "patroni"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/liveness", "port": "patroni"}
     assert {"name": "patroni-config", "mountPath": "/etc/patroni", "readOnly": True} in container["volumeMounts"]
-    assert pod["volumes"] == [{"name": "patroni-config", "configMap": {"name": "example-patroni"}}]
+    assert pod["volumes"] == [{"name": "patroni-config", "configMap": {"name": "example-patroni"}},
+                              {"name": "socket", "emptyDir": {}}]
     assert pod["serviceAccountName"] == "example-patroni"
     term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
@@ -180,3 +183,30 @@ def test_cleanup_names_every_configmap_patroni_creates():
     docs = [d for d in yaml.safe_load_all(templar.template(text)) if d]
     assert [(d["kind"], d["metadata"]["name"], d["metadata"]["namespace"]) for d in docs] == [
         ("ConfigMap", "example-" + s, "prod") for s in ("leader", "config", "failover", "sync")]
+
+
+def test_provision_statefulset_runs_the_exporter_sidecar_only_with_monitoring():
+    pod = render("provision", "statefulset.yaml.j2", pgc=sample_pgc())["spec"]["template"]["spec"]
+    exporter = {c["name"]: c for c in pod["containers"]}["exporter"]
+    metrics_yaml = yaml.safe_load((REPO / "config/prometheus/metrics.yaml").read_text())
+    assert exporter["image"] == metrics_yaml["exporter_image"]  # the release the data-plane test proves
+    assert {"name": "DATA_SOURCE_NAME", "value": "host=/var/run/postgresql user=pgc_monitor dbname=postgres sslmode=disable"} in exporter["env"]
+    assert "--extend.query-path=/etc/pgc-exporter/exporter-queries.yaml" in exporter["args"]
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": 9187, "protocol": "TCP"}]
+    assert exporter["securityContext"]["readOnlyRootFilesystem"] is True
+    off = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(enableMonitoring=False))
+    assert [c["name"] for c in off["spec"]["template"]["spec"]["containers"]] == ["postgres"]
+
+
+def test_provision_monitoring_objects_select_the_cluster():
+    pgc = sample_pgc()
+    service = render("provision", "service-metrics.yaml.j2", pgc=pgc)
+    assert (service["metadata"]["name"], service["spec"]["selector"]) == ("example-metrics", pgc["selector"])
+    monitor = render("provision", "podmonitor.yaml.j2", pgc=pgc)
+    assert monitor["spec"]["selector"]["matchLabels"] == pgc["selector"]
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    rule = render("provision", "prometheusrule.yaml.j2", pgc=pgc)
+    alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert "PostgreSQLClusterDown" in alerts and len(alerts) == len(set(alerts))
+    # Prometheus templates reach the object as they are.
+    assert any("{{ $labels.name }}" in r["annotations"]["summary"] for g in rule["spec"]["groups"] for r in g["rules"])

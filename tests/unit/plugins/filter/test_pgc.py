@@ -48,7 +48,8 @@ def test_pgc_normalize_keeps_user_values_and_derives_names_and_labels():
     assert pgc["spec"]["credentials"]["superuser"] == "postgres"
     assert pgc["names"] == {"statefulset": "db", "service_rw": "db", "service_ro": "db-ro", "service_headless": "db-pods",
                             "credentials": "db-credentials", "patroni_config": "db-patroni",
-                            "patroni_account": "db-patroni", "pdb": "db"}
+                            "patroni_account": "db-patroni", "pdb": "db", "service_metrics": "db-metrics",
+                            "monitoring": "db"}
     assert pgc["labels"]["app.kubernetes.io/instance"] == "db"
     assert pgc["selector_string"] == "postgres.example.com/cluster=db"
     assert pgc["owner_reference"] == {"apiVersion": "postgres.example.com/v1", "kind": "PostgresCluster",
@@ -105,17 +106,17 @@ def test_pgc_dcs_config_applies_the_spec_to_a_bootstrapped_cluster_only_when_it_
     current = json.loads(json.dumps(flt.pgc_patroni_config(pgc)["bootstrap"]["dcs"]))
     current["postgresql"]["parameters"]["work_mem"] = "8MB"
     current["check_timeline"] = True  # set by someone else: kept
-    assert flt.pgc_dcs_config(current, pgc) == ""
-    assert flt.pgc_dcs_config(None, pgc) == ""  # not bootstrapped: patroni.yml's bootstrap.dcs applies
+    assert flt.pgc_dcs_config(current, pgc) == {}
+    assert flt.pgc_dcs_config(None, pgc) == {}  # not bootstrapped: patroni.yml's bootstrap.dcs applies
 
     changed = flt.pgc_normalize(cluster(configuration={"work_mem": "16MB", "shared_buffers": "256MB"}))
-    merged = json.loads(flt.pgc_dcs_config(current, changed))
+    merged = flt.pgc_dcs_config(current, changed)
     assert merged["postgresql"]["parameters"]["work_mem"] == "16MB"
     assert merged["postgresql"]["parameters"]["shared_buffers"] == "256MB"
     assert merged["check_timeline"] is True
 
     # A parameter removed from the spec is removed from Patroni's configuration (back to its default).
-    removed = json.loads(flt.pgc_dcs_config(current, flt.pgc_normalize(cluster())))
+    removed = flt.pgc_dcs_config(current, flt.pgc_normalize(cluster()))
     assert "work_mem" not in removed["postgresql"]["parameters"]
 
 
@@ -123,7 +124,7 @@ def test_pgc_dcs_config_sees_equal_values_of_other_types_as_equal():
     pgc = flt.pgc_normalize(cluster(configuration={"max_connections": 200}))
     current = json.loads(json.dumps(flt.pgc_patroni_config(pgc)["bootstrap"]["dcs"]))
     current["postgresql"]["parameters"]["max_connections"] = "200"
-    assert flt.pgc_dcs_config(current, pgc) == ""
+    assert flt.pgc_dcs_config(current, pgc) == {}
 
 
 def test_pgc_restart_plan_restarts_replicas_first_and_the_primary_after_a_switchover():
@@ -355,3 +356,16 @@ def test_pgc_messages_quoting_the_spec_are_never_templated():
 def test_pgc_switchover_plan_takes_the_ordinal_limit_as_text():
     pods = [pod("db-0", "replica"), pod("db-1", "replica"), pod("db-2", "primary")]
     assert flt.pgc_switchover_plan(pods, "", "2")["candidate"] == "db-0"
+
+
+def test_pgc_prometheus_rules_limits_every_alert_to_the_cluster():
+    text = (REPO / "config/prometheus/alerts.yaml").read_text()
+    spec = flt.pgc_prometheus_rules(text, flt.pgc_normalize(cluster()))
+    source = yaml.safe_load(text)
+    assert [len(g["rules"]) for g in spec["groups"]] == [len(g["rules"]) for g in source["groups"]]
+    for group in spec["groups"]:
+        assert group["name"].endswith(".prod.db")
+        for rule in group["rules"]:
+            assert rule["expr"].endswith('and on (namespace, name) label_replace(label_replace(vector(1), '
+                                         '"namespace", "prod", "", ""), "name", "db", "", "")')
+            assert "{{ $labels" in rule["annotations"]["description"] or "{{" not in rule["annotations"]["description"]

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the data-plane tests (tests/dataplane) need on a Debian bookworm machine, as root:
+# Installs the Debian packages the tests run (unit: promtool; data plane: PostgreSQL, Patroni, the
+# exporter) on a Debian bookworm machine, as root:
 #   - PostgreSQL 15 server and client from Debian's packages, WITHOUT the Debian-managed `main`
 #     cluster (the tests start their own servers on loopback; nothing may hold 5432 or start at boot);
+#   - promtool (package prometheus) and prometheus-postgres-exporter, their services never started;
+#   - pgBackRest, and nginx (the TLS terminator in front of the S3 test server of the backup tests),
+#     its service never started;
 #   - the project virtualenv (hack/venv.sh) with Patroni and psycopg from requirements-dev.txt;
 #   - for the `postgres` system user, which runs Patroni and PostgreSQL in the tests (PostgreSQL
 #     refuses to run as root): search permission (ACL, execute bit only) on the directories above the
@@ -52,7 +56,37 @@ if ! grep -Eq '^[[:space:]]*create_main_cluster[[:space:]]*=[[:space:]]*false' "
     echo 'create_main_cluster = false' >>"$conf"
   fi
 fi
-apt_install "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" acl util-linux
+# prometheus brings promtool (the alert rules' unit tests); prometheus-postgres-exporter is the exporter
+# the monitoring data-plane test scrapes. Both packages start a daemon on install (prometheus on :9090,
+# the exporter on :9187): a policy-rc.d denies every service start during the install (invoke-rc.d and
+# deb-systemd-invoke obey it, with or without systemd as PID 1), and the services are disabled after.
+MONITORING_SERVICES=(prometheus prometheus-postgres-exporter)
+# nginx starts a daemon on :80 on install too; the backup tests run their own on loopback ports.
+MONITORING_SERVICES+=(nginx)
+policy_rc=/usr/sbin/policy-rc.d
+own_policy_rc=
+if [ ! -e "$policy_rc" ]; then
+  printf '#!/bin/sh\n# Written by hack/test-deps.sh while it installs packages: no service starts.\nexit 101\n' >"$policy_rc"
+  chmod 0755 "$policy_rc"
+  own_policy_rc=1
+  trap 'rm -f "$policy_rc"' EXIT
+fi
+apt_install "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" acl util-linux \
+  prometheus prometheus-postgres-exporter \
+  pgbackrest nginx-light openssl
+if [ -n "$own_policy_rc" ]; then
+  rm -f "$policy_rc"
+  trap - EXIT
+fi
+for svc in "${MONITORING_SERVICES[@]}"; do
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+  elif [ -x "/etc/init.d/$svc" ]; then
+    # No systemd as PID 1: stop a daemon an earlier install started, and keep it out of the runlevels.
+    "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+    update-rc.d "$svc" disable >/dev/null 2>&1 || true
+  fi
+done
 
 # 2. A `main` cluster created earlier (before the setting above) is stopped and never started again.
 #    Its data is left alone: it is disabled, not dropped.
@@ -78,6 +112,12 @@ for b in postgres initdb pg_ctl pg_basebackup pg_rewind pg_controldata pg_isread
   [ -x "$PG_BIN/$b" ] || die "$PG_BIN/$b is missing after installing postgresql-$PG_MAJOR"
 done
 command -v psql >/dev/null || die "psql is missing after installing postgresql-client-$PG_MAJOR"
+command -v promtool >/dev/null || die "promtool is missing after installing prometheus"
+[ -x /usr/bin/prometheus-postgres-exporter ] ||
+  die "/usr/bin/prometheus-postgres-exporter is missing after installing prometheus-postgres-exporter"
+command -v pgbackrest >/dev/null || die "pgbackrest is missing after installing pgbackrest"
+[ -x /usr/sbin/nginx ] || die "/usr/sbin/nginx is missing after installing nginx-light"
+command -v openssl >/dev/null || die "openssl is missing after installing openssl"
 id "$RUN_AS" >/dev/null 2>&1 || die "the system user $RUN_AS is missing (it comes with postgresql-common)"
 
 # 3. The virtualenv with Patroni (rebuilt by venv.sh only when requirements-dev.txt changed).
