@@ -123,6 +123,7 @@ def floor_empty_play(runs=3):
 def floor_direct_apply(namespace, name, runs=5):
     """Server-side apply of the same objects the provision role renders, from one Python process."""
     from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import init_plugin_loader
     from ansible.template import Templar
     import yaml
     from kubernetes import config, dynamic
@@ -133,6 +134,7 @@ def floor_direct_apply(namespace, name, runs=5):
     sys.path.insert(0, collections)
     from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize, pgc_patroni_config
 
+    init_plugin_loader()  # lookup('file') in the templates, as in a play
     cluster = helpers.kubectl_json("get", "pgc", name, "-n", namespace)
     pgc = pgc_normalize(cluster)
     defaults = yaml.safe_load((REPO / "roles/provision/defaults/main.yml").read_text())
@@ -140,9 +142,10 @@ def floor_direct_apply(namespace, name, runs=5):
     # The same templates, in the same order, as the provision role's one apply.
     task = yaml.safe_load((REPO / "roles/provision/tasks/main.yml").read_text())[0]
     templar.available_variables = {**templar.available_variables,
-                                   "__provision_patroni_config": pgc_patroni_config(pgc)}
+                                   "__provision_patroni_config": pgc_patroni_config(pgc),
+                                   "ansible_search_path": [str(REPO / "roles/provision")]}
     objects = [yaml.safe_load(templar.template((REPO / "roles/provision/templates" / t).read_text()))
-               for t in task["kubernetes.core.k8s"]["template"]]
+               for t in templar.template(task["kubernetes.core.k8s"]["template"])]
     client = dynamic.DynamicClient(api_client.ApiClient(configuration=config.load_kube_config(
         config_file=helpers.kubeconfig(), persist_config=False) or None))
     resources = [client.resources.get(api_version=o["apiVersion"], kind=o["kind"]) for o in objects]
@@ -224,9 +227,11 @@ def main():
         direct_apply = floor_direct_apply(first_ns, "pg0")
     finally:
         mem.stop.set()
-        operator.stop()
+        # The clusters go while the operator still runs: their finalizer needs it.
         for row in locals().get("rows", []):
             helpers.kubectl("delete", "namespace", row[1], "--wait=false", check=False)
+        helpers.finish_deletions()
+        operator.stop()
 
     print(f"\npgc reconcile benchmark ({os.cpu_count()} CPUs)\n")
     print("apply to Running (3 replicas per cluster):")

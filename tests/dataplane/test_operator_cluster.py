@@ -82,6 +82,28 @@ def test_the_application_role_owns_its_database(plane):
     assert owner == c["app-username"]
 
 
+def test_the_exporter_role_monitors_over_the_socket_and_reads_no_data(plane):
+    """pgc_monitor, created at bootstrap, connects without a password over the member's socket (the
+    exporter sidecar's DSN), sees every session and the replication state, and reads no table."""
+    import psycopg
+    leader = plane.wait_for_leader(timeout=60)
+    plane.wait_streaming(leader, timeout=60)
+    member = plane.member(leader)
+    with psycopg.connect(host=str(member.socket_dir), port=member.pg_port, user="pgc_monitor", dbname="postgres",
+                         connect_timeout=3, autocommit=True) as conn:
+        assert conn.execute("SELECT pg_has_role('pg_monitor', 'member')").fetchone()[0] is True
+        assert conn.execute("SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles "
+                            "WHERE rolname = current_user").fetchone()[0] is False
+        states = [r[0] for r in conn.execute("SELECT state FROM pg_stat_replication").fetchall()]
+        assert states.count("streaming") == len(plane.members) - 1, states
+    with pytest.raises(psycopg.OperationalError):  # not over TCP, and not without a password
+        psycopg.connect(host="127.0.0.1", port=member.pg_port, user="pgc_monitor", dbname="postgres",
+                        connect_timeout=3).close()
+    with pytest.raises(psycopg.OperationalError):  # no access to the application database
+        psycopg.connect(host=str(member.socket_dir), port=member.pg_port, user="pgc_monitor",
+                        dbname=plane.credentials["app-database"], connect_timeout=3).close()
+
+
 def test_status_follows_a_failover_without_a_resync(namespace, plane, summary):
     """kill -9 the leader: Patroni promotes a replica, whose callback wakes the operator; the
     cluster's status names the new primary long before any reconcile period (1h)."""
