@@ -21,12 +21,8 @@ pytestmark = pytest.mark.timeout(420)
 
 @pytest.fixture(scope="module")
 def operator(kube):
-    proc = e2e.Operator()
-    proc.start()
-    yield proc
-    stuck = e2e.finish_deletions()
-    proc.stop()
-    assert not stuck, f"the operator did not finish deleting {stuck}"
+    with e2e.running_operator() as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

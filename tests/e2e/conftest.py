@@ -22,12 +22,8 @@ def control_plane():
 @pytest.fixture(scope="session")
 def operator(control_plane):
     """The real ansible-operator, watching every namespace."""
-    proc = helpers.Operator()
-    proc.start()
-    yield proc
-    stuck = helpers.finish_deletions()
-    proc.stop()
-    assert not stuck, f"the operator did not finish deleting {stuck}"
+    with helpers.running_operator() as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -270,6 +271,20 @@ class Operator:
                 if m:
                     found.append(tuple(int(x) for x in m.groups()))
         return found
+
+
+@contextlib.contextmanager
+def running_operator():
+    """The operator, started; on the way out, the clusters being deleted are finished first (their
+    finalizer needs the operator), then it stops. Fails when a deletion did not finish."""
+    proc = Operator()
+    proc.start()
+    try:
+        yield proc
+    finally:
+        stuck = finish_deletions()
+        proc.stop()
+    assert not stuck, f"the operator did not finish deleting {stuck}"
 
 
 def metric_value(text, family, **labels):
