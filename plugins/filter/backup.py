@@ -34,6 +34,24 @@ physical backups and its WAL is not archived)::
 Secrets never reach the rendered file: pgBackRest reads them from the environment that the
 pod or Job sets from the Secrets above (``PGBACKREST_REPO1_S3_KEY``,
 ``PGBACKREST_REPO1_S3_KEY_SECRET``, ``PGBACKREST_REPO1_CIPHER_PASS``).
+
+The backup Job reaches the primary through the ``pgbackrest server`` (TLS, port 8432) of each
+database pod, behind the read-write Service; a volume repository is served to the pods by the
+repository host ``<name>-repo``. One certificate of the cluster's own CA (``pgc_backup_tls``, the
+Secret ``<name>-backup-tls``) is server and client certificate everywhere.
+
+A new cluster can start from another cluster's backups (the operator fills ``repository``,
+``encryption`` and ``encryptionSecretName`` from the source's spec.backup when they are left out)::
+
+    spec:
+      bootstrap:
+        fromBackup:
+          cluster: db                  # the source cluster (same namespace): its stanza
+          repository: {...}            # as spec.backup.repository
+          encryption: true
+          encryptionSecretName: ""
+          targetTime: "2026-01-31 12:00:00+00"   # recover to this time and promote, or
+          backup: 20260131-020000F               # this backup, up to its end (not both)
 """
 
 from __future__ import annotations
@@ -41,7 +59,7 @@ from __future__ import annotations
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.postgres.cluster.plugins.filter.pgc import PGDATA, POSTGRES_PORT
+from ansible_collections.postgres.cluster.plugins.filter.pgc import NAME_SUFFIXES, PGDATA, POSTGRES_PORT
 
 # Where a database pod or a backup Job finds things (the StatefulSet and Job templates mount them).
 PGBACKREST_CONFIG = "/etc/pgbackrest/pgbackrest.conf"
@@ -49,6 +67,21 @@ SOCKET_PATH = "/var/run/postgresql"
 VOLUME_REPOSITORY_PATH = "/var/lib/pgbackrest"
 CA_FILE = "/etc/pgc/backup-ca/ca.crt"
 LOCK_PATH = "/tmp/pgbackrest"
+# The cluster's backup TLS Secret (<name>-backup-tls: ca.crt, tls.crt, tls.key), server and client
+# certificate of every pgbackrest server and client of the cluster.
+TLS_DIR = "/etc/pgc/backup-tls"
+TLS_SECRET_SUFFIX = "-backup-tls"
+TLS_PORT = 8432
+# The common name of the certificate: the TLS servers let only it in (tls-server-auth).
+TLS_CLIENT_CN = "pgc-backup"
+TLS_VALIDITY_DAYS = 3650
+# The repository host of a volume repository: Deployment and Service <name>-repo.
+REPO_HOST_SUFFIX = "-repo"
+# A cluster bootstrapping from another cluster's backups: the source's configuration, S3 CA and
+# (for a volume) TLS Secret, mounted beside the cluster's own.
+SOURCE_CONFIG = "/etc/pgbackrest/source.conf"
+SOURCE_CA_FILE = "/etc/pgc/source-backup-ca/ca.crt"
+SOURCE_TLS_DIR = "/etc/pgc/source-backup-tls"
 
 # The environment variables pgBackRest reads its secrets from, and the Secret keys they come from.
 ENV_S3_KEY = "PGBACKREST_REPO1_S3_KEY"
@@ -152,18 +185,12 @@ def _ini(sections):
     return "\n".join(lines) + "\n"
 
 
-def pgc_pgbackrest_config(pgc, pg_path=PGDATA, socket_path=SOCKET_PATH, port=POSTGRES_PORT, repo_path="",
-                          ca_file="", options=None):
-    """Return pgbackrest.conf (INI text) of a cluster: one stanza named after it.
+ROLES = ("pod", "job", "repo-host", "source", "local")
 
-    ``pg_path``, ``socket_path``, ``port`` and ``repo_path`` (the posix repository's mount) default
-    to where a database pod has them; ``ca_file`` is where the S3 CA of ``caSecretName`` is mounted;
-    ``options`` adds or overrides global options (a null value removes one).
-    """
-    settings = pgc_pgbackrest_settings(pgc)
-    if not settings["enabled"]:
-        raise AnsibleFilterError("spec.backup.repository is not set: the cluster has no backup repository")
-    repo = {}
+
+def _repository(settings, where, repo_path, ca_file, default_ca_file, repo_host, repo_host_port, tls_dir):
+    """repo1-* options of a repository: ``where`` is local (S3, or the volume mounted here) or remote
+    (the volume, through the repository host's TLS server)."""
     if settings["type"] == "s3":
         s3 = settings["s3"]
         for field in ("endpoint", "bucket"):
@@ -172,7 +199,7 @@ def pgc_pgbackrest_config(pgc, pg_path=PGDATA, socket_path=SOCKET_PATH, port=POS
         host, s3_port = _split_endpoint(s3["endpoint"])
         if s3["uriStyle"] not in ("host", "path"):
             raise AnsibleFilterError("spec.backup.repository.s3.uriStyle must be host or path, not %r" % s3["uriStyle"])
-        repo.update({
+        return {
             "repo1-type": "s3",
             "repo1-path": s3["path"],
             "repo1-s3-endpoint": host,
@@ -181,18 +208,103 @@ def pgc_pgbackrest_config(pgc, pg_path=PGDATA, socket_path=SOCKET_PATH, port=POS
             "repo1-s3-uri-style": s3["uriStyle"],
             "repo1-storage-port": s3_port,
             "repo1-storage-verify-tls": s3["verifyTLS"],
-            "repo1-storage-ca-file": (ca_file or CA_FILE) if (s3["caSecretName"] or ca_file) else None,
-        })
-    else:
-        repo.update({"repo1-type": "posix", "repo1-path": repo_path or VOLUME_REPOSITORY_PATH})
-    # Bundles pack small files together: far fewer objects, which is what object stores charge for
-    # in time, and nothing lost on a volume.
-    repo["repo1-bundle"] = True
-    if settings["retention_full"]:
-        repo["repo1-retention-full-type"] = "count"
-        repo["repo1-retention-full"] = settings["retention_full"]
-    if settings["encryption"]:
-        repo["repo1-cipher-type"] = CIPHER_TYPE
+            "repo1-storage-ca-file": (ca_file or default_ca_file) if (s3["caSecretName"] or ca_file) else None,
+        }
+    if where == "remote":
+        # The repository host owns the volume: its configuration has the path and the cipher.
+        return {
+            "repo1-host": repo_host,
+            "repo1-host-type": "tls",
+            "repo1-host-port": repo_host_port,
+            "repo1-host-cert-file": "%s/tls.crt" % tls_dir,
+            "repo1-host-key-file": "%s/tls.key" % tls_dir,
+            "repo1-host-ca-file": "%s/ca.crt" % tls_dir,
+        }
+    return {"repo1-type": "posix", "repo1-path": repo_path or VOLUME_REPOSITORY_PATH}
+
+
+def _tls_server(stanza, tls_dir, address, port):
+    return {
+        "tls-server-address": address,
+        "tls-server-port": port,
+        "tls-server-cert-file": "%s/tls.crt" % tls_dir,
+        "tls-server-key-file": "%s/tls.key" % tls_dir,
+        "tls-server-ca-file": "%s/ca.crt" % tls_dir,
+        # Only a client certificate of the cluster's CA with this common name, and for this stanza.
+        "tls-server-auth": "%s=%s" % (TLS_CLIENT_CN, stanza),
+    }
+
+
+def _source_pgc(pgc):
+    """A cluster fact for the source of spec.bootstrap.fromBackup: its name and backup settings."""
+    source = ((pgc["spec"].get("bootstrap") or {}).get("fromBackup")) or None
+    if not source:
+        return None
+    if not source.get("cluster"):
+        raise AnsibleFilterError("spec.bootstrap.fromBackup.cluster is required (the source cluster's name)")
+    if not source.get("repository"):
+        raise AnsibleFilterError("spec.bootstrap.fromBackup.repository is required (the source cluster's "
+                                 "spec.backup.repository)")
+    if source.get("targetTime") and source.get("backup"):
+        raise AnsibleFilterError("spec.bootstrap.fromBackup takes targetTime or backup, not both")
+    backup = {"repository": source["repository"], "encryption": source.get("encryption"),
+              "encryptionSecretName": source.get("encryptionSecretName") or ""}
+    return {"name": source["cluster"], "namespace": pgc["namespace"], "spec": {"backup": backup},
+            "from_backup": source}
+
+
+def pgc_pgbackrest_config(pgc, role="pod", pg_host="", repo_host="", tls_dir=TLS_DIR, pg_path=PGDATA,
+                          socket_path=SOCKET_PATH, port=POSTGRES_PORT, repo_path="", ca_file="", options=None,
+                          tls_address="*", tls_port=TLS_PORT, pg_host_port=TLS_PORT, repo_host_port=TLS_PORT):
+    """Return pgbackrest.conf (INI text) of a cluster: one stanza named after it.
+
+    ``role`` is who reads the file:
+
+    * ``pod``: a database pod. PostgreSQL is local; an S3 repository is reached directly, a volume
+      through the repository host ``<name>-repo.<namespace>.svc`` (or ``repo_host``). The pod's
+      ``pgbackrest server`` (TLS) lets the backup Job reach PostgreSQL.
+    * ``job``: the backup Job. PostgreSQL is the primary's ``pgbackrest server`` behind the read-write
+      Service ``<name>.<namespace>.svc`` (or ``pg_host``); the repository is local (S3, or the
+      volume mounted at ``repo_path``).
+    * ``repo-host``: the repository host of a volume: the repository local, and its TLS server.
+    * ``source``: a pod of a cluster bootstrapping from another cluster's backups
+      (spec.bootstrap.fromBackup): the stanza and repository are the source's, PostgreSQL is local.
+    * ``local``: PostgreSQL and the repository both local.
+
+    ``pg_path``, ``socket_path`` and ``port`` are where PostgreSQL has them in a database pod;
+    ``ca_file`` is where the S3 CA of ``caSecretName`` is mounted; ``tls_dir`` holds ca.crt,
+    tls.crt and tls.key of the cluster's backup TLS Secret; ``tls_address`` and ``tls_port`` are
+    where the TLS server listens, ``pg_host_port`` and ``repo_host_port`` where the remote ones do;
+    ``options`` adds or overrides global options (a null value removes one).
+    """
+    if role not in ROLES:
+        raise AnsibleFilterError("pgc_pgbackrest_config: role must be one of %s, not %r" % (", ".join(ROLES), role))
+    if role == "source":
+        source = _source_pgc(pgc)
+        if not source:
+            raise AnsibleFilterError("spec.bootstrap.fromBackup is not set: the cluster has no source backup")
+        pgc = source
+        if tls_dir == TLS_DIR:
+            tls_dir = SOURCE_TLS_DIR
+    settings = pgc_pgbackrest_settings(pgc)
+    if not settings["enabled"]:
+        raise AnsibleFilterError("spec.backup.repository is not set: the cluster has no backup repository")
+    name, namespace = pgc["name"], pgc["namespace"]
+    if role == "repo-host" and settings["type"] != "posix":
+        raise AnsibleFilterError("only a volume repository has a repository host")
+    remote_repo = role in ("pod", "source") and settings["type"] == "posix"
+    repo = _repository(settings, "remote" if remote_repo else "local", repo_path, ca_file,
+                       SOURCE_CA_FILE if role == "source" else CA_FILE,
+                       repo_host or "%s%s.%s.svc" % (name, REPO_HOST_SUFFIX, namespace), repo_host_port, tls_dir)
+    if not remote_repo:
+        # Bundles pack small files together: far fewer objects, which is what object stores charge
+        # for in time, and nothing lost on a volume.
+        repo["repo1-bundle"] = True
+        if settings["retention_full"]:
+            repo["repo1-retention-full-type"] = "count"
+            repo["repo1-retention-full"] = settings["retention_full"]
+        if settings["encryption"]:
+            repo["repo1-cipher-type"] = CIPHER_TYPE
     general = {
         "process-max": settings["process_max"],
         "compress-type": COMPRESS_TYPE,
@@ -209,13 +321,29 @@ def pgc_pgbackrest_config(pgc, pg_path=PGDATA, socket_path=SOCKET_PATH, port=POS
         "log-level-file": "off",
     }
     general.update(repo)
+    if role in ("pod", "repo-host"):
+        general.update(_tls_server(name, tls_dir, tls_address, tls_port))
     for key, value in (options or {}).items():
         if value is None:
             general.pop(key, None)
         else:
             general[key] = value
-    stanza = {"pg1-path": pg_path, "pg1-port": port, "pg1-socket-path": socket_path}
-    return _ini([("global", general), (settings["stanza"], stanza)])
+    sections = [("global", general)]
+    local_pg = {"pg1-path": pg_path, "pg1-port": port, "pg1-socket-path": socket_path}
+    if role == "job":
+        # pg1-path, pg1-port and pg1-socket-path are the pod's: the remote side is told them.
+        sections.append((name, {
+            "pg1-host": pg_host or "%s.%s.svc" % (name, namespace),
+            "pg1-host-type": "tls",
+            "pg1-host-port": pg_host_port,
+            "pg1-host-cert-file": "%s/tls.crt" % tls_dir,
+            "pg1-host-key-file": "%s/tls.key" % tls_dir,
+            "pg1-host-ca-file": "%s/ca.crt" % tls_dir,
+            **local_pg,
+        }))
+    elif role != "repo-host":
+        sections.append((name, local_pg))
+    return _ini(sections)
 
 
 def _pgbackrest(pgc, config):
@@ -252,6 +380,153 @@ def pgc_pgbackrest_environment(pgc):
     return env
 
 
+# The source of spec.bootstrap.fromBackup in a database pod's environment: names of their own, so
+# that the cluster's PGBACKREST_* (its own repository) stay as they are.
+ENV_SOURCE_S3_KEY = "PGC_SOURCE_REPO1_S3_KEY"
+ENV_SOURCE_S3_KEY_SECRET = "PGC_SOURCE_REPO1_S3_KEY_SECRET"
+ENV_SOURCE_CIPHER_PASS = "PGC_SOURCE_REPO1_CIPHER_PASS"
+BOOTSTRAP_METHOD = "pgc_from_backup"
+BOOTSTRAP_SCRIPT = "pgc-bootstrap-from-backup.sh"
+STANZA_CREATE_SCRIPT = "pgc-stanza-create.sh"
+
+
+def pgc_pgbackrest_source_environment(pgc):
+    """The environment of the database pods of a cluster bootstrapping from another cluster's backups
+    (spec.bootstrap.fromBackup): EnvVar objects, the source's secrets by Secret reference. Empty
+    without fromBackup."""
+    source = _source_pgc(pgc)
+    if not source:
+        return []
+    settings = pgc_pgbackrest_settings(source)
+    if not settings["enabled"]:
+        raise AnsibleFilterError("spec.bootstrap.fromBackup.repository names no repository (s3 or volume)")
+    env = [{"name": "PGC_SOURCE_STANZA", "value": settings["stanza"]},
+           {"name": "PGC_SOURCE_CONFIG", "value": SOURCE_CONFIG}]
+    if settings["type"] == "s3":
+        if not settings["s3"]["secretName"]:
+            raise AnsibleFilterError("spec.bootstrap.fromBackup.repository.s3.secretName is required (the S3 keys)")
+        for name, key in ((ENV_SOURCE_S3_KEY, S3_SECRET_KEYS[ENV_S3_KEY]),
+                          (ENV_SOURCE_S3_KEY_SECRET, S3_SECRET_KEYS[ENV_S3_KEY_SECRET])):
+            env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": settings["s3"]["secretName"], "key": key}}})
+        # A volume's cipher is its repository host's business.
+        if settings["encryption"]:
+            env.append({"name": ENV_SOURCE_CIPHER_PASS, "valueFrom": {"secretKeyRef": {
+                "name": settings["encryption_secret"], "key": ENCRYPTION_SECRET_KEY}}})
+    from_backup = source["from_backup"]
+    if from_backup.get("targetTime"):
+        env.append({"name": "PGC_RESTORE_TARGET_TIME", "value": str(from_backup["targetTime"])})
+    if from_backup.get("backup"):
+        env.append({"name": "PGC_RESTORE_SET", "value": str(from_backup["backup"])})
+    return env
+
+
+def pgc_patroni_backup_config(pgc, config="", scripts_dir=""):
+    """Return what backups add to Patroni's configuration (pgc_patroni_config), to be deep-merged
+    into it: WAL archiving and the replicas' restore_command when spec.backup.repository is set,
+    and the custom bootstrap method that restores spec.bootstrap.fromBackup. Empty when neither.
+
+    ``config`` is pgbackrest.conf when not at its default path, ``scripts_dir`` where the image's
+    scripts are when not on the PATH.
+    """
+    fragment = {}
+    if pgc_pgbackrest_settings(pgc)["enabled"]:
+        fragment["bootstrap"] = {"dcs": {"postgresql": {"parameters": {
+            "archive_mode": "on",
+            "archive_command": pgc_pgbackrest_archive_command(pgc, config),
+        }}}}
+        # Written by Patroni for every replica (it drops recovery_target* here): a replica that fell
+        # behind the primary's WAL takes it from the repository.
+        fragment["postgresql"] = {"recovery_conf": {"restore_command": pgc_pgbackrest_restore_command(pgc, config)}}
+    if _source_pgc(pgc):
+        prefix = scripts_dir.rstrip("/") + "/" if scripts_dir else ""
+        fragment.setdefault("bootstrap", {})
+        fragment["bootstrap"]["method"] = BOOTSTRAP_METHOD
+        fragment["bootstrap"][BOOTSTRAP_METHOD] = {
+            "command": prefix + BOOTSTRAP_SCRIPT,
+            # pgBackRest writes the recovery settings (target, promote, the source's restore_command);
+            # Patroni keeps them until the first promotion, then drops them.
+            "keep_existing_recovery_conf": True,
+        }
+    return fragment
+
+
+def pgc_backup_tls_client_cn(pgc=None):
+    """The common name of the backup certificate, which the TLS servers authorize (tls-server-auth)."""
+    return TLS_CLIENT_CN
+
+
+def _tls_names(pgc, extra_names):
+    name, namespace = pgc["name"], pgc["namespace"]
+    names = []
+    for host in (name, name + REPO_HOST_SUFFIX):
+        names += [host, "%s.%s.svc" % (host, namespace), "%s.%s.svc.cluster.local" % (host, namespace)]
+    headless = name + NAME_SUFFIXES["service_headless"]
+    names += ["*.%s.%s.svc" % (headless, namespace), "*.%s.%s.svc.cluster.local" % (headless, namespace)]
+    names += [str(n) for n in (extra_names or []) if str(n)]
+    return list(dict.fromkeys(names))
+
+
+def pgc_backup_tls(pgc, extra_names=None):
+    """Return a new CA and a certificate signed by it for the pgBackRest TLS servers and clients of a
+    cluster: ``{"ca.crt", "tls.crt", "tls.key"}``, PEM text (the Secret ``<name>-backup-tls``)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # An hour back: clocks of the nodes may differ a little.
+    not_before = now - datetime.timedelta(hours=1)
+    not_after = now + datetime.timedelta(days=TLS_VALIDITY_DAYS)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pgc backup CA %s/%s" % (pgc["namespace"],
+                                                                                         pgc["name"]))])
+    ca = (x509.CertificateBuilder()
+          .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    alt_names = []
+    for entry in _tls_names(pgc, extra_names):
+        try:
+            address = ipaddress.ip_address(entry)
+        except ValueError:
+            alt_names.append(x509.DNSName(entry))
+        else:
+            # pgBackRest matches the host it connects to against DNS names only: an address is both.
+            alt_names += [x509.IPAddress(address), x509.DNSName(entry)]
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TLS_CLIENT_CN)]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=True, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            # One certificate for both ends of every connection.
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return {
+        "ca.crt": ca.public_bytes(pem).decode(),
+        "tls.crt": leaf.public_bytes(pem).decode(),
+        "tls.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
+    }
+
+
 class FilterModule:
     """Backup filters of the postgres.cluster collection."""
 
@@ -262,4 +537,8 @@ class FilterModule:
             "pgc_pgbackrest_archive_command": pgc_pgbackrest_archive_command,
             "pgc_pgbackrest_restore_command": pgc_pgbackrest_restore_command,
             "pgc_pgbackrest_environment": pgc_pgbackrest_environment,
+            "pgc_pgbackrest_source_environment": pgc_pgbackrest_source_environment,
+            "pgc_patroni_backup_config": pgc_patroni_backup_config,
+            "pgc_backup_tls": pgc_backup_tls,
+            "pgc_backup_tls_client_cn": pgc_backup_tls_client_cn,
         }

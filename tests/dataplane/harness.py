@@ -261,6 +261,7 @@ class Member:
             "PATRONI_REPLICATION_PASSWORD": creds["replication-password"],
             **p.script_env,
             **p.service_account_env(self.dir / "serviceaccount"),
+            **(p.member_env(self) if p.member_env else {}),
         }
 
     def config(self) -> dict:
@@ -404,8 +405,11 @@ class DataPlane:
     _live: list["DataPlane"] = []
 
     def __init__(self, namespace: str, cluster: str, kube: Kube | None = None, bin_dir: Path = PG_BIN_DIR,
-                 workdir: Path | None = None):
+                 workdir: Path | None = None, member_env=None):
+        """``member_env``: a function of a Member returning more of its environment (what a pod gets
+        from Secrets the harness does not read, or per member paths and ports)."""
         self.namespace = namespace
+        self.member_env = member_env
         self.cluster = cluster
         self.kube = kube or Kube()
         self.bin_dir = Path(bin_dir)

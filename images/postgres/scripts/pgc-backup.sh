@@ -9,6 +9,8 @@
 #   PGBACKREST_CONFIG   pgbackrest.conf (default /etc/pgbackrest/pgbackrest.conf)
 #   PGBACKREST_REPO1_S3_KEY, PGBACKREST_REPO1_S3_KEY_SECRET, PGBACKREST_REPO1_CIPHER_PASS
 #                       the secrets, which pgBackRest reads itself; nothing here prints them.
+#   PGC_RESULT_FILE     also write the JSON line there, on success only (a Job's
+#                       /dev/termination-log: on failure Kubernetes takes the log's tail instead)
 # The stanza is created on the first backup. `pgbackrest check` runs first, so that a backup is only
 # taken when WAL archiving works (a backup without its WAL cannot be restored). Expiry by
 # repo1-retention-full runs at the end of each backup.
@@ -47,7 +49,10 @@ say "taking a $type backup"
 pgbackrest backup --type="$type" 1>&2 || die "pgbackrest backup --type=$type failed"
 
 after=$(info_json)
-BEFORE=$before AFTER=$after python3 - <<'PY'
+# Where the backup's files are: repo1-path, then pgBackRest's layout.
+repo_path=$(python3 "${PGC_REPO_TOOL:-$(dirname "$0")/pgc-repo.py}" option repo1-path) ||
+  die "cannot read repo1-path from $PGBACKREST_CONFIG"
+result=$(BEFORE=$before AFTER=$after REPO_PATH=${repo_path:-/var/lib/pgbackrest} python3 - <<'PY'
 import datetime
 import json
 import os
@@ -79,5 +84,11 @@ print(json.dumps({
     "wal_stop": (b.get("archive") or {}).get("stop"),
     "backups": len(stanza["backup"]),
     "full_backups": sum(1 for x in stanza["backup"] if x["type"] == "full"),
+    "repository_path": "%s/backup/%s/%s" % (os.environ["REPO_PATH"].rstrip("/"), stanza["name"], b["label"]),
 }, sort_keys=True))
 PY
+) || exit 1
+printf '%s\n' "$result"
+if [ -n "${PGC_RESULT_FILE:-}" ]; then
+  printf '%s\n' "$result" >"$PGC_RESULT_FILE" || die "cannot write the result to $PGC_RESULT_FILE"
+fi

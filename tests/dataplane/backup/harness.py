@@ -419,7 +419,7 @@ class Cluster:
         self.repo_path = repo_path
         lock = ws.path("pg", name, "lock")
         text = flt.pgc_pgbackrest_config(
-            self.pgc, pg_path=str(self.server.data_dir), socket_path=str(self.server.socket_dir),
+            self.pgc, role="local", pg_path=str(self.server.data_dir), socket_path=str(self.server.socket_dir),
             port=self.server.port, repo_path=str(repo_path or ""), ca_file=str(ca_file or ""),
             options={"lock-path": str(lock),
                      # The endpoint keeps the name on the certificate; connections go to loopback.
@@ -469,3 +469,55 @@ class Cluster:
         copy = Postgres(self.ws, name, data_dir=data_dir)
         copy.start(env=self.env())
         return copy
+
+
+# --- pgBackRest's TLS servers ---------------------------------------------------------------------
+
+def write_tls(ws: Workspace, bundle: dict, name: str) -> Path:
+    """A backup TLS Secret's keys (ca.crt, tls.crt, tls.key) as files, as a pod mounts them."""
+    d = ws.path("tls", name)
+    for key, text in bundle.items():
+        (d / key).write_text(text)
+        os.chmod(d / key, 0o600)
+    give(d)
+    return d
+
+
+class TlsServer:
+    """``pgbackrest server`` as a database pod's sidecar or a repository host runs it."""
+
+    def __init__(self, ws: Workspace, name: str, config: Path, port: int, env: dict | None = None):
+        self.ws = ws
+        self.name = name
+        self.config = config
+        self.port = port
+        self.env = env or {}
+        self.log = ws.path("tls-servers") / f"{name}.log"
+        self.proc = None
+
+    def start(self) -> "TlsServer":
+        import socket
+        self.proc = self.ws.spawn(["pgbackrest", f"--config={self.config}", "server"], self.log, as_owner=True,
+                                  env=self.env)
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise BackupHarnessError(f"pgbackrest server {self.name} exited with {self.proc.returncode}\n"
+                                         + self.log.read_text(errors="replace")[-2000:])
+            with socket.create_connection((LOOPBACK, self.port), timeout=1):
+                return True
+        wait_for(listening, 30, f"pgbackrest server {self.name} does not listen on {LOOPBACK}:{self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            _kill([self.proc.pid], signal.SIGTERM)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                _kill([self.proc.pid])  # nothing to lose: the workspace's sweep follows anyway
+
+    def log_tail(self, n: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        return ""

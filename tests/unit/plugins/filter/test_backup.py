@@ -74,17 +74,96 @@ def test_pgc_pgbackrest_config_keeps_secrets_out_of_the_file():
 def test_pgc_pgbackrest_config_encrypts_object_storage_by_default_and_volumes_on_request():
     assert parse(flt.pgc_pgbackrest_config(pgc(S3)))["global"]["repo1-cipher-type"] == "aes-256-cbc"
     assert "repo1-cipher-type" not in parse(flt.pgc_pgbackrest_config(pgc({**S3, "encryption": False})))["global"]
-    assert "repo1-cipher-type" not in parse(flt.pgc_pgbackrest_config(pgc(VOLUME)))["global"]
-    volume = parse(flt.pgc_pgbackrest_config(pgc({**VOLUME, "encryption": True})))["global"]
-    assert volume["repo1-cipher-type"] == "aes-256-cbc"
+    assert "repo1-cipher-type" not in parse(flt.pgc_pgbackrest_config(pgc(VOLUME), role="job"))["global"]
+    for role in ("job", "repo-host"):
+        volume = parse(flt.pgc_pgbackrest_config(pgc({**VOLUME, "encryption": True}), role=role))["global"]
+        assert volume["repo1-cipher-type"] == "aes-256-cbc"
+    # The repository host encrypts what the pods send it.
+    pod = parse(flt.pgc_pgbackrest_config(pgc({**VOLUME, "encryption": True}), role="pod"))["global"]
+    assert "repo1-cipher-type" not in pod
 
 
-def test_pgc_pgbackrest_config_renders_a_volume_repository():
-    g = parse(flt.pgc_pgbackrest_config(pgc(VOLUME)))["global"]
+@pytest.mark.parametrize("role", ["job", "repo-host", "local"])
+def test_pgc_pgbackrest_config_renders_a_volume_repository(role):
+    g = parse(flt.pgc_pgbackrest_config(pgc(VOLUME), role=role))["global"]
     assert g["repo1-type"] == "posix"
     assert g["repo1-path"] == flt.VOLUME_REPOSITORY_PATH
-    assert not any(k.startswith("repo1-s3-") for k in g)
-    assert parse(flt.pgc_pgbackrest_config(pgc(VOLUME), repo_path="/mnt/r"))["global"]["repo1-path"] == "/mnt/r"
+    assert not any(k.startswith("repo1-s3-") or k.startswith("repo1-host") for k in g)
+    assert parse(flt.pgc_pgbackrest_config(pgc(VOLUME), role=role, repo_path="/mnt/r"))["global"]["repo1-path"] == "/mnt/r"
+
+
+def test_pgc_pgbackrest_config_pod_reaches_a_volume_through_the_repository_host_and_serves_tls():
+    ini = parse(flt.pgc_pgbackrest_config(pgc(VOLUME)))
+    g = ini["global"]
+    assert {k: v for k, v in g.items() if k.startswith("repo1-")} == {
+        "repo1-host": "db-repo.prod.svc", "repo1-host-type": "tls", "repo1-host-port": "8432",
+        "repo1-host-cert-file": "/etc/pgc/backup-tls/tls.crt", "repo1-host-key-file": "/etc/pgc/backup-tls/tls.key",
+        "repo1-host-ca-file": "/etc/pgc/backup-tls/ca.crt"}
+    assert {k: v for k, v in g.items() if k.startswith("tls-server-")} == {
+        "tls-server-address": "*", "tls-server-port": "8432",
+        "tls-server-cert-file": "/etc/pgc/backup-tls/tls.crt", "tls-server-key-file": "/etc/pgc/backup-tls/tls.key",
+        "tls-server-ca-file": "/etc/pgc/backup-tls/ca.crt", "tls-server-auth": "pgc-backup=db"}
+    assert dict(ini["db"]) == {"pg1-path": "/var/lib/postgresql/data/pgdata", "pg1-port": "5432",
+                               "pg1-socket-path": "/var/run/postgresql"}
+    other = parse(flt.pgc_pgbackrest_config(pgc(VOLUME), repo_host="r.example", repo_host_port=9000, tls_dir="/t",
+                                            tls_address="127.0.0.1", tls_port=9001))["global"]
+    assert (other["repo1-host"], other["repo1-host-port"], other["repo1-host-ca-file"]) == ("r.example", "9000", "/t/ca.crt")
+    assert (other["tls-server-address"], other["tls-server-port"]) == ("127.0.0.1", "9001")
+
+
+def test_pgc_pgbackrest_config_pod_with_s3_stores_directly_and_serves_tls():
+    g = parse(flt.pgc_pgbackrest_config(pgc(S3)))["global"]
+    assert g["repo1-type"] == "s3" and "repo1-host" not in g
+    assert g["tls-server-auth"] == "pgc-backup=db"
+
+
+@pytest.mark.parametrize("backup", [S3, VOLUME])
+def test_pgc_pgbackrest_config_job_reaches_the_primary_over_tls(backup):
+    ini = parse(flt.pgc_pgbackrest_config(pgc(backup), role="job"))
+    assert dict(ini["db"]) == {
+        "pg1-host": "db.prod.svc", "pg1-host-type": "tls", "pg1-host-port": "8432",
+        "pg1-host-cert-file": "/etc/pgc/backup-tls/tls.crt", "pg1-host-key-file": "/etc/pgc/backup-tls/tls.key",
+        "pg1-host-ca-file": "/etc/pgc/backup-tls/ca.crt",
+        "pg1-path": "/var/lib/postgresql/data/pgdata", "pg1-port": "5432", "pg1-socket-path": "/var/run/postgresql"}
+    assert not any(k.startswith("tls-server-") or k.startswith("repo1-host") for k in ini["global"])
+    host = parse(flt.pgc_pgbackrest_config(pgc(backup), role="job", pg_host="localhost", pg_host_port=1234))["db"]
+    assert (host["pg1-host"], host["pg1-host-port"]) == ("localhost", "1234")
+
+
+def test_pgc_pgbackrest_config_repository_host_serves_the_volume_only():
+    ini = parse(flt.pgc_pgbackrest_config(pgc(VOLUME, backupRetention=3), role="repo-host"))
+    assert ini.sections() == ["global"]
+    assert ini["global"]["tls-server-auth"] == "pgc-backup=db"
+    assert ini["global"]["repo1-retention-full"] == "3"
+    with pytest.raises(AnsibleFilterError, match="only a volume repository has a repository host"):
+        flt.pgc_pgbackrest_config(pgc(S3), role="repo-host")
+    with pytest.raises(AnsibleFilterError, match="role must be one of"):
+        flt.pgc_pgbackrest_config(pgc(S3), role="sidecar")
+
+
+SOURCE_S3 = {"s3": {"endpoint": "s3.eu-west-1.amazonaws.com", "bucket": "old-backups", "secretName": "old-s3",
+                    "caSecretName": "old-ca"}}
+
+
+def from_backup(repository=None, **extra):
+    return {"fromBackup": {"cluster": "old", "repository": repository or SOURCE_S3, "encryption": None,
+                           "encryptionSecretName": "", "targetTime": "", "backup": "", **extra}}
+
+
+def test_pgc_pgbackrest_config_source_is_the_other_clusters_stanza_and_repository():
+    ini = parse(flt.pgc_pgbackrest_config(pgc(S3, bootstrap=from_backup()), role="source"))
+    assert ini.sections() == ["global", "old"]
+    g = ini["global"]
+    assert (g["repo1-s3-bucket"], g["repo1-path"]) == ("old-backups", "/pgc/prod/old")
+    assert g["repo1-storage-ca-file"] == flt.SOURCE_CA_FILE
+    assert g["repo1-cipher-type"] == "aes-256-cbc"
+    assert not any(k.startswith("tls-server-") for k in g)
+    assert ini["old"]["pg1-path"] == "/var/lib/postgresql/data/pgdata"
+    volume = parse(flt.pgc_pgbackrest_config(pgc(bootstrap=from_backup({"volume": {}})), role="source"))["global"]
+    assert volume["repo1-host"] == "old-repo.prod.svc"
+    assert volume["repo1-host-cert-file"] == "/etc/pgc/source-backup-tls/tls.crt"
+    with pytest.raises(AnsibleFilterError, match="fromBackup is not set"):
+        flt.pgc_pgbackrest_config(pgc(S3), role="source")
 
 
 def test_pgc_pgbackrest_config_keeps_backup_retention_full_backups():
@@ -164,6 +243,87 @@ def test_pgc_pgbackrest_environment_needs_the_s3_secret():
     backup = {"repository": {"s3": {"endpoint": "e", "bucket": "b"}}}
     with pytest.raises(AnsibleFilterError, match="secretName is required"):
         flt.pgc_pgbackrest_environment(pgc(backup))
+
+
+def test_pgc_pgbackrest_source_environment_names_do_not_clash_with_the_clusters_own():
+    assert flt.pgc_pgbackrest_source_environment(pgc(S3)) == []
+    env = flt.pgc_pgbackrest_source_environment(pgc(S3, bootstrap=from_backup(targetTime="2026-01-31 12:00:00+00")))
+    by_name = {e["name"]: e for e in env}
+    assert by_name["PGC_SOURCE_STANZA"]["value"] == "old"
+    assert by_name["PGC_SOURCE_CONFIG"]["value"] == "/etc/pgbackrest/source.conf"
+    assert by_name["PGC_SOURCE_REPO1_S3_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "old-s3", "key": "access-key-id"}
+    assert by_name["PGC_SOURCE_REPO1_S3_KEY_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "secret-access-key"
+    assert by_name["PGC_SOURCE_REPO1_CIPHER_PASS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "old-backup-encryption", "key": "passphrase"}
+    assert by_name["PGC_RESTORE_TARGET_TIME"]["value"] == "2026-01-31 12:00:00+00"
+    assert "PGC_RESTORE_SET" not in by_name
+    assert not any(e["name"].startswith("PGBACKREST_") for e in env)
+    labelled = {e["name"]: e.get("value") for e in flt.pgc_pgbackrest_source_environment(
+        pgc(bootstrap=from_backup({"volume": {}}, backup="20260101-000000F", encryptionSecretName="k")))}
+    assert labelled == {"PGC_SOURCE_STANZA": "old", "PGC_SOURCE_CONFIG": "/etc/pgbackrest/source.conf",
+                        "PGC_RESTORE_SET": "20260101-000000F"}, "a volume's secrets stay on its repository host"
+
+
+@pytest.mark.parametrize("bootstrap, message", [
+    ({"fromBackup": {"repository": SOURCE_S3}}, "fromBackup.cluster is required"),
+    ({"fromBackup": {"cluster": "old"}}, "fromBackup.repository is required"),
+    (from_backup(targetTime="2026-01-31 12:00:00+00", backup="x"), "targetTime or backup, not both"),
+    (from_backup({"s3": {"endpoint": "e", "bucket": "b"}}), "secretName is required"),
+])
+def test_pgc_pgbackrest_source_environment_refuses_an_incomplete_source(bootstrap, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        flt.pgc_pgbackrest_source_environment(pgc(S3, bootstrap=bootstrap))
+
+
+def test_pgc_patroni_backup_config_archives_and_restores_through_the_stanza():
+    assert flt.pgc_patroni_backup_config(pgc()) == {}
+    assert flt.pgc_patroni_backup_config(pgc(S3)) == {
+        "bootstrap": {"dcs": {"postgresql": {"parameters": {
+            "archive_mode": "on", "archive_command": "pgbackrest --stanza=db archive-push %p"}}}},
+        "postgresql": {"recovery_conf": {"restore_command": 'pgbackrest --stanza=db archive-get %f "%p"'}},
+    }
+
+
+def test_pgc_patroni_backup_config_bootstraps_from_the_source_backup():
+    fragment = flt.pgc_patroni_backup_config(pgc(S3, bootstrap=from_backup()))
+    assert fragment["bootstrap"]["method"] == "pgc_from_backup"
+    assert fragment["bootstrap"]["pgc_from_backup"] == {"command": "pgc-bootstrap-from-backup.sh",
+                                                        "keep_existing_recovery_conf": True}
+    assert fragment["bootstrap"]["dcs"]["postgresql"]["parameters"]["archive_mode"] == "on"
+    without_own = flt.pgc_patroni_backup_config(pgc(bootstrap=from_backup()), scripts_dir="/opt/s/")
+    assert without_own == {"bootstrap": {"method": "pgc_from_backup", "pgc_from_backup": {
+        "command": "/opt/s/pgc-bootstrap-from-backup.sh", "keep_existing_recovery_conf": True}}}
+
+
+def test_pgc_backup_tls_is_a_ca_and_a_certificate_for_every_name_of_the_cluster():
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import datetime
+    import ipaddress
+
+    bundle = flt.pgc_backup_tls(pgc(S3), extra_names=["localhost", "127.0.0.1"])
+    assert sorted(bundle) == ["ca.crt", "tls.crt", "tls.key"]
+    ca = x509.load_pem_x509_certificate(bundle["ca.crt"].encode())
+    leaf = x509.load_pem_x509_certificate(bundle["tls.crt"].encode())
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    leaf.verify_directly_issued_by(ca)
+    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == flt.pgc_backup_tls_client_cn(pgc(S3))
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san.get_values_for_type(x509.DNSName)) == {
+        "db", "db.prod.svc", "db.prod.svc.cluster.local", "db-repo", "db-repo.prod.svc",
+        "db-repo.prod.svc.cluster.local", "*.db-pods.prod.svc", "*.db-pods.prod.svc.cluster.local",
+        "localhost", "127.0.0.1"}
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(usages) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    valid = leaf.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    assert valid > datetime.timedelta(days=3640)
+    from cryptography.hazmat.primitives import serialization
+    key = serialization.load_pem_private_key(bundle["tls.key"].encode(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert key.public_key().public_numbers() == leaf.public_key().public_numbers()
+    assert flt.pgc_backup_tls(pgc(S3))["ca.crt"] != bundle["ca.crt"], "a new CA each time"
 
 
 def test_backup_filters_are_registered_and_documented():
