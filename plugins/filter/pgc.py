@@ -16,6 +16,7 @@ import yaml
 
 from ansible.errors import AnsibleFilterError
 from ansible.utils.unsafe_proxy import wrap_var
+from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs import backup_status
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import desired_status, rfc3339_now, status_patch
 
 API_VERSION = "postgres.example.com/v1"
@@ -37,6 +38,8 @@ SPEC_DEFAULTS = {
     "synchronous": False,
     "credentials": {},
     "volumeClaimRetention": {},
+    "backup": {},
+    "bootstrap": {},
 }
 
 VOLUME_CLAIM_RETENTION_DEFAULTS = {"whenScaled": "Retain", "whenDeleted": "Retain"}
@@ -61,7 +64,16 @@ NAME_SUFFIXES = {
     "pdb": "",
     "service_metrics": "-metrics",
     "monitoring": "",
+    "pgbackrest_config": "-pgbackrest",
+    "backup_cronjob": "-backup",
+    "logical_cronjob": "-logical-backup",
+    "backup_tls": "-backup-tls",
+    "repo_host": "-repo",
+    "backup_claim": "-backup",
 }
+
+# The annotation the restore playbook puts on a cluster while it restores it.
+RESTORE_ANNOTATION = "postgres.example.com/restore-in-progress"
 
 # The role the exporter sidecar connects as: pg_monitor and nothing else, over the pod's own socket.
 MONITOR_ROLE = "pgc_monitor"
@@ -92,6 +104,62 @@ def _image_repository(image):
     return name
 
 
+CRON_MACROS = frozenset(("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"))
+# (field, lowest, highest, names from the lowest value on)
+CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+
+
+def cron_errors(expression, field):
+    """What is wrong with a cron expression as a CronJob reads it: five fields (minute hour
+    day-of-month month day-of-week) of values, ranges, steps, lists and names, or an @-macro."""
+    text = str(expression).strip()
+    if not text or text in CRON_MACROS:
+        return []
+    fields = text.split()
+    if len(fields) != 5:
+        return ["%s %r must have 5 fields (minute hour day-of-month month day-of-week), not %d, or be an "
+                "@-macro such as @daily" % (field, text, len(fields))]
+    errors = []
+    for value, (name, low, high, names) in zip(fields, CRON_FIELDS):
+        problem = _cron_field_error(value.lower(), name, low, high, names)
+        if problem:
+            errors.append("%s %r: %s" % (field, text, problem))
+    return errors
+
+
+def _cron_field_error(value, name, low, high, names):
+    def number(text):
+        if text in names:
+            return low + names.index(text)
+        if not text.isdigit():
+            return None
+        return int(text)
+
+    for item in value.split(","):
+        base, _, step = item.partition("/")
+        if _ and (not step.isdigit() or int(step) == 0):
+            return "the %s step %r must be a positive number" % (name, step)
+        if base in ("*", "?"):
+            if base == "?" and name not in ("day of month", "day of week"):
+                return "? is only allowed in day of month and day of week"
+            continue
+        first, dash, last = base.partition("-")
+        bounds = [number(first)] + ([number(last)] if dash else [])
+        if None in bounds:
+            return "%r is not a %s%s" % (base, name, " (a number or a name such as %s)" % names[0] if names else "")
+        if any(not low <= b <= high for b in bounds):
+            return "%s %r is outside %d-%d" % (name, base, low, high)
+        if dash and bounds[0] > bounds[1]:
+            return "the %s range %r goes backwards" % (name, base)
+    return None
+
+
 def pgc_spec_errors(pgc):
     """Return what is wrong with a cluster's spec that the CRD schema cannot express, one
     message per problem, each naming the field."""
@@ -106,6 +174,11 @@ def pgc_spec_errors(pgc):
             errors.append("spec.configuration.%s is set by the operator and cannot be overridden" % key)
     if str(configuration.get("wal_level", "replica")) not in ("replica", "logical"):
         errors.append("spec.configuration.wal_level must be replica or logical: streaming replicas need it")
+    errors.extend(cron_errors(spec.get("backupSchedule") or "", "spec.backupSchedule"))
+    logical = (spec.get("backup") or {}).get("logical") or {}
+    errors.extend(cron_errors(logical.get("schedule") or "", "spec.backup.logical.schedule"))
+    if logical.get("schedule") and not ((spec.get("backup") or {}).get("repository") or {}).get("s3"):
+        errors.append("spec.backup.logical.schedule needs spec.backup.repository.s3: logical dumps go to object storage")
     # The messages quote the spec: never let Ansible template them.
     return wrap_var(errors)
 
@@ -145,7 +218,7 @@ def pgc_patroni_config(pgc):
     parameters.update(spec.get("configuration") or {})
     # Patroni's pg_rewind needs hint bits in the WAL; owned, so never in spec.configuration.
     parameters["wal_log_hints"] = "on"
-    return {
+    config = {
         "scope": pgc["name"],
         "kubernetes": {
             # Members are the pods with the cluster's label; Patroni labels each with its role.
@@ -193,6 +266,20 @@ def pgc_patroni_config(pgc):
             ],
         },
     }
+    # WAL archiving, the replicas' restore_command and a bootstrap from a backup, when configured.
+    from ansible_collections.postgres.cluster.plugins.filter.backup import pgc_patroni_backup_config
+    return _merged(config, pgc_patroni_backup_config(pgc))
+
+
+def _merged(base, extra):
+    """base with extra merged in, dictionaries key by key (extra wins elsewhere)."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def pgc_prometheus_rules(rules_text, pgc):
@@ -239,6 +326,11 @@ def pgc_normalize(cluster):
     spec.update({k: v for k, v in (cluster.get("spec") or {}).items() if v is not None})
     spec["credentials"] = {**CREDENTIALS_DEFAULTS, **(spec.get("credentials") or {})}
     spec["volumeClaimRetention"] = {**VOLUME_CLAIM_RETENTION_DEFAULTS, **(spec.get("volumeClaimRetention") or {})}
+    spec["backup"] = dict(spec.get("backup") or {})
+    if spec["backupSchedule"] and not spec["backup"].get("repository"):
+        # A schedule with nowhere named to keep the backups: a volume of the cluster's own, served by
+        # its repository host, as a schedule alone asks for.
+        spec["backup"]["repository"] = {"volume": {}}
     selector = {"postgres.example.com/cluster": name}
     return {
         "api_version": API_VERSION,
@@ -265,6 +357,8 @@ def pgc_normalize(cluster):
         },
         "field_manager": FIELD_MANAGER,
         "monitor_role": MONITOR_ROLE,
+        # Set by the restore playbook while it works on the stopped members: reconciles wait.
+        "restore_in_progress": (meta.get("annotations") or {}).get(RESTORE_ANNOTATION, ""),
     }
 
 
@@ -351,6 +445,26 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         "selector": pgc["selector_string"],
         "conditions": conditions,
     }
+    spec = pgc["spec"]
+    repository = (spec.get("backup") or {}).get("repository") or {}
+    if repository or pgc.get("status", {}).get("backups"):
+        # What the provision step applied: it removes a CronJob whose schedule goes away.
+        logical = (spec.get("backup") or {}).get("logical") or {}
+        status["backups"] = {
+            "repository": "s3" if repository.get("s3") is not None else "volume" if repository else "none",
+            "schedule": spec.get("backupSchedule") or "" if repository else "",
+            "logicalSchedule": logical.get("schedule") or "" if repository else "",
+        }
+    from_backup = (spec.get("bootstrap") or {}).get("fromBackup") or {}
+    if from_backup.get("repository"):
+        status["restoredFrom"] = wrap_var({k: v for k, v in from_backup.items() if v not in (None, "")})
+    if observed.get("backup_jobs") or pgc.get("status", {}).get("lastBackupTimestamp") \
+            or pgc.get("status", {}).get("backupFailures"):
+        # Job messages come from pod logs: data, never templates.
+        backups = wrap_var(backup_status(observed.get("backup_jobs") or [], pgc.get("status") or {}))
+        status.update(backups["fields"])
+        if backups["condition"]:
+            status["conditions"].append(_condition("LastBackupSucceeded", *backups["condition"], generation))
     if monitoring is not None:
         status["monitoring"] = {key: monitoring[key] for key in ("exporter", "podMonitor", "prometheusRule", "message")}
         for key in ("exporter", "podMonitor", "prometheusRule"):
@@ -481,6 +595,13 @@ def pgc_status_transitions(before, after):
         add("Degraded", degraded_after.get("message") or "Degraded", warning=True)
     elif degraded_after.get("status") == "False" and degraded_before.get("status") == "True":
         add("Recovered", degraded_after.get("message") or "Recovered")
+    if int(after.get("backupFailures") or 0) > int(before.get("backupFailures") or 0):
+        failure = after.get("lastBackupFailure") or {}
+        add("BackupFailed", "Backup Job %s failed: %s" % (failure.get("job"), failure.get("message")), warning=True)
+    if after.get("lastBackupTimestamp") and after.get("lastBackupTimestamp") != before.get("lastBackupTimestamp"):
+        backup = after.get("lastBackup") or {}
+        add("BackupSucceeded", "Backup %s finished at %s (Job %s)" % (
+            backup.get("label") or "(no label reported)", after["lastBackupTimestamp"], backup.get("job")))
     return events
 
 

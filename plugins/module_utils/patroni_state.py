@@ -39,7 +39,8 @@ def _json(text):
     return value if isinstance(value, dict) else None
 
 
-def _parse_time(text):
+def parse_time(text):
+    """An RFC 3339 time (Kubernetes' and Patroni's), as an aware datetime; None when it is not one."""
     if not text:
         return None
     try:
@@ -61,7 +62,7 @@ def leader_lock(configmap, now):
     leader = annotations.get("leader")
     if not leader:
         return None
-    renewed = _parse_time(annotations.get("renewTime"))
+    renewed = parse_time(annotations.get("renewTime"))
     try:
         ttl = float(annotations.get("ttl") or 30)
     except ValueError:

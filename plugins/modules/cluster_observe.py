@@ -39,6 +39,12 @@ options:
       - The label selector of the cluster's pods and of Patroni's ConfigMaps.
     type: str
     required: true
+  backup_jobs:
+    description:
+      - Also list the cluster's backup and restore Jobs and their pods (two more requests) and
+        return what each did.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
@@ -92,6 +98,13 @@ monitoring_api:
   description: Whether the cluster serves PodMonitor and PrometheusRule (monitoring.coreos.com/v1).
   returned: always
   type: bool
+backup_jobs:
+  description: The cluster's Jobs, oldest first, each with C(name), C(kind), C(backup), C(phase)
+    (Pending, Running, Succeeded, Failed), C(started), C(finished), C(result) (the JSON line its pod
+    wrote) and C(message). Empty unless I(backup_jobs) is set.
+  returned: always
+  type: list
+  elements: dict
 """
 
 import copy
@@ -117,6 +130,11 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
     CoreException,
 )
+from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs import (
+    COMPONENT_LABEL,
+    JOB_LABEL,
+    summarize_jobs,
+)
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import (
     api_error_message,
 )
@@ -128,6 +146,7 @@ OBSERVE_ARG_SPEC = {
     "scope": {"type": "str", "required": True},
     "namespace": {"type": "str", "required": True},
     "label_selector": {"type": "str", "required": True},
+    "backup_jobs": {"type": "bool", "default": False},
 }
 
 
@@ -140,16 +159,22 @@ def argspec():
 def execute_module(module, client):
     namespace = module.params["namespace"]
     selector = module.params["label_selector"]
-    found = {}
-    for kind in ("Pod", "ConfigMap"):
+    scope = module.params["scope"]
+
+    def listed(kind, api_version, label_selector):
         try:
-            resource = client.resource(kind, "v1")
-            items = client.get(resource, namespace=namespace, label_selector=selector).to_dict()
+            resource = client.resource(kind, api_version)
+            return client.get(resource, namespace=namespace, label_selector=label_selector).to_dict().get("items") or []
         except DynamicApiError as e:
             module.fail_json(msg="Failed to list the {0}s of {1}/{2}: {3}".format(
-                kind, namespace, module.params["scope"], api_error_message(e)))
-        found[kind] = items.get("items") or []
-    result = observe(module.params["scope"], found["Pod"], found["ConfigMap"])
+                kind, namespace, scope, api_error_message(e)))
+
+    result = observe(scope, listed("Pod", "v1", selector), listed("ConfigMap", "v1", selector))
+    result["backup_jobs"] = []
+    if module.params["backup_jobs"]:
+        jobs = listed("Job", "batch/v1", "{0},{1}".format(selector, JOB_LABEL))
+        pods = listed("Pod", "v1", "{0}={1}".format(COMPONENT_LABEL, scope)) if jobs else []
+        result["backup_jobs"] = summarize_jobs(jobs, pods)
     result["monitoring_api"] = _serves(client, "monitoring.coreos.com/v1", ("PodMonitor", "PrometheusRule"))
     module.exit_json(changed=False, **result)
 

@@ -50,13 +50,18 @@ def collections_path():
 
 def run_playbook(name, *args):
     """Run playbooks/<name>.yml by hand, as a person would, with the admin kubeconfig; returns its output."""
+    proc = playbook_process(name, *args)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def playbook_process(name, *args):
+    """Run playbooks/<name>.yml as run_playbook does; returns the finished process, failed or not."""
     e = env()
     e.update({"ANSIBLE_COLLECTIONS_PATH": collections_path(), "ANSIBLE_NOCOLOR": "1",
               "K8S_AUTH_KUBECONFIG": e["KUBECONFIG"]})
-    proc = subprocess.run(["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), *args], env=e,
+    return subprocess.run(["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), *args], env=e,
                           capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    return proc.stdout
 
 
 def operator_kubeconfig():

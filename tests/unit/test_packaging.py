@@ -10,21 +10,28 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_watches_maps_the_custom_resource_to_the_reconcile_role():
-    (watch,) = yaml.safe_load((REPO / "watches.yaml").read_text())
-    assert (watch["group"], watch["version"], watch["kind"]) == ("postgres.example.com", "v1", "PostgresCluster")
-    namespace, name, role = watch["role"].split(".")
-    assert (namespace, name) == ("postgres", "cluster")
-    assert (REPO / "roles" / role / "tasks/main.yml").is_file()
+def test_watches_maps_each_custom_resource_to_its_role():
+    watches = yaml.safe_load((REPO / "watches.yaml").read_text())
+    assert [(w["group"], w["version"], w["kind"], w["role"]) for w in watches] == [
+        ("postgres.example.com", "v1", "PostgresCluster", "postgres.cluster.reconcile"),
+        ("postgres.example.com", "v1", "PostgresBackup", "postgres.cluster.backup"),
+    ]
+    for watch in watches:
+        for role in (watch["role"], watch["finalizer"]["role"]):
+            assert (REPO / "roles" / role.split(".")[-1] / "tasks/main.yml").is_file()
+    backup = watches[1]
+    assert backup["finalizer"] == {"name": "postgres.example.com/expire", "role": "postgres.cluster.backup",
+                                   "vars": {"backup_finalize": True}}
+    assert backup["watchDependentResources"] is True  # its Job wakes it
 
 
 def test_watches_keeps_user_maps_and_status_writes_under_the_collections_control():
-    (watch,) = yaml.safe_load((REPO / "watches.yaml").read_text())
-    assert watch["snakeCaseParameters"] is False
-    assert watch["manageStatus"] is False
-    assert 1 <= watch["maxRunnerArtifacts"] <= 5
-    hours = re.fullmatch(r"(\d+)h", watch["reconcilePeriod"])
-    assert hours and int(hours.group(1)) >= 1, "idle clusters must not be resynced often"
+    for watch in yaml.safe_load((REPO / "watches.yaml").read_text()):
+        assert watch["snakeCaseParameters"] is False
+        assert watch["manageStatus"] is False
+        assert 1 <= watch["maxRunnerArtifacts"] <= 5
+        hours = re.fullmatch(r"(\d+)h", watch["reconcilePeriod"])
+        assert hours and int(hours.group(1)) >= 1, "idle objects must not be resynced often"
 
 
 def test_dockerfile_builds_on_the_runtime_version_used_locally():
@@ -63,8 +70,8 @@ def test_database_image_pins_the_patroni_the_data_plane_tests_run():
 
 
 def test_watches_hands_the_object_to_the_roles_as_data_not_templates():
-    (watch,) = yaml.safe_load((REPO / "watches.yaml").read_text())
-    assert watch["markUnsafe"] is True
+    for watch in yaml.safe_load((REPO / "watches.yaml").read_text()):
+        assert watch["markUnsafe"] is True
 
 
 def test_the_operator_logs_one_json_object_per_line():

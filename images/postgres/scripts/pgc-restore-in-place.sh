@@ -40,7 +40,12 @@ fi
 
 aside=$datadir.before-restore
 [ ! -e "$aside" ] || die "$aside exists (left by an earlier restore): move or remove it, then run the restore again"
-pg_bin=$(dirname "$(command -v pg_ctl 2>/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -1)")
+# The image's PostgreSQL is on PATH; Debian's packages keep it under /usr/lib/postgresql/<major>.
+pg_ctl=$(command -v pg_ctl || true)
+for candidate in /usr/lib/postgresql/*/bin/pg_ctl; do
+  [ -n "$pg_ctl" ] || [ ! -x "$candidate" ] || pg_ctl=$candidate
+done
+pg_bin=$(dirname "${pg_ctl:-/nonexistent/pg_ctl}")
 [ -x "$pg_bin/pg_ctl" ] || die "pg_ctl is not installed"
 if [ -e "$datadir" ]; then
   if [ -f "$datadir/postmaster.pid" ] && "$pg_bin/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then

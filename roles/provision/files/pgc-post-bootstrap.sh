@@ -23,4 +23,10 @@ SELECT format('CREATE ROLE %I LOGIN IN ROLE pg_monitor', :'monitor_user')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor_user') \gexec
 SQL
 
+# With a backup repository, its stanza now, so that WAL is archived before the first backup (the
+# script of the database image never fails the bootstrap).
+if [ -n "${PGBACKREST_STANZA:-}" ] && command -v pgc-stanza-create.sh >/dev/null; then
+  pgc-stanza-create.sh || true
+fi
+
 python3 "$(dirname "$0")/pgc-callback.py" on_bootstrap primary "$scope" || true

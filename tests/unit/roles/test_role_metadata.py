@@ -25,6 +25,7 @@ def test_role_argument_specs_match_defaults(role):
 @pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
 def test_role_public_variables_are_prefixed_with_the_role_name(role):
     specs = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
-    shared = {"pgc", "_postgres_example_com_postgrescluster"}
+    # What the operator runtime passes: the watched object, by its kind.
+    shared = {"pgc", "_postgres_example_com_postgrescluster", "_postgres_example_com_postgresbackup"}
     for key in set(specs) - shared:
         assert key.startswith(role.name + "_"), key

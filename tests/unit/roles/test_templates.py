@@ -10,10 +10,18 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
 
+from ansible_collections.postgres.cluster.plugins.filter import backup, backup_jobs
+from ansible_collections.postgres.cluster.plugins.filter import pgc as pgc_filters
+from ansible_collections.postgres.cluster.plugins.filter.backup import (pgc_pgbackrest_environment,
+                                                                        pgc_pgbackrest_settings,
+                                                                        pgc_pgbackrest_source_environment)
 from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize, pgc_patroni_config, pgc_prometheus_rules
 
 REPO = Path(__file__).resolve().parents[3]
 init_plugin_loader()  # lookups (password) in templates resolve as they do in a play
+# The collection's own filters, by the names templates call them (postgres.cluster.*).
+COLLECTION_FILTERS = {"postgres.cluster." + name: f for module in (backup, backup_jobs, pgc_filters)
+                      for name, f in module.FilterModule().filters().items()}
 SAMPLE = REPO / "config/samples/postgres_v1_postgrescluster.yaml"
 
 
@@ -25,16 +33,26 @@ def sample_pgc(**spec):
 
 
 def render(role, template, **variables):
+    return yaml.safe_load(render_text(role, template, **variables))
+
+
+def render_text(role, template, **variables):
     defaults = yaml.safe_load((REPO / "roles" / role / "defaults/main.yml").read_text()) or {}
     if "pgc" in variables:  # what the provision task computes for its templates
         variables.setdefault("__provision_patroni_config", pgc_patroni_config(variables["pgc"]))
         variables.setdefault("__provision_alert_rules", pgc_prometheus_rules(
             (REPO / "roles/provision/files/prometheus-alerts.yaml").read_text(), variables["pgc"]))
+        settings = pgc_pgbackrest_settings(variables["pgc"])
+        variables.setdefault("__provision_backup", settings)
+        variables.setdefault("__provision_backup_env", (pgc_pgbackrest_environment(variables["pgc"]) if settings["enabled"]
+                                                        else []) + pgc_pgbackrest_source_environment(variables["pgc"]))
     # lookup('file', ...) finds the role's files/ as it does in a play
     variables.setdefault("ansible_search_path", [str(REPO / "roles" / role)])
     templar = Templar(loader=DataLoader(), variables={**defaults, **variables})
+    for name, f in COLLECTION_FILTERS.items():
+        templar.environment.filters[name] = f
     text = (REPO / "roles" / role / "templates" / template).read_text()
-    return yaml.safe_load(templar.template(text))
+    return templar.template(text)
 
 
 MANIFESTS = [
@@ -119,7 +137,7 @@ def test_credentials_secret_holds_generated_passwords_and_no_owner():
 
 
 def test_provision_statefulset_runs_patroni_with_passwords_from_the_credentials_secret():
-    sts = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(credentials={"secretName": "mine"}))
+    sts = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(credentials={"secretName": "mine"}, backupSchedule=""))
     pod = sts["spec"]["template"]["spec"]
     container = pod["containers"][0]
     env = {e["name"]: e for e in container["env"]}
@@ -186,7 +204,7 @@ def test_cleanup_names_every_configmap_patroni_creates():
 
 
 def test_provision_statefulset_runs_the_exporter_sidecar_only_with_monitoring():
-    pod = render("provision", "statefulset.yaml.j2", pgc=sample_pgc())["spec"]["template"]["spec"]
+    pod = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(backupSchedule=""))["spec"]["template"]["spec"]
     exporter = {c["name"]: c for c in pod["containers"]}["exporter"]
     metrics_yaml = yaml.safe_load((REPO / "config/prometheus/metrics.yaml").read_text())
     assert exporter["image"] == metrics_yaml["exporter_image"]  # the release the data-plane test proves
@@ -194,7 +212,7 @@ def test_provision_statefulset_runs_the_exporter_sidecar_only_with_monitoring():
     assert "--extend.query-path=/etc/pgc-exporter/exporter-queries.yaml" in exporter["args"]
     assert exporter["ports"] == [{"name": "metrics", "containerPort": 9187, "protocol": "TCP"}]
     assert exporter["securityContext"]["readOnlyRootFilesystem"] is True
-    off = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(enableMonitoring=False))
+    off = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(enableMonitoring=False, backupSchedule=""))
     assert [c["name"] for c in off["spec"]["template"]["spec"]["containers"]] == ["postgres"]
 
 
@@ -210,3 +228,113 @@ def test_provision_monitoring_objects_select_the_cluster():
     assert "PostgreSQLClusterDown" in alerts and len(alerts) == len(set(alerts))
     # Prometheus templates reach the object as they are.
     assert any("{{ $labels.name }}" in r["annotations"]["summary"] for g in rule["spec"]["groups"] for r in g["rules"])
+
+
+S3 = {"repository": {"s3": {"endpoint": "s3.eu-west-1.amazonaws.com", "bucket": "pg", "secretName": "s3-keys"}}}
+
+
+def test_provision_backup_cronjob_runs_one_backup_job_at_a_time_with_bounded_history():
+    pgc = sample_pgc(backup=S3)
+    cron = render("provision", "cronjob-backup.yaml.j2", pgc=pgc)
+    assert (cron["kind"], cron["metadata"]["name"]) == ("CronJob", "example-backup")
+    spec = cron["spec"]
+    assert spec["schedule"] == "0 2 * * *" and spec["concurrencyPolicy"] == "Forbid"
+    assert spec["successfulJobsHistoryLimit"] == 3 and spec["failedJobsHistoryLimit"] == 3
+    assert spec["startingDeadlineSeconds"] > 0 and spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] > 0
+    pod = spec["jobTemplate"]["spec"]["template"]
+    # A Job's pod is never a member: not selected by the Services, the PDB or Patroni.
+    assert "postgres.example.com/cluster" not in pod["metadata"]["labels"]
+    assert pod["metadata"]["labels"]["postgres.example.com/job"] == "backup"
+    container = pod["spec"]["containers"][0]
+    assert "pgc-backup.sh" in container["command"][-1]
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PGC_BACKUP_TYPE"]["value"] == "full"
+    assert env["PGBACKREST_REPO1_S3_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s3-keys", "key": "access-key-id"}
+    assert env["PGBACKREST_REPO1_CIPHER_PASS"]["valueFrom"]["secretKeyRef"]["name"] == "example-backup-encryption"
+    assert not any("value" in e and "secret" in e["name"].lower() for e in container["env"])
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_provision_volume_repository_is_served_by_a_repository_host_and_outlives_the_cluster():
+    pgc = sample_pgc()  # a schedule and no repository: a volume repository
+    objs = list(yaml.safe_load_all(render_text("provision", "repository-host.yaml.j2", pgc=pgc)))
+    claim, service, deployment = objs
+    assert (claim["kind"], claim["metadata"]["name"]) == ("PersistentVolumeClaim", "example-backup")
+    assert "ownerReferences" not in claim["metadata"]
+    assert service["spec"]["ports"][0]["port"] == 8432
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    job = render("provision", "cronjob-backup.yaml.j2", pgc=pgc)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert {"name": "repository", "persistentVolumeClaim": {"claimName": "example-backup"}} in job["volumes"]
+    term = job["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["labelSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_provision_members_run_a_pgbackrest_server_reached_through_the_primary_service():
+    pgc = sample_pgc(backup=S3)
+    pod = render("provision", "statefulset.yaml.j2", pgc=pgc)["spec"]["template"]["spec"]
+    names = [c["name"] for c in pod["containers"]]
+    assert "pgbackrest" in names
+    server = pod["containers"][names.index("pgbackrest")]
+    assert server["command"] == ["pgbackrest", "server"]
+    rw = render("provision", "service-rw.yaml.j2", pgc=pgc)
+    assert {"name": "pgbackrest", "port": 8432, "targetPort": "pgbackrest", "protocol": "TCP"} in rw["spec"]["ports"]
+    cm = render("provision", "configmap-pgbackrest.yaml.j2", pgc=pgc)
+    assert set(cm["data"]) == {"pod.conf", "job.conf"}
+    plain = sample_pgc(backupSchedule="")
+    assert [c["name"] for c in render("provision", "statefulset.yaml.j2", pgc=plain)["spec"]["template"]["spec"]["containers"]] \
+        == ["postgres", "exporter"]
+    assert len(render("provision", "service-rw.yaml.j2", pgc=plain)["spec"]["ports"]) == 1
+
+
+def test_backup_role_job_is_owned_by_its_postgresbackup_and_takes_its_type():
+    pgc = sample_pgc(backup=S3)
+    backup = {"metadata": {"name": "before-upgrade", "namespace": "prod", "uid": "b-1"},
+              "spec": {"cluster": "example", "type": "incr"}}
+    job = render("backup", "job.yaml.j2", __backup=backup, __backup_pgc=pgc)
+    assert job["metadata"]["name"] == "before-upgrade-backup"
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "PostgresBackup"
+    assert job["metadata"]["labels"]["postgres.example.com/backup"] == "before-upgrade"
+    assert job["metadata"]["labels"]["postgres.example.com/cluster"] == "example"
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGC_BACKUP_TYPE"]["value"] == "incr"
+
+
+def test_restore_role_job_restores_over_member_0s_claim():
+    pgc = sample_pgc(backup=S3)
+    job = render("restore", "job.yaml.j2", pgc=pgc, __restore_job="restore", __restore_job_timeout=600,
+                 __restore_data_claim="data-example-0",
+                 __restore_job_env=[{"name": "PGC_RESTORE_TARGET_TIME", "value": "2026-11-26 12:00:00+00"}])
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-example-0"}} in pod["volumes"]
+    assert "pgc-restore-in-place.sh" in pod["containers"][0]["command"][-1]
+    assert job["spec"]["backoffLimit"] == 0
+
+
+def test_credentials_backup_tls_secret_holds_a_ca_and_a_certificate():
+    secret = render("credentials", "secret-backup-tls.yaml.j2", pgc=sample_pgc())
+    assert set(secret["stringData"]) == {"ca.crt", "tls.crt", "tls.key"}
+    assert secret["stringData"]["tls.key"].startswith("-----BEGIN")
+
+
+def test_provision_a_cluster_from_a_backup_restores_with_the_sources_settings():
+    source = {"s3": {**S3["repository"]["s3"], "caSecretName": "private-ca"}}
+    pgc = sample_pgc(backupSchedule="", bootstrap={"fromBackup": {
+        "cluster": "old", "repository": source, "targetTime": "2026-11-26T09:00:00Z"}})
+    config = yaml.safe_load(render("provision", "configmap-patroni.yaml.j2", pgc=pgc)["data"]["patroni.yml"])
+    method = config["bootstrap"]["method"]
+    assert "pgc-bootstrap-from-backup.sh" in config["bootstrap"][method]["command"]
+    sts = render("provision", "statefulset.yaml.j2", pgc=pgc)
+    pod = sts["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["PGC_SOURCE_STANZA"]["value"] == "old"
+    assert env["PGC_RESTORE_TARGET_TIME"]["value"] == "2026-11-26T09:00:00Z"
+    assert env["PGC_SOURCE_REPO1_S3_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "s3-keys"
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["source-backup-ca"] == "/etc/pgc/source-backup-ca"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["pgbackrest-config"]["configMap"]["items"] == [{"key": "source.conf", "path": "source.conf"}]
+    # Without a repository of its own the new cluster runs no pgBackRest server.
+    assert [c["name"] for c in pod["containers"]] == ["postgres", "exporter"]
+    cm = render("provision", "configmap-pgbackrest.yaml.j2", pgc=pgc)
+    assert set(cm["data"]) == {"source.conf"} and "[old]" in cm["data"]["source.conf"]

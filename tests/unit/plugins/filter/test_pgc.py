@@ -49,7 +49,9 @@ def test_pgc_normalize_keeps_user_values_and_derives_names_and_labels():
     assert pgc["names"] == {"statefulset": "db", "service_rw": "db", "service_ro": "db-ro", "service_headless": "db-pods",
                             "credentials": "db-credentials", "patroni_config": "db-patroni",
                             "patroni_account": "db-patroni", "pdb": "db", "service_metrics": "db-metrics",
-                            "monitoring": "db"}
+                            "monitoring": "db", "pgbackrest_config": "db-pgbackrest", "backup_cronjob": "db-backup",
+                            "logical_cronjob": "db-logical-backup", "backup_tls": "db-backup-tls",
+                            "repo_host": "db-repo", "backup_claim": "db-backup"}
     assert pgc["labels"]["app.kubernetes.io/instance"] == "db"
     assert pgc["selector_string"] == "postgres.example.com/cluster=db"
     assert pgc["owner_reference"] == {"apiVersion": "postgres.example.com/v1", "kind": "PostgresCluster",
@@ -369,3 +371,50 @@ def test_pgc_prometheus_rules_limits_every_alert_to_the_cluster():
             assert rule["expr"].endswith('and on (namespace, name) label_replace(label_replace(vector(1), '
                                          '"namespace", "prod", "", ""), "name", "db", "", "")')
             assert "{{ $labels" in rule["annotations"]["description"] or "{{" not in rule["annotations"]["description"]
+
+
+@pytest.mark.parametrize("schedule", ["0 2 * * *", "*/15 * * * *", "0 3 * * mon-fri", "30 1 1,15 * ?", "@daily",
+                                      "0 0 * jan,jul sun", "5-10/2 0-23 1-31 1-12 0-7", ""])
+def test_cron_errors_accepts_what_a_cronjob_runs(schedule):
+    assert flt.cron_errors(schedule, "spec.backupSchedule") == []
+
+
+@pytest.mark.parametrize("schedule, problem", [
+    ("0 2 * *", "must have 5 fields"),
+    ("every day", "must have 5 fields"),
+    ("60 2 * * *", "minute '60' is outside 0-59"),
+    ("0 24 * * *", "hour '24' is outside 0-23"),
+    ("0 2 0 * *", "day of month '0' is outside 1-31"),
+    ("0 2 * 13 *", "month '13' is outside 1-12"),
+    ("0 2 * * 8", "day of week '8' is outside 0-7"),
+    ("a b c d e", "is not a minute"),
+    ("*/0 * * * *", "step '0' must be a positive number"),
+    ("0 5-2 * * *", "range '5-2' goes backwards"),
+    ("? * * * *", "? is only allowed"),
+    ("@fortnightly", "must have 5 fields"),
+])
+def test_cron_errors_names_what_is_wrong(schedule, problem):
+    errors = flt.cron_errors(schedule, "spec.backupSchedule")
+    assert errors and problem in errors[0] and errors[0].startswith("spec.backupSchedule")
+
+
+def test_a_schedule_without_repository_gets_a_volume_repository():
+    pgc = flt.pgc_normalize({"metadata": {"name": "main", "namespace": "db"}, "spec": {"backupSchedule": "0 2 * * *"}})
+    assert pgc["spec"]["backup"]["repository"] == {"volume": {}}
+    plain = flt.pgc_normalize({"metadata": {"name": "main", "namespace": "db"}, "spec": {}})
+    assert plain["spec"]["backup"] == {}
+
+
+def test_pgc_status_reports_backups_from_jobs_and_announces_them():
+    pgc = flt.pgc_normalize({"metadata": {"name": "main", "namespace": "db"},
+                         "spec": {"backupSchedule": "0 2 * * *"}})
+    jobs = [{"name": "main-backup-1", "kind": "backup", "backup": "", "phase": "Failed", "created": "2026-11-26T02:00:00Z",
+             "started": "2026-11-26T02:00:00Z", "finished": "2026-11-26T02:01:00Z", "result": None,
+             "message": "ERROR: [049]: unable to get address for 'main.db.svc'"}]
+    status = flt.pgc_status(pgc, None, {"backup_jobs": jobs})
+    assert status["backupFailures"] == 1
+    assert status["backups"] == {"repository": "volume", "schedule": "0 2 * * *", "logicalSchedule": ""}
+    condition = [c for c in status["conditions"] if c["type"] == "LastBackupSucceeded"][0]
+    assert condition["status"] == "False" and "unable to get address" in condition["message"]
+    events = flt.pgc_status_transitions({}, status)
+    assert [e for e in events if e["reason"] == "BackupFailed" and e["type"] == "Warning"]

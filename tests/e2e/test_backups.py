@@ -1,0 +1,247 @@
+"""Backups on the control plane: the CronJob and the Jobs are rendered and accepted, a Job's end
+updates the PostgresBackup's and the cluster's status from what its pod reported, and a failed
+Job sets a clear condition and an Event.
+
+kwok runs no container: the tests play the backup container's part, writing to the pod's status
+the termination message that pgc-backup.sh writes (its JSON line on success, the end of its log
+on failure; hack/cluster-up.sh keeps kwok from completing these pods itself), and stamping the
+cluster as the Job's last command does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+
+from tests.e2e.helpers import (apply, get, kubectl, kubectl_json, playbook_process, postgres_cluster, run_playbook,
+                               stable_resource_versions,
+                               wait_for, wait_for_phase)
+
+S3_BACKUP = {"repository": {"s3": {"endpoint": "minio.storage.svc:9000", "bucket": "pg-backups",
+                                   "secretName": "s3-keys", "uriStyle": "path"}}}
+
+
+def s3_keys(namespace):
+    kubectl("create", "secret", "generic", "s3-keys", "-n", namespace,
+            "--from-literal=access-key-id=AKIAEXAMPLE", "--from-literal=secret-access-key=not-a-real-key")
+
+
+def result(label, stop, backup_type="full"):
+    return {"stanza": "db", "label": label, "type": backup_type, "start": "2026-11-26T02:00:01Z", "stop": stop,
+            "size": 31457280, "delta": 31457280, "repository_size": 4194304, "repository_delta": 4194304,
+            "repository_path": f"/pgc/ns/db/backup/db/{label}"}
+
+
+def job_pods(namespace, job):
+    return kubectl_json("get", "pods", "-n", namespace, "-l", f"job-name={job}")["items"]
+
+
+def finish_pod(namespace, pod, exit_code, message):
+    """What the kubelet writes when the backup container ends."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = {"status": {
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
+        "containerStatuses": [{
+            "name": "pgbackrest", "image": pod["spec"]["containers"][0]["image"], "imageID": "", "ready": False,
+            "restartCount": 0, "started": False,
+            "state": {"terminated": {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                                     "message": message, "startedAt": now, "finishedAt": now}}}],
+        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+    }}
+    kubectl("patch", "pod", pod["metadata"]["name"], "-n", namespace, "--subresource=status", "--type=merge",
+            "-p", json.dumps(status))
+
+
+def run_job_pods(namespace, job, exit_code, message, pods=1):
+    """Finish the Job's pods one after the other (a failed Job retries once: backoffLimit 1)."""
+    done = set()
+    for _ in range(pods):
+        pod = wait_for(lambda: next((p for p in job_pods(namespace, job) if p["metadata"]["name"] not in done
+                                     and p["status"].get("phase") in ("Pending", "Running")), None),
+                       60, f"no pod of Job {job}")
+        finish_pod(namespace, pod, exit_code, message)
+        done.add(pod["metadata"]["name"])
+
+
+def job_condition(namespace, job, ctype):
+    obj = get("job", job, namespace) or {}
+    return any(c["type"] == ctype and c["status"] == "True" for c in obj.get("status", {}).get("conditions", []))
+
+
+def stamp(namespace, name="db"):
+    """What the Job's last command does: pgc-callback.py stamps the cluster, which wakes the operator."""
+    kubectl("annotate", "--overwrite", "pgc", name, "-n", namespace,
+            f"postgres.example.com/member-event={datetime.datetime.now().isoformat()} backup finished")
+
+
+def events(namespace, name, reason):
+    items = kubectl_json("get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")["items"]
+    return [e for e in items if e["reason"] == reason]
+
+
+def condition(obj, ctype):
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == ctype), {})
+
+
+def test_a_scheduled_backup_updates_status_from_the_result_and_a_failed_one_says_why(operator, namespace):
+    s3_keys(namespace)
+    apply(postgres_cluster("db", replicas=2, backupSchedule="0 2 * * *", backupRetention=3, backup=S3_BACKUP), namespace)
+    wait_for_phase("db", namespace, "Running", ready=2)
+
+    cron = get("cronjob", "db-backup", namespace)
+    assert cron["spec"]["schedule"] == "0 2 * * *"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cron["metadata"]["ownerReferences"][0]["kind"] == "PostgresCluster"
+    # Generated once, with no ownerReference: the backups outlive the cluster, so does their passphrase.
+    passphrase = get("secret", "db-backup-encryption", namespace)
+    assert passphrase and "ownerReferences" not in passphrase["metadata"]
+    assert get("secret", "db-backup-tls", namespace)
+    conf = get("configmap", "db-pgbackrest", namespace)["data"]
+    assert "repo1-retention-full=3" in conf["job.conf"] and "pg1-host-type=tls" in conf["job.conf"]
+    assert "not-a-real-key" not in json.dumps(conf)
+    sts = get("statefulset", "db", namespace)
+    assert "pgbackrest" in [c["name"] for c in sts["spec"]["template"]["spec"]["containers"]]
+
+    # A Job from the CronJob's template is accepted by the API server and runs as the schedule would.
+    kubectl("create", "job", "--from=cronjob/db-backup", "db-backup-1", "-n", namespace)
+    stop = "2026-11-26T02:03:09Z"
+    run_job_pods(namespace, "db-backup-1", 0, json.dumps(result("20261126-020001F", stop)))
+    wait_for(lambda: job_condition(namespace, "db-backup-1", "Complete"), 60, "the Job did not complete")
+    stamp(namespace)
+    cluster = wait_for(lambda: (lambda c: c if c["status"].get("lastBackupTimestamp") else None)(get("pgc", "db", namespace)),
+                       60, "status.lastBackupTimestamp was not set")
+    # The backup's own stop time, not the time of the reconcile.
+    assert cluster["status"]["lastBackupTimestamp"] == stop
+    assert cluster["status"]["lastBackup"]["label"] == "20261126-020001F"
+    assert condition(cluster, "LastBackupSucceeded")["status"] == "True"
+    wait_for(lambda: events(namespace, "db", "BackupSucceeded"), 30, "no BackupSucceeded Event")
+
+    kubectl("create", "job", "--from=cronjob/db-backup", "db-backup-2", "-n", namespace)
+    log = ("pgc-backup: checking the configuration and WAL archiving\n"
+           "ERROR: [039]: HTTP request failed with 403 (Forbidden): the access key is not allowed on bucket pg-backups\n"
+           "pgc-backup: error: pgbackrest check failed: WAL archiving or the repository does not work")
+    run_job_pods(namespace, "db-backup-2", 1, log, pods=2)
+    wait_for(lambda: job_condition(namespace, "db-backup-2", "Failed"), 60, "the Job did not fail")
+    stamp(namespace)
+    cluster = wait_for(lambda: (lambda c: c if c["status"].get("backupFailures") else None)(get("pgc", "db", namespace)),
+                       60, "status.backupFailures was not counted")
+    assert cluster["status"]["backupFailures"] == 1
+    failed = condition(cluster, "LastBackupSucceeded")
+    assert (failed["status"], failed["reason"]) == ("False", "BackupFailed")
+    assert "db-backup-2" in failed["message"] and "pgbackrest check failed" in failed["message"]
+    # The last good backup stays what it was.
+    assert cluster["status"]["lastBackupTimestamp"] == stop
+    warning = wait_for(lambda: events(namespace, "db", "BackupFailed"), 30, "no BackupFailed Event")
+    assert warning[0]["type"] == "Warning"
+
+
+def test_a_postgresbackup_runs_one_job_and_reports_it(operator, namespace):
+    s3_keys(namespace)
+    apply(postgres_cluster("db", replicas=1, backup=S3_BACKUP), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    assert get("cronjob", "db-backup", namespace) is None  # no schedule, no CronJob
+
+    apply({"apiVersion": "postgres.example.com/v1", "kind": "PostgresBackup", "metadata": {"name": "before-upgrade"},
+           "spec": {"cluster": "db", "type": "incr"}}, namespace)
+    job = wait_for(lambda: get("job", "before-upgrade-backup", namespace), 60, "no backup Job")
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "PostgresBackup"
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGC_BACKUP_TYPE"] == "incr"
+    wait_for(lambda: (get("pgcbackup", "before-upgrade", namespace).get("status") or {}).get("phase") in ("Pending", "Running"),
+             60, "the PostgresBackup does not say that its Job runs")
+
+    stop = "2026-11-26T09:30:12Z"
+    run_job_pods(namespace, "before-upgrade-backup", 0, json.dumps(result("20261126-020001F_20261126-093000I", stop, "incr")))
+    backup = wait_for(lambda: (lambda b: b if b.get("status", {}).get("phase") == "Succeeded" else None)(
+        get("pgcbackup", "before-upgrade", namespace)), 90, "the PostgresBackup did not succeed")
+    status = backup["status"]
+    assert status["label"] == "20261126-020001F_20261126-093000I"
+    assert (status["type"], status["startTime"], status["stopTime"]) == ("incr", "2026-11-26T02:00:01Z", stop)
+    assert status["size"] == 31457280
+    assert status["repositoryPath"].endswith("/20261126-020001F_20261126-093000I")
+    wait_for(lambda: events(namespace, "before-upgrade", "BackupSucceeded"), 30, "no BackupSucceeded Event")
+    # The backup role wakes the cluster, whose status follows.
+    wait_for(lambda: get("pgc", "db", namespace)["status"].get("lastBackupTimestamp") == stop, 60,
+             "the cluster's lastBackupTimestamp does not follow the PostgresBackup")
+
+    # Deleting it keeps the data: no expire Job runs (spec.expireOnDelete is false).
+    kubectl("delete", "pgcbackup", "before-upgrade", "-n", namespace, "--wait=true", "--timeout=60s")
+    assert get("job", "before-upgrade-expire", namespace) is None
+
+
+def test_a_postgresbackup_of_a_cluster_without_repository_fails_with_the_reason(operator, namespace):
+    apply(postgres_cluster("plain", replicas=1), namespace)
+    wait_for_phase("plain", namespace, "Running", ready=1)
+    apply({"apiVersion": "postgres.example.com/v1", "kind": "PostgresBackup", "metadata": {"name": "nowhere"},
+           "spec": {"cluster": "plain"}}, namespace)
+    backup = wait_for(lambda: (lambda b: b if b.get("status", {}).get("phase") == "Failed" else None)(
+        get("pgcbackup", "nowhere", namespace)), 60, "the PostgresBackup did not fail")
+    assert "has no spec.backup.repository" in backup["status"]["message"]
+    assert get("job", "nowhere-backup", namespace) is None
+    warning = wait_for(lambda: events(namespace, "nowhere", "BackupFailed"), 30, "no BackupFailed Event")
+    assert warning[0]["type"] == "Warning"
+
+
+def test_a_bad_cron_expression_is_refused_with_a_message(operator, namespace):
+    apply(postgres_cluster("db", replicas=1, backupSchedule="61 2 * * *"), namespace)
+    cluster = wait_for_phase("db", namespace, "Failed")
+    assert "spec.backupSchedule '61 2 * * *': minute '61' is outside 0-59" in cluster["status"]["message"]
+    assert get("statefulset", "db", namespace) is None
+
+
+def test_a_new_cluster_bootstraps_from_the_source_clusters_repository(operator, namespace):
+    s3_keys(namespace)
+    apply(postgres_cluster("db", replicas=1, backup=S3_BACKUP), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    apply(postgres_cluster("copy", replicas=2, bootstrap={"fromBackup": {"cluster": "db",
+                                                                         "targetTime": "2026-11-26T09:00:00Z"}}), namespace)
+    cluster = wait_for_phase("copy", namespace, "Running", ready=2)
+    restored = cluster["status"]["restoredFrom"]
+    assert (restored["cluster"], restored["targetTime"]) == ("db", "2026-11-26T09:00:00Z")
+    assert restored["repository"]["s3"]["bucket"] == "pg-backups"
+    patroni = get("configmap", "copy-patroni", namespace)["data"]["patroni.yml"]
+    assert "pgc-bootstrap-from-backup" in patroni or "method:" in patroni
+    source = get("configmap", "copy-pgbackrest", namespace)["data"]["source.conf"]
+    assert "[db]" in source and "repo1-s3-bucket=pg-backups" in source
+    env = {e["name"]: e for e in get("statefulset", "copy", namespace)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGC_SOURCE_REPO1_S3_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "s3-keys"
+
+
+def test_the_restore_playbook_plans_refuses_without_confirmation_and_changes_nothing_on_a_bad_backup(operator, namespace):
+    s3_keys(namespace)
+    apply(postgres_cluster("db", replicas=2, backup=S3_BACKUP), namespace)
+    wait_for_phase("db", namespace, "Running", ready=2)
+    before = stable_resource_versions(namespace)
+
+    plan = run_playbook("restore", "-e", "cluster=db", "-e", f"namespace={namespace}", "-e", "backup=20261126-020001F",
+                        "--check", "--diff")
+    assert "Job db-check checks that the backup exists" in plan
+    assert "scaled from 2 to 0" in plan
+    assert stable_resource_versions(namespace) == before, "--check changed objects"
+
+    refused = playbook_process("restore", "-e", "cluster=db", "-e", f"namespace={namespace}")
+    assert refused.returncode != 0
+    assert "confirm it with -e confirm=db" in refused.stdout
+
+    # The check Job fails (the backup does not exist): nothing else happens.
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(proc=playbook_process(
+        "restore", "-e", "cluster=db", "-e", f"namespace={namespace}", "-e", "confirm=db", "-e", "backup=20991231-000000F")))
+    thread.start()
+    run_job_pods(namespace, "db-check", 1,
+                 "pgc-restore: error: backup set 20991231-000000F does not exist in the repository of stanza db "
+                 "(available: 20261126-020001F)")
+    thread.join(timeout=180)
+    proc = outcome["proc"]
+    assert proc.returncode != 0
+    assert "refused, nothing was changed" in proc.stdout and "does not exist in the repository" in proc.stdout
+    sts = get("statefulset", "db", namespace)
+    assert sts["spec"]["replicas"] == 2
+    assert "postgres.example.com/restore-in-progress" not in (get("pgc", "db", namespace)["metadata"].get("annotations") or {})
+
+
+def test_restore_playbook_needs_a_repository(control_plane, namespace):
+    apply(postgres_cluster("plain", replicas=1), namespace)
+    proc = playbook_process("restore", "-e", "cluster=plain", "-e", f"namespace={namespace}", "--check")
+    assert proc.returncode != 0 and "has no spec.backup.repository" in proc.stdout

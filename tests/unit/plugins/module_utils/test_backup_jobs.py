@@ -1,0 +1,102 @@
+"""The outcome of backup Jobs, as status reports it: from the pods' results and the Jobs, never the clock."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs import backup_status, summarize_jobs
+
+RESULT = {"label": "20261126-020000F", "type": "full", "start": "2026-11-26T02:00:01Z",
+          "stop": "2026-11-26T02:03:09Z", "size": 1175000000, "repository_delta": 53000000,
+          "repository_path": "/pgc/prod/main/backup/main/20261126-020000F"}
+
+
+def job(name, created, state, finished="2026-11-26T02:03:30Z", backup=""):
+    labels = {"postgres.example.com/cluster": "main", "postgres.example.com/job": "backup"}
+    if backup:
+        labels["postgres.example.com/backup"] = backup
+    status = {"startTime": created}
+    if state == "succeeded":
+        status.update(succeeded=1, completionTime=finished,
+                      conditions=[{"type": "Complete", "status": "True", "lastTransitionTime": finished}])
+    elif state == "failed":
+        status.update(failed=2, conditions=[{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                             "message": "Job has reached the specified backoff limit",
+                                             "lastTransitionTime": finished}])
+    elif state == "active":
+        status.update(active=1)
+    return {"metadata": {"name": name, "labels": labels, "creationTimestamp": created}, "status": status}
+
+
+def pod(job_name, phase, exit_code=None, message=""):
+    state = {"running": {}} if exit_code is None else {"terminated": {"exitCode": exit_code, "message": message}}
+    return {"metadata": {"name": job_name + "-x", "labels": {"job-name": job_name}, "creationTimestamp": "2026-11-26T02:00:00Z"},
+            "status": {"phase": phase, "containerStatuses": [{"name": "pgbackrest", "state": state}]}}
+
+
+def test_a_succeeded_job_reports_the_result_its_pod_wrote():
+    [summary] = summarize_jobs([job("main-backup-1", "2026-11-26T02:00:00Z", "succeeded")],
+                               [pod("main-backup-1", "Succeeded", 0, json.dumps(RESULT))])
+    assert summary["phase"] == "Succeeded"
+    assert summary["result"]["label"] == "20261126-020000F"
+
+
+def test_a_failed_job_reports_the_line_that_says_why():
+    log = "pgc-backup: checking the configuration\nERROR: [082]: WAL segment was not archived before the 60000ms timeout\n"
+    [summary] = summarize_jobs([job("main-backup-1", "2026-11-26T02:00:00Z", "failed")],
+                               [pod("main-backup-1", "Failed", 1, log)])
+    assert summary["phase"] == "Failed"
+    assert "WAL segment was not archived" in summary["message"]
+
+
+def test_running_and_pending_jobs():
+    jobs = [job("a", "2026-11-26T02:00:00Z", "active"), job("b", "2026-11-26T02:01:00Z", "active")]
+    summaries = summarize_jobs(jobs, [pod("a", "Running")])
+    assert [s["phase"] for s in summaries] == ["Running", "Pending"]
+
+
+def test_status_takes_the_backups_stop_time_not_the_jobs_nor_the_clock():
+    summaries = summarize_jobs([job("main-backup-1", "2026-11-26T02:00:00Z", "succeeded")],
+                               [pod("main-backup-1", "Succeeded", 0, json.dumps(RESULT))])
+    status = backup_status(summaries, {})
+    assert status["fields"]["lastBackupTimestamp"] == "2026-11-26T02:03:09Z"
+    assert status["fields"]["lastBackup"]["label"] == "20261126-020000F"
+    assert status["fields"]["lastBackup"]["repositoryPath"].endswith("/20261126-020000F")
+    assert status["condition"][0] is True
+    assert status["fields"]["backupFailures"] == 0
+
+
+def test_without_a_result_the_jobs_completion_time_is_used():
+    summaries = summarize_jobs([job("j", "2026-11-26T02:00:00Z", "succeeded", finished="2026-11-26T02:10:00Z")], [])
+    assert backup_status(summaries, {})["fields"]["lastBackupTimestamp"] == "2026-11-26T02:10:00Z"
+
+
+def test_an_older_job_never_moves_last_backup_back():
+    previous = {"lastBackupTimestamp": "2026-11-27T02:03:00Z", "lastBackup": {"label": "newer"}}
+    summaries = summarize_jobs([job("j", "2026-11-26T02:00:00Z", "succeeded")],
+                               [pod("j", "Succeeded", 0, json.dumps(RESULT))])
+    fields = backup_status(summaries, previous)["fields"]
+    assert fields["lastBackupTimestamp"] == "2026-11-27T02:03:00Z"
+    assert fields["lastBackup"] == {"label": "newer"}
+
+
+def test_failures_are_counted_once_each_and_the_condition_follows_the_newest_outcome():
+    ok = job("ok", "2026-11-26T02:00:00Z", "succeeded")
+    bad = job("bad", "2026-11-27T02:00:00Z", "failed", finished="2026-11-27T02:05:00Z")
+    pods = [pod("ok", "Succeeded", 0, json.dumps(RESULT)), pod("bad", "Failed", 1, "ERROR: [039]: HTTP 403")]
+    first = backup_status(summarize_jobs([ok, bad], pods), {})
+    assert first["fields"]["backupFailures"] == 1
+    assert first["fields"]["lastBackupFailure"]["job"] == "bad"
+    assert first["condition"][:2] == (False, "BackupFailed")
+    assert "HTTP 403" in first["condition"][2]
+    again = backup_status(summarize_jobs([ok, bad], pods), first["fields"])
+    assert again["fields"]["backupFailures"] == 1
+    # The history limit removed the Jobs: status keeps what it knew.
+    gone = backup_status([], again["fields"])
+    assert gone["fields"]["backupFailures"] == 1
+    assert gone["fields"]["lastBackupTimestamp"] == "2026-11-26T02:03:09Z"
+
+
+def test_jobs_at_work_are_listed_so_that_the_operator_looks_again():
+    summaries = summarize_jobs([job("a", "2026-11-26T02:00:00Z", "active")], [pod("a", "Running")])
+    assert backup_status(summaries, {})["active"] == ["a"]
