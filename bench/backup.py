@@ -8,6 +8,14 @@ restore of each with pgc-restore.sh (which runs `pgbackrest verify` first: its t
 apart too); `pg_basebackup -D DIR -X stream` to local disk and a `cp -a` of its result as the
 floors. MB/s is the database size (pg_database_size of all databases) over the wall time.
 
+Then, on the same database, the path the operator takes (as tests/dataplane/backup/test_tls_remote.py
+runs it), into a stanza of its own per repository: the database "pod" runs `pgbackrest server`
+(pgc_pgbackrest_config role "pod", certificates of pgc_backup_tls) and archives WAL with that
+configuration; the backup "Job" runs pgc-backup.sh with the role "job" configuration, reaching
+PostgreSQL's files over TLS through localhost; the pod restores with pgc-restore.sh and its own
+configuration: S3 directly (verify first, as above), the directory through the repository host's
+TLS server (role "repo-host"), which pgc-restore.sh does not verify.
+
 The S3 figures measure moto, a single-process Python server, as much as pgBackRest: they are a
 lower bound of what a real object store gives.
 
@@ -20,6 +28,7 @@ run PostgreSQL.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -34,6 +43,83 @@ from tests.dataplane import harness as dataplane  # noqa: E402
 from tests.dataplane.backup import harness  # noqa: E402
 
 MB = 1000 * 1000
+TLS_HOST = "localhost"  # on the certificate (extra_names), as <name>.<namespace>.svc is in a cluster
+
+
+class OperatorPath:
+    """One stanza taken and restored the way the operator does, on the bench's server: the database
+    pod's TLS server and configuration, the backup Job's configuration (PostgreSQL remote, over TLS
+    through localhost) and, for a directory, the repository host that the pod reaches it through."""
+
+    def __init__(self, ws, name: str, backup: dict, server, ca_file: Path | None = None,
+                 repo_dir: Path | None = None, options: dict | None = None):
+        from ansible_collections.postgres.cluster.plugins.filter import backup as flt
+        self.flt = flt
+        self.ws = ws
+        self.name = name
+        self.pgc = harness._pgc(name, backup)
+        self.settings = flt.pgc_pgbackrest_settings(self.pgc)
+        self.s3 = self.settings["type"] == "s3"
+        self.server = server
+        self.ca_file = ca_file
+        self.repo_dir = repo_dir
+        self.options = options or {}
+        self.pod_port, self.repo_port = harness.free_ports(2)
+        self.tls_dir = harness.write_tls(ws, flt.pgc_backup_tls(self.pgc, extra_names=[TLS_HOST, harness.LOOPBACK]),
+                                         name)
+        self.dir = ws.path("pg", name)
+        self.configs = {role: self._write(role) for role in ("pod", "job") + (() if self.s3 else ("repo-host",))}
+        self.archive_command = flt.pgc_pgbackrest_archive_command(self.pgc, config=str(self.configs["pod"]))
+        self.tls_servers: list[harness.TlsServer] = []
+
+    def _write(self, role: str) -> Path:
+        options = {"lock-path": str(self.ws.path("locks", self.name, role)),
+                   # The endpoint keeps the name on the certificate; connections go to loopback.
+                   "repo1-storage-host": harness.LOOPBACK if self.s3 else None, **self.options}
+        text = self.flt.pgc_pgbackrest_config(
+            self.pgc, role=role, pg_host=TLS_HOST, repo_host=TLS_HOST, tls_dir=str(self.tls_dir),
+            pg_path=str(self.server.data_dir), socket_path=str(self.server.socket_dir), port=self.server.port,
+            repo_path=str(self.repo_dir or ""), ca_file=str(self.ca_file or ""), options=options,
+            tls_address=harness.LOOPBACK, tls_port=self.repo_port if role == "repo-host" else self.pod_port,
+            pg_host_port=self.pod_port, repo_host_port=self.repo_port)
+        path = self.dir / f"pgbackrest-{role}.conf"
+        path.write_text(text)
+        harness.give(path)
+        return path
+
+    def env(self, role: str) -> dict[str, str]:
+        """What the pod, the Job or the repository host has in its environment (the Secrets)."""
+        e = {"PGBACKREST_STANZA": self.name, "PGBACKREST_CONFIG": str(self.configs[role])}
+        if self.s3:
+            e.update({"PGBACKREST_REPO1_S3_KEY": harness.S3_KEY,
+                      "PGBACKREST_REPO1_S3_KEY_SECRET": harness.S3_KEY_SECRET})
+        # A volume's cipher is the repository host's business (and the Job's, which writes into it).
+        if self.settings["encryption"] and (self.s3 or role != "pod"):
+            e["PGBACKREST_REPO1_CIPHER_PASS"] = harness.CIPHER_PASS
+        return e
+
+    def start_tls_servers(self) -> None:
+        if "repo-host" in self.configs:
+            self.tls_servers.append(harness.TlsServer(self.ws, f"{self.name}-repo", self.configs["repo-host"],
+                                                      self.repo_port, env=self.env("repo-host")).start())
+        self.tls_servers.append(harness.TlsServer(self.ws, f"{self.name}-pod", self.configs["pod"], self.pod_port,
+                                                  env=self.env("pod")).start())
+
+    def run(self, role: str, *cmd, timeout: float = 3600):
+        return self.server.run(*cmd, timeout=timeout, env=self.env(role))
+
+    def job_backup(self) -> dict:
+        """pgc-backup.sh as the backup Job runs it: its JSON line."""
+        out = self.run("job", self.ws.bin / "pgc-backup.sh", "full").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()][0]
+
+    def pod_restore(self, target: Path):
+        """pgc-restore.sh in a database pod (its configuration)."""
+        return self.run("pod", self.ws.bin / "pgc-restore.sh", f"--datadir={target}", "--archive-mode=off")
+
+    def stop(self) -> None:
+        for server in self.tls_servers:
+            server.stop()
 
 
 def timed(fn, *args, **kwargs) -> float:
@@ -93,16 +179,53 @@ def measure(scale: int = 70, process_max: int = 2, options: dict | None = None, 
             target = ws.dir / f"restore-{label}"
             figures[f"restore {label}"] = timed(cluster.restore, target)
             shutil.rmtree(target)
+
+        # The operator's path, into stanzas of their own (one backup each, as above): archiving now
+        # goes by the pod's configuration to those (the stanzas above have all they need).
+        tls_s3 = OperatorPath(ws, "benchtls", {**store.backup_spec("bench", "/pgc/bench/s3-tls"),
+                                               "processMax": process_max},
+                              src, ca_file=store.ca_file, options=options)
+        tls_dir = OperatorPath(ws, "benchtlsdir", {"repository": {"volume": {}}, "processMax": process_max}, src,
+                               repo_dir=ws.path("repo-dir-tls"), options=options)
+        operator_paths = (("s3 over TLS", tls_s3), ("directory over TLS", tls_dir))
+        try:
+            for _, path in operator_paths:
+                path.start_tls_servers()
+            for _, path in operator_paths:
+                path.run("job", "pgbackrest", "stanza-create")
+            set_archive_command(src, f"{tls_s3.archive_command} && {tls_dir.archive_command}")
+            for label, path in operator_paths:
+                backup = {}
+
+                def run_backup(path=path, backup=backup):
+                    backup.update(path.job_backup())
+                figures[f"backup {label}"] = timed(run_backup)
+                figures[f"stored {label}"] = backup["repository_size"]
+                if path.s3:  # what pgc-restore.sh runs first, with the pod's configuration
+                    figures[f"verify {label}"] = timed(path.run, "pod", "pgbackrest", "verify")
+                target = ws.dir / f"restore-{label.replace(' ', '-')}"
+                figures[f"restore {label}"] = timed(path.pod_restore, target)
+                shutil.rmtree(target)
+        finally:
+            for _, path in operator_paths:
+                path.stop()
         return figures
     finally:
         ws.close()
+
+
+def set_archive_command(server, command: str) -> None:
+    from psycopg import sql
+    server.sql(sql.SQL("ALTER SYSTEM SET archive_command = {}").format(sql.Literal(command)))
+    server.sql("SELECT pg_reload_conf()")
+    harness.wait_for(lambda: server.value("SHOW archive_command") == command, 30, "archive_command not reloaded")
 
 
 def report(figures: dict[str, float], out=print) -> None:
     size = figures["size"]
 
     def line(name, seconds, note=""):
-        out(f"  {name:<44} {seconds:7.1f} s  {size / MB / seconds:8.1f} MB/s{note}")
+        out(f"  {name:<60} {seconds:7.1f} s  {size / MB / seconds:8.1f} MB/s{note}")
     out(f"database size {size / MB:.0f} MB (pgbench load {figures['load']:.0f} s)")
     line("pg_basebackup -X stream to local disk (floor)", figures["pg_basebackup"])
     line("cp -a of that copy (restore floor)", figures["cp -a"])
@@ -115,6 +238,20 @@ def report(figures: dict[str, float], out=print) -> None:
         restore = figures[f"restore {label}"]
         line(f"pgc-restore.sh latest, {label} (with verify)", restore)
         line(f"  restore alone, {label}", max(0.1, restore - figures[f"verify {label}"]))
+    for label in ("s3 over TLS", "directory over TLS"):
+        if f"backup {label}" not in figures:
+            continue
+        stored = figures[f"stored {label}"]
+        ratio = figures["pg_basebackup"] / figures[f"backup {label}"]
+        line(f"pgc-backup.sh full by the Job, {label}", figures[f"backup {label}"],
+             f"  ({ratio:.0%} of pg_basebackup; stored {stored / MB:.0f} MB)")
+        restore = figures[f"restore {label}"]
+        if f"verify {label}" in figures:
+            line(f"pgbackrest verify by the pod, {label}", figures[f"verify {label}"])
+            line(f"pgc-restore.sh latest by the pod, {label} (with verify)", restore)
+            line(f"  restore alone, {label}", max(0.1, restore - figures[f"verify {label}"]))
+        else:
+            line(f"pgc-restore.sh latest by the pod, {label}", restore, "  (via the repository host, no verify)")
 
 
 def main() -> int:

@@ -9,7 +9,8 @@
 #   - the project virtualenv (hack/venv.sh) with Patroni and psycopg from requirements-dev.txt;
 #   - for the `postgres` system user, which runs Patroni and PostgreSQL in the tests (PostgreSQL
 #     refuses to run as root): search permission (ACL, execute bit only) on the directories above the
-#     virtualenv and its base interpreter, so that it can run the venv's `patroni`.
+#     virtualenv and its base interpreter, so that it can run the venv's `patroni`;
+#   - Azurite and fake-gcs-server, the Azure and GCS emulators of the backup tests (hack/backup-stores.sh).
 # Idempotent: `apt-get update` runs only when a package is missing. Fails loudly, never skips.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -143,5 +144,12 @@ grant_search "$PGC_VENV"
 grant_search "$(dirname "$(readlink -f "$PGC_VENV/bin/python")")"
 runuser -u "$RUN_AS" -- "$PGC_VENV/bin/python" -c 'import patroni.dcs.kubernetes, psycopg' ||
   die "the user $RUN_AS cannot run the virtualenv's python ($PGC_VENV/bin/python)"
+
+# 5. The object-store emulators of the backup tests (Azurite from npm, fake-gcs-server built with Go),
+#    into the project's cache. Debian's nodejs and npm when there is no node; Go must be installed.
+if ! command -v npm >/dev/null; then
+  apt_install nodejs npm
+fi
+PATH=$PATH:/usr/local/go/bin "$HACK_DIR/backup-stores.sh"
 
 log "data-plane dependencies ready: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), Patroni $("$PGC_VENV/bin/patroni" --version | awk '{print $2}')"

@@ -10,7 +10,7 @@ physical backups and its WAL is not archived)::
       backupRetention: 7               # full backups kept (repo1-retention-full); older ones and
                                        # the WAL only they need are expired after each backup
       backup:
-        repository:                    # exactly one of s3 or volume
+        repository:                    # exactly one of s3, gcs, azure or volume
           s3:
             endpoint: s3.eu-west-1.amazonaws.com   # host or host:port, always HTTPS
             bucket: pg-backups
@@ -20,20 +20,40 @@ physical backups and its WAL is not archived)::
             verifyTLS: true
             caSecretName: ""           # a Secret with ca.crt, for a private CA
             secretName: db-backup-s3   # keys access-key-id and secret-access-key
+          gcs:                         # Google Cloud Storage
+            bucket: pg-backups
+            path: /pgc/prod/db         # default /pgc/<namespace>/<name>
+            endpoint: ""               # host[:port]; default storage.googleapis.com (emulators, private endpoints)
+            keyType: service           # service (key file), token (emulators) or auto (the node's service account)
+            verifyTLS: true
+            caSecretName: ""
+            secretName: db-backup-gcs  # key key.json (service) or token (token); mounted, not in the environment
+          azure:                       # Azure Blob Storage, shared key
+            account: pgbackups
+            container: pg-backups
+            path: /pgc/prod/db         # default /pgc/<namespace>/<name>
+            endpoint: ""               # host[:port]; default blob.core.windows.net
+            uriStyle: host             # host (<account>.<endpoint>) or path (<endpoint>/<account>)
+            verifyTLS: true
+            caSecretName: ""
+            secretName: db-backup-azure   # key account-key
           volume:                      # a PersistentVolumeClaim <name>-backup (posix repository)
             size: 20Gi
             storageClassName: ""
-        encryption: true               # aes-256-cbc; default true for s3, false for volume
+        encryption: true               # aes-256-cbc; default true for s3, gcs and azure, false for volume
         encryptionSecretName: ""       # default <name>-backup-encryption, key passphrase
         processMax: 2                  # parallel compression and transfer processes
-        logical:                       # pg_dump -Fc of single databases, beside the physical backups
+        logical:                       # pg_dump -Fc of single databases, beside the physical backups (s3 only)
           schedule: "30 3 * * *"
           databases: [app]             # default: the application database of the credentials
           retention: 7                 # dumps kept per database
 
 Secrets never reach the rendered file: pgBackRest reads them from the environment that the
 pod or Job sets from the Secrets above (``PGBACKREST_REPO1_S3_KEY``,
-``PGBACKREST_REPO1_S3_KEY_SECRET``, ``PGBACKREST_REPO1_CIPHER_PASS``).
+``PGBACKREST_REPO1_S3_KEY_SECRET``, ``PGBACKREST_REPO1_AZURE_KEY``, ``PGBACKREST_REPO1_GCS_KEY`` of
+a token, ``PGBACKREST_REPO1_CIPHER_PASS``), or from files mounted from them: a GCS service-account
+key (``/etc/pgc/backup-gcs/key.json``) and a private CA (``/etc/pgc/backup-ca/ca.crt``), which
+``pgc_pgbackrest_volumes`` lists.
 
 The backup Job reaches the primary through the ``pgbackrest server`` (TLS, port 8432) of each
 database pod, behind the read-write Service; a volume repository is served to the pods by the
@@ -77,17 +97,29 @@ TLS_CLIENT_CN = "pgc-backup"
 TLS_VALIDITY_DAYS = 3650
 # The repository host of a volume repository: Deployment and Service <name>-repo.
 REPO_HOST_SUFFIX = "-repo"
-# A cluster bootstrapping from another cluster's backups: the source's configuration, S3 CA and
+# A cluster bootstrapping from another cluster's backups: the source's configuration, object store CA and
 # (for a volume) TLS Secret, mounted beside the cluster's own.
 SOURCE_CONFIG = "/etc/pgbackrest/source.conf"
 SOURCE_CA_FILE = "/etc/pgc/source-backup-ca/ca.crt"
 SOURCE_TLS_DIR = "/etc/pgc/source-backup-tls"
+# A GCS service-account key is read from a file (repo1-gcs-key), not from the environment.
+GCS_KEY_FILE = "/etc/pgc/backup-gcs/key.json"
+SOURCE_GCS_KEY_FILE = "/etc/pgc/source-backup-gcs/key.json"
+GCS_KEY_SECRET_KEY = "key.json"
+GCS_TOKEN_SECRET_KEY = "token"
+GCS_KEY_TYPES = ("service", "token", "auto")
+CA_SECRET_KEY = "ca.crt"
 
 # The environment variables pgBackRest reads its secrets from, and the Secret keys they come from.
 ENV_S3_KEY = "PGBACKREST_REPO1_S3_KEY"
 ENV_S3_KEY_SECRET = "PGBACKREST_REPO1_S3_KEY_SECRET"
 ENV_CIPHER_PASS = "PGBACKREST_REPO1_CIPHER_PASS"
 S3_SECRET_KEYS = {ENV_S3_KEY: "access-key-id", ENV_S3_KEY_SECRET: "secret-access-key"}
+ENV_AZURE_KEY = "PGBACKREST_REPO1_AZURE_KEY"
+AZURE_SECRET_KEY = "account-key"
+# Only a token (repo1-gcs-key-type=token) goes through the environment; a service key is a file.
+ENV_GCS_KEY = "PGBACKREST_REPO1_GCS_KEY"
+OBJECT_STORES = ("s3", "gcs", "azure")
 ENCRYPTION_SECRET_KEY = "passphrase"
 ENCRYPTION_SECRET_SUFFIX = "-backup-encryption"
 VOLUME_CLAIM_SUFFIX = "-backup"
@@ -108,6 +140,26 @@ S3_DEFAULTS = {
     "caSecretName": "",
     "secretName": "",
 }
+GCS_DEFAULTS = {
+    "bucket": "",
+    "path": "",
+    "endpoint": "",
+    "keyType": "service",
+    "verifyTLS": True,
+    "caSecretName": "",
+    "secretName": "",
+}
+AZURE_DEFAULTS = {
+    "account": "",
+    "container": "",
+    "path": "",
+    "endpoint": "",
+    "uriStyle": "host",
+    "verifyTLS": True,
+    "caSecretName": "",
+    "secretName": "",
+}
+STORE_DEFAULTS = {"s3": S3_DEFAULTS, "gcs": GCS_DEFAULTS, "azure": AZURE_DEFAULTS}
 VOLUME_DEFAULTS = {"size": "10Gi", "storageClassName": ""}
 LOGICAL_DEFAULTS = {"schedule": "", "databases": [], "retention": 7}
 
@@ -119,35 +171,39 @@ def _truthy(value):
 
 
 def pgc_pgbackrest_settings(pgc):
-    """Return ``spec.backup`` with its defaults applied, plus ``enabled``, ``type`` (s3, posix or
-    none), ``retention_full``, ``stanza``, ``encryption_secret`` and ``volume_claim``."""
+    """Return ``spec.backup`` with its defaults applied, plus ``enabled``, ``type`` (s3, gcs, azure,
+    posix or none), ``store`` (the settings of s3, gcs or azure, else None), ``retention_full``,
+    ``stanza``, ``encryption_secret`` and ``volume_claim``."""
     spec = pgc["spec"]
     backup = dict(spec.get("backup") or {})
     repository = dict(backup.get("repository") or {})
-    kinds = [k for k in ("s3", "volume") if repository.get(k) is not None]
+    kinds = [k for k in OBJECT_STORES + ("volume",) if repository.get(k) is not None]
     if len(kinds) > 1:
-        raise AnsibleFilterError("spec.backup.repository takes one of s3 or volume, not both")
+        raise AnsibleFilterError("spec.backup.repository takes exactly one of s3, gcs, azure or volume, not %s"
+                                 % " and ".join(kinds))
     kind = kinds[0] if kinds else ""
-    s3 = None
+    stores = dict.fromkeys(OBJECT_STORES)
     volume = None
-    if kind == "s3":
-        s3 = {**S3_DEFAULTS, **{k: v for k, v in repository["s3"].items() if v is not None}}
-        s3["verifyTLS"] = _truthy(s3["verifyTLS"])
-        s3["path"] = s3["path"] or "/pgc/%s/%s" % (pgc["namespace"], pgc["name"])
-        if not s3["path"].startswith("/"):
-            s3["path"] = "/" + s3["path"]
+    if kind in OBJECT_STORES:
+        store = {**STORE_DEFAULTS[kind], **{k: v for k, v in repository[kind].items() if v is not None}}
+        store["verifyTLS"] = _truthy(store["verifyTLS"])
+        store["path"] = store["path"] or "/pgc/%s/%s" % (pgc["namespace"], pgc["name"])
+        if not store["path"].startswith("/"):
+            store["path"] = "/" + store["path"]
+        stores[kind] = store
     elif kind == "volume":
         volume = {**VOLUME_DEFAULTS, **{k: v for k, v in repository["volume"].items() if v is not None}}
     encryption = backup.get("encryption")
-    encryption = (kind == "s3") if encryption is None else _truthy(encryption)
+    encryption = (kind in OBJECT_STORES) if encryption is None else _truthy(encryption)
     logical = {**LOGICAL_DEFAULTS, **{k: v for k, v in (backup.get("logical") or {}).items() if v is not None}}
     logical["databases"] = list(logical["databases"]) or [spec.get("credentials", {}).get("appDatabase") or "app"]
     retention = spec.get("backupRetention")
     return {
         "enabled": bool(kind),
-        "type": {"s3": "s3", "volume": "posix"}.get(kind, "none"),
+        "type": {"s3": "s3", "gcs": "gcs", "azure": "azure", "volume": "posix"}.get(kind, "none"),
         "stanza": pgc["name"],
-        "s3": s3,
+        **stores,
+        "store": stores.get(kind),
         "volume": volume,
         "volume_claim": pgc["name"] + VOLUME_CLAIM_SUFFIX if volume else "",
         "encryption": encryption,
@@ -158,12 +214,12 @@ def pgc_pgbackrest_settings(pgc):
     }
 
 
-def _split_endpoint(endpoint):
+def _split_endpoint(endpoint, kind="s3"):
     """host[:port] from an endpoint that may carry a scheme or a path."""
     text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", str(endpoint).strip(), flags=re.I).split("/", 1)[0]
     match = re.fullmatch(r"(\[[^\]]+\]|[^:]+)(?::(\d+))?", text)
     if not text or not match:
-        raise AnsibleFilterError("spec.backup.repository.s3.endpoint %r is not a host or host:port" % endpoint)
+        raise AnsibleFilterError("spec.backup.repository.%s.endpoint %r is not a host or host:port" % (kind, endpoint))
     return match.group(1), int(match.group(2)) if match.group(2) else None
 
 
@@ -188,28 +244,76 @@ def _ini(sections):
 ROLES = ("pod", "job", "repo-host", "source", "local")
 
 
-def _repository(settings, where, repo_path, ca_file, default_ca_file, repo_host, repo_host_port, tls_dir):
-    """repo1-* options of a repository: ``where`` is local (S3, or the volume mounted here) or remote
-    (the volume, through the repository host's TLS server)."""
-    if settings["type"] == "s3":
-        s3 = settings["s3"]
-        for field in ("endpoint", "bucket"):
-            if not s3[field]:
-                raise AnsibleFilterError("spec.backup.repository.s3.%s is required" % field)
-        host, s3_port = _split_endpoint(s3["endpoint"])
-        if s3["uriStyle"] not in ("host", "path"):
-            raise AnsibleFilterError("spec.backup.repository.s3.uriStyle must be host or path, not %r" % s3["uriStyle"])
-        return {
-            "repo1-type": "s3",
-            "repo1-path": s3["path"],
+def _required(kind, store, *fields):
+    for field in fields:
+        if not store[field]:
+            raise AnsibleFilterError("spec.backup.repository.%s.%s is required" % (kind, field))
+
+
+def _uri_style(kind, store):
+    if store["uriStyle"] not in ("host", "path"):
+        raise AnsibleFilterError("spec.backup.repository.%s.uriStyle must be host or path, not %r"
+                                 % (kind, store["uriStyle"]))
+    return store["uriStyle"]
+
+
+def _gcs_key_type(store):
+    if store["keyType"] not in GCS_KEY_TYPES:
+        raise AnsibleFilterError("spec.backup.repository.gcs.keyType must be one of %s, not %r"
+                                 % (", ".join(GCS_KEY_TYPES), store["keyType"]))
+    return store["keyType"]
+
+
+def _object_store(settings, ca_file, default_ca_file, gcs_key_file):
+    """repo1-* options of an S3, GCS or Azure repository."""
+    kind = settings["type"]
+    store = settings[kind]
+    if kind == "s3":
+        _required(kind, store, "endpoint", "bucket")
+        host, port = _split_endpoint(store["endpoint"])
+        repo = {
             "repo1-s3-endpoint": host,
-            "repo1-s3-bucket": s3["bucket"],
-            "repo1-s3-region": s3["region"],
-            "repo1-s3-uri-style": s3["uriStyle"],
-            "repo1-storage-port": s3_port,
-            "repo1-storage-verify-tls": s3["verifyTLS"],
-            "repo1-storage-ca-file": (ca_file or default_ca_file) if (s3["caSecretName"] or ca_file) else None,
+            "repo1-s3-bucket": store["bucket"],
+            "repo1-s3-region": store["region"],
+            "repo1-s3-uri-style": _uri_style(kind, store),
         }
+    elif kind == "gcs":
+        _required(kind, store, "bucket")
+        host, port = _split_endpoint(store["endpoint"], kind) if store["endpoint"] else (None, None)
+        key_type = _gcs_key_type(store)
+        repo = {
+            "repo1-gcs-bucket": store["bucket"],
+            # pgBackRest's GCS driver ignores repo1-storage-port: the port goes with the endpoint.
+            "repo1-gcs-endpoint": "%s:%d" % (host, port) if port else host,
+            "repo1-gcs-key-type": key_type,
+            # A token comes from the environment (PGBACKREST_REPO1_GCS_KEY); auto needs no key.
+            "repo1-gcs-key": gcs_key_file if key_type == "service" else None,
+        }
+    else:
+        _required(kind, store, "account", "container")
+        host, port = _split_endpoint(store["endpoint"], kind) if store["endpoint"] else (None, None)
+        repo = {
+            "repo1-azure-account": store["account"],
+            "repo1-azure-container": store["container"],
+            "repo1-azure-endpoint": host,
+            "repo1-azure-uri-style": _uri_style(kind, store),
+        }
+    return {
+        "repo1-type": kind,
+        "repo1-path": store["path"],
+        **repo,
+        "repo1-storage-port": port if kind != "gcs" else None,
+        "repo1-storage-verify-tls": store["verifyTLS"],
+        "repo1-storage-ca-file": (ca_file or default_ca_file) if (store["caSecretName"] or ca_file) else None,
+    }
+
+
+def _repository(settings, where, repo_path, ca_file, default_ca_file, repo_host, repo_host_port, tls_dir,
+                gcs_key_file):
+    """repo1-* options of a repository: ``where`` is local (an object store, or the volume mounted
+    here) or remote (the volume, through the repository host's TLS server)."""
+    if settings["type"] in OBJECT_STORES:
+        return _object_store(settings, ca_file, default_ca_file, gcs_key_file)
     if where == "remote":
         # The repository host owns the volume: its configuration has the path and the cipher.
         return {
@@ -255,24 +359,26 @@ def _source_pgc(pgc):
 
 def pgc_pgbackrest_config(pgc, role="pod", pg_host="", repo_host="", tls_dir=TLS_DIR, pg_path=PGDATA,
                           socket_path=SOCKET_PATH, port=POSTGRES_PORT, repo_path="", ca_file="", options=None,
-                          tls_address="*", tls_port=TLS_PORT, pg_host_port=TLS_PORT, repo_host_port=TLS_PORT):
+                          tls_address="*", tls_port=TLS_PORT, pg_host_port=TLS_PORT, repo_host_port=TLS_PORT,
+                          gcs_key_file=""):
     """Return pgbackrest.conf (INI text) of a cluster: one stanza named after it.
 
     ``role`` is who reads the file:
 
-    * ``pod``: a database pod. PostgreSQL is local; an S3 repository is reached directly, a volume
-      through the repository host ``<name>-repo.<namespace>.svc`` (or ``repo_host``). The pod's
-      ``pgbackrest server`` (TLS) lets the backup Job reach PostgreSQL.
+    * ``pod``: a database pod. PostgreSQL is local; an object store (S3, GCS, Azure) is reached
+      directly, a volume through the repository host ``<name>-repo.<namespace>.svc`` (or
+      ``repo_host``). The pod's ``pgbackrest server`` (TLS) lets the backup Job reach PostgreSQL.
     * ``job``: the backup Job. PostgreSQL is the primary's ``pgbackrest server`` behind the read-write
-      Service ``<name>.<namespace>.svc`` (or ``pg_host``); the repository is local (S3, or the
-      volume mounted at ``repo_path``).
+      Service ``<name>.<namespace>.svc`` (or ``pg_host``); the repository is local (an object
+      store, or the volume mounted at ``repo_path``).
     * ``repo-host``: the repository host of a volume: the repository local, and its TLS server.
     * ``source``: a pod of a cluster bootstrapping from another cluster's backups
       (spec.bootstrap.fromBackup): the stanza and repository are the source's, PostgreSQL is local.
     * ``local``: PostgreSQL and the repository both local.
 
     ``pg_path``, ``socket_path`` and ``port`` are where PostgreSQL has them in a database pod;
-    ``ca_file`` is where the S3 CA of ``caSecretName`` is mounted; ``tls_dir`` holds ca.crt,
+    ``ca_file`` is where the object store's CA of ``caSecretName`` is mounted and ``gcs_key_file``
+    the GCS service-account key (defaults: where pgc_pgbackrest_volumes mounts them); ``tls_dir`` holds ca.crt,
     tls.crt and tls.key of the cluster's backup TLS Secret; ``tls_address`` and ``tls_port`` are
     where the TLS server listens, ``pg_host_port`` and ``repo_host_port`` where the remote ones do;
     ``options`` adds or overrides global options (a null value removes one).
@@ -295,7 +401,8 @@ def pgc_pgbackrest_config(pgc, role="pod", pg_host="", repo_host="", tls_dir=TLS
     remote_repo = role in ("pod", "source") and settings["type"] == "posix"
     repo = _repository(settings, "remote" if remote_repo else "local", repo_path, ca_file,
                        SOURCE_CA_FILE if role == "source" else CA_FILE,
-                       repo_host or "%s%s.%s.svc" % (name, REPO_HOST_SUFFIX, namespace), repo_host_port, tls_dir)
+                       repo_host or "%s%s.%s.svc" % (name, REPO_HOST_SUFFIX, namespace), repo_host_port, tls_dir,
+                       gcs_key_file or (SOURCE_GCS_KEY_FILE if role == "source" else GCS_KEY_FILE))
     if not remote_repo:
         # Bundles pack small files together: far fewer objects, which is what object stores charge
         # for in time, and nothing lost on a volume.
@@ -363,17 +470,36 @@ def pgc_pgbackrest_restore_command(pgc, config=""):
     return _pgbackrest(pgc, config) + ' archive-get %f "%p"'
 
 
+def _store_secret_env(settings, where):
+    """(variable, Secret, key) of each secret of an object store that pgBackRest takes from the
+    environment, with the cluster's own variable names."""
+    kind = settings["type"]
+    if kind not in OBJECT_STORES:
+        return []
+    store = settings[kind]
+    if kind == "gcs" and _gcs_key_type(store) == "auto":
+        return []
+    if not store["secretName"]:
+        what = {"s3": "the S3 access keys", "gcs": "the GCS key", "azure": "the Azure account key"}[kind]
+        raise AnsibleFilterError("%s.%s.secretName is required (%s)" % (where, kind, what))
+    if kind == "s3":
+        return [(name, store["secretName"], key) for name, key in S3_SECRET_KEYS.items()]
+    if kind == "azure":
+        return [(ENV_AZURE_KEY, store["secretName"], AZURE_SECRET_KEY)]
+    if store["keyType"] == "token":
+        return [(ENV_GCS_KEY, store["secretName"], GCS_TOKEN_SECRET_KEY)]
+    return []
+
+
 def pgc_pgbackrest_environment(pgc):
     """The environment of a pod or Job that runs pgBackRest: a list of EnvVar objects taking the
-    S3 keys and the cipher passphrase from their Secrets (nothing secret is inlined)."""
+    object store's keys and the cipher passphrase from their Secrets (nothing secret is inlined).
+    A GCS service-account key is a file (pgc_pgbackrest_volumes), not a variable."""
     settings = pgc_pgbackrest_settings(pgc)
     env = [{"name": "PGBACKREST_STANZA", "value": settings["stanza"]},
            {"name": "PGBACKREST_CONFIG", "value": PGBACKREST_CONFIG}]
-    if settings["type"] == "s3":
-        if not settings["s3"]["secretName"]:
-            raise AnsibleFilterError("spec.backup.repository.s3.secretName is required (the S3 access keys)")
-        for name, key in S3_SECRET_KEYS.items():
-            env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": settings["s3"]["secretName"], "key": key}}})
+    for name, secret, key in _store_secret_env(settings, "spec.backup.repository"):
+        env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
     if settings["encryption"]:
         env.append({"name": ENV_CIPHER_PASS, "valueFrom": {"secretKeyRef": {
             "name": settings["encryption_secret"], "key": ENCRYPTION_SECRET_KEY}}})
@@ -385,6 +511,10 @@ def pgc_pgbackrest_environment(pgc):
 ENV_SOURCE_S3_KEY = "PGC_SOURCE_REPO1_S3_KEY"
 ENV_SOURCE_S3_KEY_SECRET = "PGC_SOURCE_REPO1_S3_KEY_SECRET"
 ENV_SOURCE_CIPHER_PASS = "PGC_SOURCE_REPO1_CIPHER_PASS"
+ENV_SOURCE_AZURE_KEY = "PGC_SOURCE_REPO1_AZURE_KEY"
+ENV_SOURCE_GCS_KEY = "PGC_SOURCE_REPO1_GCS_KEY"
+SOURCE_ENV_NAMES = {ENV_S3_KEY: ENV_SOURCE_S3_KEY, ENV_S3_KEY_SECRET: ENV_SOURCE_S3_KEY_SECRET,
+                    ENV_AZURE_KEY: ENV_SOURCE_AZURE_KEY, ENV_GCS_KEY: ENV_SOURCE_GCS_KEY}
 BOOTSTRAP_METHOD = "pgc_from_backup"
 BOOTSTRAP_SCRIPT = "pgc-bootstrap-from-backup.sh"
 STANZA_CREATE_SCRIPT = "pgc-stanza-create.sh"
@@ -399,15 +529,12 @@ def pgc_pgbackrest_source_environment(pgc):
         return []
     settings = pgc_pgbackrest_settings(source)
     if not settings["enabled"]:
-        raise AnsibleFilterError("spec.bootstrap.fromBackup.repository names no repository (s3 or volume)")
+        raise AnsibleFilterError("spec.bootstrap.fromBackup.repository names no repository (s3, gcs, azure or volume)")
     env = [{"name": "PGC_SOURCE_STANZA", "value": settings["stanza"]},
            {"name": "PGC_SOURCE_CONFIG", "value": SOURCE_CONFIG}]
-    if settings["type"] == "s3":
-        if not settings["s3"]["secretName"]:
-            raise AnsibleFilterError("spec.bootstrap.fromBackup.repository.s3.secretName is required (the S3 keys)")
-        for name, key in ((ENV_SOURCE_S3_KEY, S3_SECRET_KEYS[ENV_S3_KEY]),
-                          (ENV_SOURCE_S3_KEY_SECRET, S3_SECRET_KEYS[ENV_S3_KEY_SECRET])):
-            env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": settings["s3"]["secretName"], "key": key}}})
+    if settings["type"] in OBJECT_STORES:
+        for name, secret, key in _store_secret_env(settings, "spec.bootstrap.fromBackup.repository"):
+            env.append({"name": SOURCE_ENV_NAMES[name], "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
         # A volume's cipher is its repository host's business.
         if settings["encryption"]:
             env.append({"name": ENV_SOURCE_CIPHER_PASS, "valueFrom": {"secretKeyRef": {
@@ -418,6 +545,46 @@ def pgc_pgbackrest_source_environment(pgc):
     if from_backup.get("backup"):
         env.append({"name": "PGC_RESTORE_SET", "value": str(from_backup["backup"])})
     return env
+
+
+def _secret_volume(name, secret, key, mount_dir, mode=None):
+    source = {"secretName": secret, "items": [{"key": key, "path": key}]}
+    if mode is not None:
+        source["defaultMode"] = mode
+    return {"name": name, "secret": source}, {"name": name, "mountPath": mount_dir, "readOnly": True}
+
+
+def _store_volumes(settings, prefix, where, ca_file, gcs_key_file):
+    kind = settings["type"]
+    if kind not in OBJECT_STORES:
+        return []
+    store = settings[kind]
+    out = []
+    if store["caSecretName"]:
+        out.append(_secret_volume(prefix + "backup-ca", store["caSecretName"], CA_SECRET_KEY,
+                                  ca_file.rsplit("/", 1)[0]))
+    if kind == "gcs" and _gcs_key_type(store) == "service":
+        if not store["secretName"]:
+            raise AnsibleFilterError("%s.gcs.secretName is required (the GCS key)" % where)
+        # A private key: readable by the owner and the pod's fsGroup only, as the other backup Secrets.
+        out.append(_secret_volume(prefix + "backup-gcs", store["secretName"], GCS_KEY_SECRET_KEY,
+                                  gcs_key_file.rsplit("/", 1)[0], 0o440))
+    return out
+
+
+def pgc_pgbackrest_volumes(pgc):
+    """The Pod volumes and volumeMounts of the files an object-store repository is reached with:
+    ``{"volumes": [...], "mounts": [...]}``. The CA of caSecretName (``backup-ca``, at
+    /etc/pgc/backup-ca) and a GCS service-account key (``backup-gcs``, at /etc/pgc/backup-gcs), and
+    for the source of spec.bootstrap.fromBackup the same as ``source-backup-ca`` and
+    ``source-backup-gcs`` (/etc/pgc/source-backup-*). The paths are those pgc_pgbackrest_config
+    writes by default. Empty lists for a volume repository or none."""
+    pairs = _store_volumes(pgc_pgbackrest_settings(pgc), "", "spec.backup.repository", CA_FILE, GCS_KEY_FILE)
+    source = _source_pgc(pgc)
+    if source:
+        pairs += _store_volumes(pgc_pgbackrest_settings(source), "source-", "spec.bootstrap.fromBackup.repository",
+                                SOURCE_CA_FILE, SOURCE_GCS_KEY_FILE)
+    return {"volumes": [v for v, _ in pairs], "mounts": [m for _, m in pairs]}
 
 
 def pgc_patroni_backup_config(pgc, config="", scripts_dir=""):
@@ -483,8 +650,11 @@ def pgc_backup_tls(pgc, extra_names=None):
     not_after = now + datetime.timedelta(days=TLS_VALIDITY_DAYS)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pgc backup CA %s/%s" % (pgc["namespace"],
-                                                                                         pgc["name"]))])
+    # A common name holds at most 64 characters; a namespace alone may have 63. The cluster goes in
+    # the organizational unit, which has the same limit, cut to fit.
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pgc backup CA"),
+                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME,
+                                            ("%s/%s" % (pgc["namespace"], pgc["name"]))[:64])])
     ca = (x509.CertificateBuilder()
           .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
           .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
@@ -538,6 +708,7 @@ class FilterModule:
             "pgc_pgbackrest_restore_command": pgc_pgbackrest_restore_command,
             "pgc_pgbackrest_environment": pgc_pgbackrest_environment,
             "pgc_pgbackrest_source_environment": pgc_pgbackrest_source_environment,
+            "pgc_pgbackrest_volumes": pgc_pgbackrest_volumes,
             "pgc_patroni_backup_config": pgc_patroni_backup_config,
             "pgc_backup_tls": pgc_backup_tls,
             "pgc_backup_tls_client_cn": pgc_backup_tls_client_cn,

@@ -15,6 +15,7 @@ from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.postgres.cluster.plugins.filter.backup import (
     pgc_pgbackrest_environment,
     pgc_pgbackrest_settings,
+    pgc_pgbackrest_volumes,
 )
 from ansible_collections.postgres.cluster.plugins.filter.pgc import PGDATA, POSTGRES_PORT
 from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs import (
@@ -26,7 +27,6 @@ from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs impor
 )
 
 TLS_DIR = "/etc/pgc/backup-tls"
-CA_DIR = "/etc/pgc/backup-ca"
 CALLBACK_DIR = "/etc/pgc/callback"
 REPOSITORY_MOUNT = "/var/lib/pgbackrest"
 PGBACKREST_SERVER_PORT = 8432
@@ -124,9 +124,10 @@ def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=N
                                        "items": [{"key": "pgc-callback.py", "path": "pgc-callback.py"}]}),
         _volume("tmp", emptyDir={}),
     ]
-    if settings["type"] == "s3" and settings["s3"]["caSecretName"]:
-        mounts.append({"name": "backup-ca", "mountPath": CA_DIR, "readOnly": True})
-        volumes.append(_volume("backup-ca", secret={"secretName": settings["s3"]["caSecretName"]}))
+    # A private CA, a GCS key: the files the object store is reached with.
+    store_files = pgc_pgbackrest_volumes(pgc)
+    mounts += [m for m in store_files["mounts"] if not m["name"].startswith("source-")]
+    volumes += [v for v in store_files["volumes"] if not v["name"].startswith("source-")]
     affinity = None
     if settings["type"] == "posix" and not local_data:
         # The Job reads and writes the repository's claim itself, on the node of the repository host

@@ -451,7 +451,8 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         # What the provision step applied: it removes a CronJob whose schedule goes away.
         logical = (spec.get("backup") or {}).get("logical") or {}
         status["backups"] = {
-            "repository": "s3" if repository.get("s3") is not None else "volume" if repository else "none",
+            "repository": next((kind for kind in ("s3", "gcs", "azure", "volume") if repository.get(kind) is not None),
+                               "none"),
             "schedule": spec.get("backupSchedule") or "" if repository else "",
             "logicalSchedule": logical.get("schedule") or "" if repository else "",
         }

@@ -86,8 +86,8 @@ def condition(obj, ctype):
 
 def test_a_scheduled_backup_updates_status_from_the_result_and_a_failed_one_says_why(operator, namespace):
     s3_keys(namespace)
-    apply(postgres_cluster("db", replicas=2, backupSchedule="0 2 * * *", backupRetention=3, backup=S3_BACKUP), namespace)
-    wait_for_phase("db", namespace, "Running", ready=2)
+    apply(postgres_cluster("db", replicas=1, backupSchedule="0 2 * * *", backupRetention=3, backup=S3_BACKUP), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
 
     cron = get("cronjob", "db-backup", namespace)
     assert cron["spec"]["schedule"] == "0 2 * * *"
@@ -169,6 +169,20 @@ def test_a_postgresbackup_runs_one_job_and_reports_it(operator, namespace):
     kubectl("delete", "pgcbackup", "before-upgrade", "-n", namespace, "--wait=true", "--timeout=60s")
     assert get("job", "before-upgrade-expire", namespace) is None
 
+    # With expireOnDelete, the deletion waits for a Job that expires that one backup.
+    apply({"apiVersion": "postgres.example.com/v1", "kind": "PostgresBackup", "metadata": {"name": "scratch"},
+           "spec": {"cluster": "db", "expireOnDelete": True}}, namespace)
+    run_job_pods(namespace, "scratch-backup", 0, json.dumps(result("20261126-101500F", "2026-11-26T10:16:00Z")))
+    wait_for(lambda: (get("pgcbackup", "scratch", namespace).get("status") or {}).get("phase") == "Succeeded", 90,
+             "the second PostgresBackup did not succeed")
+    kubectl("delete", "pgcbackup", "scratch", "-n", namespace, "--wait=false")
+    expire = wait_for(lambda: get("job", "scratch-expire", namespace), 60, "no expire Job")
+    env = {e["name"]: e.get("value") for e in expire["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGC_BACKUP_SET"] == "20261126-101500F"
+    assert get("pgcbackup", "scratch", namespace) is not None, "deleted before its backup was expired"
+    run_job_pods(namespace, "scratch-expire", 0, '{"expired": "20261126-101500F"}')
+    wait_for(lambda: get("pgcbackup", "scratch", namespace) is None, 90, "the PostgresBackup was not deleted after expiry")
+
 
 def test_a_postgresbackup_of_a_cluster_without_repository_fails_with_the_reason(operator, namespace):
     apply(postgres_cluster("plain", replicas=1), namespace)
@@ -245,3 +259,28 @@ def test_restore_playbook_needs_a_repository(control_plane, namespace):
     apply(postgres_cluster("plain", replicas=1), namespace)
     proc = playbook_process("restore", "-e", "cluster=plain", "-e", f"namespace={namespace}", "--check")
     assert proc.returncode != 0 and "has no spec.backup.repository" in proc.stdout
+
+
+def test_the_restore_playbook_restores_one_database_in_a_job(operator, namespace):
+    s3_keys(namespace)
+    apply(postgres_cluster("db", replicas=1, backup={**S3_BACKUP, "logical": {"schedule": "30 3 * * *"}}), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    cron = get("cronjob", "db-logical-backup", namespace)
+    assert cron["spec"]["schedule"] == "30 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(proc=playbook_process(
+        "restore", "-e", "cluster=db", "-e", f"namespace={namespace}", "-e", "confirm=db", "-e", "database=app")))
+    thread.start()
+    job = wait_for(lambda: get("job", "db-logical-restore", namespace), 120, "no logical restore Job")
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGC_RESTORE_DATABASE"]["value"] == "app"
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "db-credentials", "key": "superuser-password"}
+    run_job_pods(namespace, "db-logical-restore", 0,
+                 json.dumps({"database": "app", "label": "20261126-033000", "restored_into": "app"}))
+    thread.join(timeout=180)
+    proc = outcome["proc"]
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "20261126-033000" in proc.stdout
+    # One database: the members were never stopped.
+    assert get("statefulset", "db", namespace)["spec"]["replicas"] == 1

@@ -1,7 +1,7 @@
-"""Fixtures of the backup tests: a work directory for the run and the S3 store over TLS.
+"""Fixtures of the backup tests: a work directory for the run and the S3, GCS and Azure stores over TLS.
 
-The backup layer needs pgBackRest, nginx, openssl and moto's server besides PostgreSQL 15: when one
-is missing it fails (never skips) and names hack/test-deps.sh. Whatever the tests start is stopped,
+The backup layer needs pgBackRest, nginx, openssl, moto's server, fake-gcs-server and Azurite
+besides PostgreSQL 15: when one is missing it fails (never skips) and names hack/test-deps.sh. Whatever the tests start is stopped,
 and the work directory removed, at the end of the module whatever happens.
 """
 
@@ -42,6 +42,20 @@ def object_store(workspace):
     return store
 
 
+@pytest.fixture(scope="module")
+def gcs_store(workspace):
+    store = harness.GcsStore(workspace)
+    store.start()
+    return store
+
+
+@pytest.fixture(scope="module")
+def azure_store(workspace):
+    store = harness.AzureStore(workspace)
+    store.start()
+    return store
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -51,6 +65,7 @@ def pytest_runtest_makereport(item, call):
         if ws:
             for server in list(ws.servers):
                 report.sections.append((f"postgres {server.name} (log tail)", server.log_tail(30)))
-        store = item.funcargs.get("object_store")
-        if store:
-            report.sections.append(("object store logs", store.logs()))
+        for fixture in ("object_store", "gcs_store", "azure_store"):
+            store = item.funcargs.get(fixture)
+            if store:
+                report.sections.append((f"{fixture} logs", store.logs()))

@@ -6,6 +6,9 @@ TLS, and the backup scripts of images/postgres/scripts run as they run in a pod.
 * The object store: moto's S3 server on plain HTTP behind nginx, which terminates TLS with a
   certificate of a CA made for the run (openssl); pgBackRest and pgc-repo.py trust that CA through
   repo1-storage-ca-file, as a pod trusts a private CA mounted from caSecretName.
+* Google Cloud Storage and Azure Blob Storage: fake-gcs-server and Azurite (its blob service, the
+  well-known development account, path-style URIs), each serving HTTPS itself with a certificate of
+  the run's CA; hack/backup-stores.sh installs both into the project's cache.
 * The scripts are copied into the work directory (as the image copies them to /usr/local/bin) and
   run with the environment a pod or Job sets: PGBACKREST_STANZA, PGBACKREST_CONFIG, the secrets,
   libpq's PGHOST/PGPORT/PGUSER; pgbackrest.conf comes from the pgc_pgbackrest_config filter.
@@ -18,7 +21,12 @@ by hack/test-deps.sh.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import email.utils
+import hashlib
+import hmac
+import http.client
 import json
 import os
 import pwd
@@ -27,10 +35,12 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.parse
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from tests.dataplane.harness import (LOOPBACK, MARKER, OWNER, PG_BIN_DIR, REPO, RUN_AS, _alive, _kill, free_ports,
-                                     venv_bin, wait_for)
+                                     hack, venv_bin, wait_for)
 
 SCRIPTS = REPO / "images" / "postgres" / "scripts"
 DEPS_HINT = "run `hack/test-deps.sh` as root to install it"
@@ -40,6 +50,20 @@ S3_KEY = "pgc-test-access-key"
 S3_KEY_SECRET = "pgc-test-secret-key"
 S3_ENDPOINT_NAME = "localhost"
 S3_REGION = "us-east-1"
+# Azurite's development account and its published key (not a secret anywhere).
+AZURE_ACCOUNT = "devstoreaccount1"
+AZURE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# fake-gcs-server checks no credentials: pgBackRest sends this as a bearer token (key type token).
+GCS_TOKEN = "pgc-test-gcs-token"
+STORES_HINT = "run `hack/backup-stores.sh` (test-deps.sh runs it) to install it"
+
+
+def azurite_bin() -> Path:
+    return Path(hack("PGC_CACHE")) / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+
+
+def fake_gcs_bin() -> Path:
+    return Path(hack("PGC_BIN")) / "fake-gcs-server"
 
 
 class BackupHarnessError(RuntimeError):
@@ -61,6 +85,12 @@ def missing_dependencies() -> list[str]:
         problems.append("openssl")
     if not os.access(venv_bin("moto_server"), os.X_OK):
         problems.append(f"moto's S3 server ({venv_bin('moto_server')}: moto[server] from requirements-dev.txt)")
+    if not os.access(azurite_bin(), os.X_OK):
+        problems.append(f"Azurite ({azurite_bin()}; {STORES_HINT})")
+    elif not shutil.which("node"):
+        problems.append("node, which runs Azurite (Debian package nodejs)")
+    if not os.access(fake_gcs_bin(), os.X_OK):
+        problems.append(f"fake-gcs-server ({fake_gcs_bin()}; {STORES_HINT})")
     try:
         import boto3  # noqa: F401  (comes with moto)
         import psycopg  # noqa: F401
@@ -179,7 +209,29 @@ class Workspace:
         wait_for(lambda: not any(_alive(pid) for pid in mine), 10, "processes of the backup tests did not die")
 
 
-# --- the object store -----------------------------------------------------------------------------
+# --- the object stores ----------------------------------------------------------------------------
+
+def _openssl(cwd: Path, *args: str) -> None:
+    proc = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BackupHarnessError(f"openssl {' '.join(args)} failed: {proc.stderr.strip()}")
+
+
+def make_certificates(d: Path) -> None:
+    """ca.crt (a CA of the run) and server.crt/server.key (signed by it, for localhost) in ``d``."""
+    _openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=pgc test CA",
+             "-keyout", "ca.key", "-out", "ca.crt", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={S3_ENDPOINT_NAME}",
+             "-keyout", "server.key", "-out", "server.csr")
+    # pgBackRest checks the name it connects to (repo1-storage-host when set) against the common
+    # name and the DNS names only: the loopback address is listed as a DNS name as well.
+    (d / "server.ext").write_text(f"subjectAltName=DNS:{S3_ENDPOINT_NAME},DNS:{LOOPBACK},IP:{LOOPBACK}\n"
+                                  "extendedKeyUsage=serverAuth\n")
+    _openssl(d, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "2", "-extfile", "server.ext", "-out", "server.crt")
+    give(d)
+
 
 class ObjectStore:
     """moto's S3 server behind nginx (TLS), on loopback, with a CA of its own."""
@@ -190,24 +242,8 @@ class ObjectStore:
         self.moto_port, self.port = free_ports(2)
         self.ca_file = self.dir / "ca.crt"
 
-    def _openssl(self, *args: str) -> None:
-        proc = subprocess.run(["openssl", *args], cwd=self.dir, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise BackupHarnessError(f"openssl {' '.join(args)} failed: {proc.stderr.strip()}")
-
     def make_certificates(self) -> None:
-        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=pgc test CA",
-                      "-keyout", "ca.key", "-out", "ca.crt", "-addext", "basicConstraints=critical,CA:TRUE",
-                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={S3_ENDPOINT_NAME}",
-                      "-keyout", "server.key", "-out", "server.csr")
-        # pgBackRest checks the name it connects to (repo1-storage-host when set) against the common
-        # name and the DNS names only: the loopback address is listed as a DNS name as well.
-        (self.dir / "server.ext").write_text(f"subjectAltName=DNS:{S3_ENDPOINT_NAME},DNS:{LOOPBACK},IP:{LOOPBACK}\n"
-                                             "extendedKeyUsage=serverAuth\n")
-        self._openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                      "-days", "2", "-extfile", "server.ext", "-out", "server.crt")
-        give(self.dir)
+        make_certificates(self.dir)
 
     def nginx_conf(self) -> str:
         d = self.dir
@@ -298,6 +334,151 @@ http {{
                                       "region": S3_REGION, "path": path, "uriStyle": "path",
                                       "verifyTLS": True, "caSecretName": "backup-ca",
                                       "secretName": "backup-s3"}}}
+
+
+class _Emulator:
+    """An object-store emulator that serves HTTPS itself, with a certificate of a CA of its own."""
+
+    log_name = ""
+
+    def __init__(self, ws: Workspace, name: str):
+        self.ws = ws
+        self.dir = ws.path(name)
+        self.port = free_ports(1)[0]
+        self.ca_file = self.dir / "ca.crt"
+        self.proc = None
+
+    def command(self) -> list:
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        make_certificates(self.dir)
+        self.proc = self.ws.spawn(self.command(), self.dir / self.log_name)
+
+        def answers():
+            if self.proc.poll() is not None:
+                raise BackupHarnessError(f"{self.proc.args[0]} exited with {self.proc.returncode}\n{self.logs()}")
+            self.ping()
+            return True
+        wait_for(answers, 60, f"{self.log_name} did not answer over TLS on {LOOPBACK}:{self.port}\n{self.logs()}")
+
+    def logs(self) -> str:
+        with contextlib.suppress(OSError):
+            return f"--- {self.log_name}\n" + (self.dir / self.log_name).read_text(errors="replace")[-3000:]
+        return ""
+
+    def _request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+        import ssl
+        conn = http.client.HTTPSConnection(LOOPBACK, self.port, timeout=30,
+                                           context=ssl.create_default_context(cafile=str(self.ca_file)))
+        try:
+            conn.request(method, path, body=body or None, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        if resp.status >= 300:
+            raise BackupHarnessError(f"{method} {path}: {resp.status} {data[:500]!r}")
+        return data
+
+
+class GcsStore(_Emulator):
+    """fake-gcs-server (in memory, HTTPS). It checks no credentials; pgBackRest authenticates with a
+    token (repo1-gcs-key-type=token), as it does against any GCS emulator."""
+
+    log_name = "fake-gcs-server.log"
+
+    def __init__(self, ws: Workspace):
+        super().__init__(ws, "gcs")
+
+    def command(self) -> list:
+        url = f"https://{S3_ENDPOINT_NAME}:{self.port}"
+        return [fake_gcs_bin(), "-backend", "memory", "-scheme", "https", "-host", LOOPBACK, "-port", self.port,
+                "-cert-location", self.dir / "server.crt", "-private-key-location", self.dir / "server.key",
+                # The Location of resumable uploads, which pgBackRest follows.
+                "-external-url", url, "-public-host", f"{S3_ENDPOINT_NAME}:{self.port}", "-log-level", "warn"]
+
+    def ping(self) -> None:
+        self._request("GET", "/storage/v1/b")
+
+    def create_bucket(self, bucket: str) -> None:
+        self._request("POST", "/storage/v1/b", json.dumps({"name": bucket}).encode(),
+                      {"Content-Type": "application/json"})
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, bytes]:
+        out, token = {}, ""
+        while True:
+            query = urllib.parse.urlencode({"prefix": prefix, **({"pageToken": token} if token else {})})
+            page = json.loads(self._request("GET", f"/storage/v1/b/{bucket}/o?{query}"))
+            for item in page.get("items", []):
+                name = urllib.parse.quote(item["name"], safe="")
+                out[item["name"]] = self._request("GET", f"/storage/v1/b/{bucket}/o/{name}?alt=media")
+            token = page.get("nextPageToken")
+            if not token:
+                return out
+
+    def backup_spec(self, bucket: str, path: str) -> dict:
+        return {"repository": {"gcs": {"endpoint": f"{S3_ENDPOINT_NAME}:{self.port}", "bucket": bucket, "path": path,
+                                       "keyType": "token", "verifyTLS": True, "caSecretName": "backup-ca",
+                                       "secretName": "backup-gcs"}}}
+
+
+class AzureStore(_Emulator):
+    """Azurite's blob service (HTTPS), its development account, path-style URIs
+    (https://localhost:port/devstoreaccount1/container/blob), requests signed with the shared key."""
+
+    log_name = "azurite.log"
+    API_VERSION = "2021-06-08"
+
+    def __init__(self, ws: Workspace):
+        super().__init__(ws, "azure")
+
+    def command(self) -> list:
+        return [azurite_bin(), "--blobHost", LOOPBACK, "--blobPort", self.port, "--location", self.ws.path("azure", "data"),
+                "--cert", self.dir / "server.crt", "--key", self.dir / "server.key",
+                # The account is the first segment of the path, whatever the host is called.
+                "--disableProductStyleUrl", "--skipApiVersionCheck", "--disableTelemetry", "--silent"]
+
+    def ping(self) -> None:
+        self._signed("GET", "", {"comp": "list"})
+
+    def _signed(self, method: str, path: str, query: dict, body: bytes = b"") -> bytes:
+        """A request to /<account><path>, with Azure's Shared Key authorization."""
+        resource = f"/{AZURE_ACCOUNT}{path}"
+        headers = {"x-ms-date": email.utils.formatdate(usegmt=True), "x-ms-version": self.API_VERSION}
+        canonical = "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()))
+        canonical += f"/{AZURE_ACCOUNT}{resource}" + "".join(f"\n{k}:{v}" for k, v in sorted(query.items()))
+        length = str(len(body)) if body else ""
+        to_sign = "\n".join([method, "", "", length, "", "", "", "", "", "", "", ""]) + "\n" + canonical
+        digest = hmac.new(base64.b64decode(AZURE_KEY), to_sign.encode(), hashlib.sha256).digest()
+        headers["Authorization"] = f"SharedKey {AZURE_ACCOUNT}:{base64.b64encode(digest).decode()}"
+        if body or method == "PUT":
+            headers["Content-Length"] = str(len(body))
+        url = urllib.parse.quote(resource) + ("?" + urllib.parse.urlencode(query) if query else "")
+        return self._request(method, url, body, headers)
+
+    def create_container(self, container: str) -> None:
+        self._signed("PUT", f"/{container}", {"restype": "container"})
+
+    def objects(self, container: str, prefix: str = "") -> dict[str, bytes]:
+        out, marker = {}, ""
+        while True:
+            query = {"restype": "container", "comp": "list", "prefix": prefix, **({"marker": marker} if marker else {})}
+            page = ET.fromstring(self._signed("GET", f"/{container}", query))
+            for name in page.iter("Name"):
+                out[name.text] = self._signed("GET", f"/{container}/{name.text}", {})
+            marker = page.findtext("NextMarker")
+            if not marker:
+                return out
+
+    def backup_spec(self, container: str, path: str) -> dict:
+        return {"repository": {"azure": {"endpoint": f"{S3_ENDPOINT_NAME}:{self.port}", "account": AZURE_ACCOUNT,
+                                         "container": container, "path": path, "uriStyle": "path",
+                                         "verifyTLS": True, "caSecretName": "backup-ca",
+                                         "secretName": "backup-azure"}}}
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
@@ -423,7 +604,7 @@ class Cluster:
             port=self.server.port, repo_path=str(repo_path or ""), ca_file=str(ca_file or ""),
             options={"lock-path": str(lock),
                      # The endpoint keeps the name on the certificate; connections go to loopback.
-                     "repo1-storage-host": LOOPBACK if self.settings["type"] == "s3" else None,
+                     "repo1-storage-host": LOOPBACK if self.settings["type"] in ("s3", "azure") else None,
                      **(options or {})})
         self.config.write_text(text)
         give(self.config)
@@ -434,6 +615,10 @@ class Cluster:
         e = {"PGBACKREST_STANZA": self.name, "PGBACKREST_CONFIG": str(self.config)}
         if self.settings["type"] == "s3":
             e.update({"PGBACKREST_REPO1_S3_KEY": S3_KEY, "PGBACKREST_REPO1_S3_KEY_SECRET": S3_KEY_SECRET})
+        elif self.settings["type"] == "azure":
+            e["PGBACKREST_REPO1_AZURE_KEY"] = AZURE_KEY
+        elif self.settings["type"] == "gcs":
+            e["PGBACKREST_REPO1_GCS_KEY"] = GCS_TOKEN
         if self.settings["encryption"]:
             e["PGBACKREST_REPO1_CIPHER_PASS"] = CIPHER_PASS
         return e

@@ -338,3 +338,19 @@ def test_provision_a_cluster_from_a_backup_restores_with_the_sources_settings():
     assert [c["name"] for c in pod["containers"]] == ["postgres", "exporter"]
     cm = render("provision", "configmap-pgbackrest.yaml.j2", pgc=pgc)
     assert set(cm["data"]) == {"source.conf"} and "[old]" in cm["data"]["source.conf"]
+
+
+def test_provision_members_and_jobs_mount_what_a_private_object_store_needs():
+    gcs = {"repository": {"gcs": {"bucket": "pg", "secretName": "gcs-key", "caSecretName": "private-ca"}}}
+    pgc = sample_pgc(backup=gcs)
+    pod = render("provision", "statefulset.yaml.j2", pgc=pgc)["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    for name in ("postgres", "pgbackrest"):
+        mounts = {m["name"]: m["mountPath"] for m in containers[name]["volumeMounts"]}
+        assert (mounts["backup-gcs"], mounts["backup-ca"]) == ("/etc/pgc/backup-gcs", "/etc/pgc/backup-ca")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["backup-gcs"]["secret"]["secretName"] == "gcs-key"
+    job = render("provision", "cronjob-backup.yaml.j2", pgc=pgc)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert {"backup-gcs", "backup-ca"} <= {v["name"] for v in job["volumes"]}
+    conf = render("provision", "configmap-pgbackrest.yaml.j2", pgc=pgc)["data"]["job.conf"]
+    assert "repo1-type=gcs" in conf and "repo1-gcs-key=/etc/pgc/backup-gcs/key.json" in conf

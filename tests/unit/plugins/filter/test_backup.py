@@ -195,7 +195,7 @@ def test_pgc_pgbackrest_config_takes_local_paths_and_extra_options():
     ({"repository": {"s3": {"bucket": "b"}}}, "s3.endpoint is required"),
     ({"repository": {"s3": {"endpoint": "e"}}}, "s3.bucket is required"),
     ({"repository": {"s3": {"endpoint": "e", "bucket": "b", "uriStyle": "virtual"}}}, "uriStyle must be"),
-    ({"repository": {"s3": {"endpoint": "e", "bucket": "b"}, "volume": {}}}, "one of s3 or volume"),
+    ({"repository": {"s3": {"endpoint": "e", "bucket": "b"}, "volume": {}}}, "exactly one of s3, gcs, azure or volume"),
 ])
 def test_pgc_pgbackrest_config_refuses_an_incomplete_repository(backup, message):
     with pytest.raises(AnsibleFilterError, match=message):
@@ -332,3 +332,124 @@ def test_backup_filters_are_registered_and_documented():
         doc = REPO / "plugins" / "filter" / f"{name}.yml"
         assert doc.is_file(), f"{doc.name} documents the filter"
         assert yaml.safe_load(doc.read_text())["DOCUMENTATION"]["name"] == name
+
+
+GCS = {"repository": {"gcs": {"bucket": "pg-backups", "secretName": "db-backup-gcs", "caSecretName": "corp-ca"}}}
+AZURE = {"repository": {"azure": {"account": "pgbackups", "container": "pg-backups", "secretName": "db-backup-azure"}}}
+
+
+def test_pgc_pgbackrest_config_of_a_gcs_repository_reads_the_mounted_service_key():
+    settings = flt.pgc_pgbackrest_settings(pgc(GCS))
+    assert settings["type"] == "gcs" and settings["encryption"], "object storage is encrypted by default"
+    assert settings["gcs"]["path"] == "/pgc/prod/db" and settings["store"] is settings["gcs"]
+    for role, key, ca in (("pod", "/etc/pgc/backup-gcs/key.json", "/etc/pgc/backup-ca/ca.crt"),
+                          ("job", "/etc/pgc/backup-gcs/key.json", "/etc/pgc/backup-ca/ca.crt")):
+        g = parse(flt.pgc_pgbackrest_config(pgc(GCS), role=role))["global"]
+        assert g["repo1-type"] == "gcs" and g["repo1-gcs-bucket"] == "pg-backups"
+        assert g["repo1-gcs-key-type"] == "service" and g["repo1-gcs-key"] == key
+        assert g["repo1-storage-ca-file"] == ca and g["repo1-cipher-type"] == "aes-256-cbc"
+        assert "repo1-gcs-endpoint" not in g and "repo1-storage-port" not in g
+
+
+def test_pgc_pgbackrest_config_of_a_gcs_emulator_keeps_the_port_in_the_endpoint():
+    spec = {"repository": {"gcs": {"bucket": "b-1", "endpoint": "https://gcs.local:4443/", "keyType": "token",
+                                   "secretName": "tok", "verifyTLS": False}}}
+    g = parse(flt.pgc_pgbackrest_config(pgc(spec), role="local"))["global"]
+    # pgBackRest's GCS driver ignores repo1-storage-port.
+    assert g["repo1-gcs-endpoint"] == "gcs.local:4443" and "repo1-storage-port" not in g
+    assert g["repo1-gcs-key-type"] == "token" and "repo1-gcs-key" not in g, "a token comes from the environment"
+    assert g["repo1-storage-verify-tls"] == "n"
+    assert flt.pgc_pgbackrest_environment(pgc(spec))[2] == {
+        "name": "PGBACKREST_REPO1_GCS_KEY", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}
+    auto = {"repository": {"gcs": {"bucket": "b-1", "keyType": "auto"}}}
+    assert "repo1-gcs-key" not in parse(flt.pgc_pgbackrest_config(pgc(auto)))["global"]
+    assert [e["name"] for e in flt.pgc_pgbackrest_environment(pgc(auto))] == [
+        "PGBACKREST_STANZA", "PGBACKREST_CONFIG", "PGBACKREST_REPO1_CIPHER_PASS"]
+    assert flt.pgc_pgbackrest_volumes(pgc(auto)) == {"volumes": [], "mounts": []}
+
+
+def test_pgc_pgbackrest_config_of_an_azure_repository():
+    g = parse(flt.pgc_pgbackrest_config(pgc(AZURE), role="job"))["global"]
+    assert {k: v for k, v in g.items() if k.startswith("repo1-")} == {
+        "repo1-type": "azure", "repo1-path": "/pgc/prod/db", "repo1-azure-account": "pgbackups",
+        "repo1-azure-container": "pg-backups", "repo1-azure-uri-style": "host", "repo1-storage-verify-tls": "y",
+        "repo1-bundle": "y", "repo1-cipher-type": "aes-256-cbc"}
+    emulator = {"repository": {"azure": {**AZURE["repository"]["azure"], "endpoint": "localhost:10000",
+                                         "uriStyle": "path", "caSecretName": "ca"}}}
+    g = parse(flt.pgc_pgbackrest_config(pgc(emulator), role="pod"))["global"]
+    assert (g["repo1-azure-endpoint"], g["repo1-storage-port"], g["repo1-azure-uri-style"]) == ("localhost", "10000", "path")
+    assert g["repo1-storage-ca-file"] == "/etc/pgc/backup-ca/ca.crt"
+    env = flt.pgc_pgbackrest_environment(pgc(AZURE))
+    assert env[2:] == [
+        {"name": "PGBACKREST_REPO1_AZURE_KEY", "valueFrom": {"secretKeyRef": {"name": "db-backup-azure",
+                                                                               "key": "account-key"}}},
+        {"name": "PGBACKREST_REPO1_CIPHER_PASS", "valueFrom": {"secretKeyRef": {"name": "db-backup-encryption",
+                                                                                 "key": "passphrase"}}}]
+
+
+@pytest.mark.parametrize("backup,message", [
+    ({"repository": {"gcs": {"bucket": "b"}, "azure": {}}}, "exactly one of s3, gcs, azure or volume, not gcs and azure"),
+    ({"repository": {"gcs": {"secretName": "k"}}}, "gcs.bucket is required"),
+    ({"repository": {"gcs": {"bucket": "b", "secretName": "k", "keyType": "json"}}}, "keyType must be one of"),
+    ({"repository": {"azure": {"account": "a", "secretName": "k"}}}, "azure.container is required"),
+    ({"repository": {"azure": {"account": "a", "container": "c", "uriStyle": "v"}}}, "uriStyle must be host or path"),
+])
+def test_pgc_pgbackrest_config_refuses_an_incomplete_object_store(backup, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        flt.pgc_pgbackrest_config(pgc(backup))
+
+
+@pytest.mark.parametrize("backup,message", [
+    ({"repository": {"gcs": {"bucket": "b"}}}, "gcs.secretName is required"),
+    ({"repository": {"azure": {"account": "a", "container": "c"}}}, "azure.secretName is required"),
+])
+def test_pgc_pgbackrest_environment_wants_the_object_store_secret(backup, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        flt.pgc_pgbackrest_environment(pgc(backup))
+
+
+def test_pgc_pgbackrest_volumes_mount_the_ca_and_the_gcs_key():
+    out = flt.pgc_pgbackrest_volumes(pgc(GCS))
+    assert out["volumes"] == [
+        {"name": "backup-ca", "secret": {"secretName": "corp-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"name": "backup-gcs", "secret": {"secretName": "db-backup-gcs", "items": [{"key": "key.json", "path": "key.json"}],
+                                          "defaultMode": 0o440}}]
+    assert out["mounts"] == [{"name": "backup-ca", "mountPath": "/etc/pgc/backup-ca", "readOnly": True},
+                             {"name": "backup-gcs", "mountPath": "/etc/pgc/backup-gcs", "readOnly": True}]
+    s3 = {"repository": {"s3": {**S3["repository"]["s3"], "caSecretName": "s3-ca"}}}
+    assert [v["name"] for v in flt.pgc_pgbackrest_volumes(pgc(s3))["volumes"]] == ["backup-ca"]
+    for backup in (S3, VOLUME, AZURE, None):
+        assert flt.pgc_pgbackrest_volumes(pgc(backup)) == {"volumes": [], "mounts": []}
+
+
+def test_a_gcs_or_azure_source_has_its_own_files_and_variables():
+    from_gcs = pgc(VOLUME, bootstrap={"fromBackup": {"cluster": "old", "repository": GCS["repository"]}})
+    conf = parse(flt.pgc_pgbackrest_config(from_gcs, role="source"))
+    assert conf.sections() == ["global", "old"]
+    assert conf["global"]["repo1-gcs-key"] == "/etc/pgc/source-backup-gcs/key.json"
+    assert conf["global"]["repo1-storage-ca-file"] == "/etc/pgc/source-backup-ca/ca.crt"
+    mounts = flt.pgc_pgbackrest_volumes(from_gcs)["mounts"]
+    assert [(m["name"], m["mountPath"]) for m in mounts] == [
+        ("source-backup-ca", "/etc/pgc/source-backup-ca"), ("source-backup-gcs", "/etc/pgc/source-backup-gcs")]
+    assert [e["name"] for e in flt.pgc_pgbackrest_source_environment(from_gcs)] == [
+        "PGC_SOURCE_STANZA", "PGC_SOURCE_CONFIG", "PGC_SOURCE_REPO1_CIPHER_PASS"]
+
+    from_azure = pgc(GCS, bootstrap={"fromBackup": {"cluster": "old", "repository": AZURE["repository"],
+                                                    "encryptionSecretName": "old-enc"}})
+    env = flt.pgc_pgbackrest_source_environment(from_azure)
+    assert env[2:] == [
+        {"name": "PGC_SOURCE_REPO1_AZURE_KEY", "valueFrom": {"secretKeyRef": {"name": "db-backup-azure",
+                                                                               "key": "account-key"}}},
+        {"name": "PGC_SOURCE_REPO1_CIPHER_PASS", "valueFrom": {"secretKeyRef": {"name": "old-enc",
+                                                                                 "key": "passphrase"}}}]
+    # The cluster's own GCS repository and the Azure source: only the cluster's files are mounted.
+    assert [v["name"] for v in flt.pgc_pgbackrest_volumes(from_azure)["volumes"]] == ["backup-ca", "backup-gcs"]
+    assert parse(flt.pgc_pgbackrest_config(from_azure, role="source"))["global"]["repo1-type"] == "azure"
+
+
+def test_pgc_backup_tls_fits_the_longest_names_kubernetes_allows():
+    long = pgc(S3)
+    long["namespace"] = "n" * 63
+    long["name"] = "c" * 40
+    bundle = flt.pgc_backup_tls(long)
+    assert bundle["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
