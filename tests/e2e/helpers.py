@@ -55,13 +55,14 @@ def run_playbook(name, *args):
     return proc.stdout
 
 
-def playbook_process(name, *args):
-    """Run playbooks/<name>.yml as run_playbook does; returns the finished process, failed or not."""
+def playbook_process(name, *args, timeout=900):
+    """Run playbooks/<name>.yml as run_playbook does; returns the finished process, failed or not
+    (killed after ``timeout`` seconds, so that a failed test leaves no playbook behind)."""
     e = env()
     e.update({"ANSIBLE_COLLECTIONS_PATH": collections_path(), "ANSIBLE_NOCOLOR": "1",
               "K8S_AUTH_KUBECONFIG": e["KUBECONFIG"]})
     return subprocess.run(["ansible-playbook", str(REPO / "playbooks" / f"{name}.yml"), *args], env=e,
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=REPO, timeout=timeout)
 
 
 def operator_kubeconfig():

@@ -234,13 +234,18 @@ def test_the_restore_playbook_plans_refuses_without_confirmation_and_changes_not
     assert "scaled from 2 to 0" in plan
     assert stable_resource_versions(namespace) == before, "--check changed objects"
 
+    # ansible-playbook splits an unquoted -e value at spaces: the time would lose its hour and zone.
+    split = playbook_process("restore", "-e", "cluster=db", "-e", f"namespace={namespace}", "-e",
+                             "target_time=2026-11-26 09:00:00+00", "--check")
+    assert split.returncode != 0 and "is not a time with its zone" in split.stdout
+
     refused = playbook_process("restore", "-e", "cluster=db", "-e", f"namespace={namespace}")
     assert refused.returncode != 0
     assert "confirm it with -e confirm=db" in refused.stdout
 
     # The check Job fails (the backup does not exist): nothing else happens.
     outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(proc=playbook_process(
+    thread = threading.Thread(daemon=True, target=lambda: outcome.update(proc=playbook_process(
         "restore", "-e", "cluster=db", "-e", f"namespace={namespace}", "-e", "confirm=db", "-e", "backup=20991231-000000F")))
     thread.start()
     run_job_pods(namespace, "db-check", 1,
@@ -269,7 +274,7 @@ def test_the_restore_playbook_restores_one_database_in_a_job(operator, namespace
     assert cron["spec"]["schedule"] == "30 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
 
     outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(proc=playbook_process(
+    thread = threading.Thread(daemon=True, target=lambda: outcome.update(proc=playbook_process(
         "restore", "-e", "cluster=db", "-e", f"namespace={namespace}", "-e", "confirm=db", "-e", "database=app")))
     thread.start()
     job = wait_for(lambda: get("job", "db-logical-restore", namespace), 120, "no logical restore Job")
@@ -284,3 +289,46 @@ def test_the_restore_playbook_restores_one_database_in_a_job(operator, namespace
     assert "20261126-033000" in proc.stdout
     # One database: the members were never stopped.
     assert get("statefulset", "db", namespace)["spec"]["replicas"] == 1
+
+
+def test_the_restore_playbook_restores_member_0_reinitialises_the_replicas_and_gives_the_cluster_back(operator, namespace):
+    from tests.e2e.test_cluster_metrics import leader_lock
+
+    s3_keys(namespace)
+    apply(postgres_cluster("db", replicas=2, backup=S3_BACKUP), namespace)
+    wait_for_phase("db", namespace, "Running", ready=2)
+    claims = {n: get("pvc", f"data-db-{n}", namespace)["metadata"]["uid"] for n in (0, 1)}
+
+    outcome = {}
+    thread = threading.Thread(daemon=True, target=lambda: outcome.update(proc=playbook_process(
+        "restore", "-e", "cluster=db", "-e", f"namespace={namespace}", "-e", "confirm=db",
+        "-e", "target_time='2026-11-26 09:00:00+00'")))
+    thread.start()
+    run_job_pods(namespace, "db-check", 0, json.dumps({"checked": True, "label": "20261126-020001F",
+                                                        "needs": ["20261126-020001F"]}))
+    # The operator is asked to wait, and the members stop before anything touches their data.
+    wait_for(lambda: "postgres.example.com/restore-in-progress" in (get("pgc", "db", namespace)["metadata"].get("annotations") or {}),
+             60, "the cluster was not marked as being restored")
+    restore = wait_for(lambda: get("job", "db-restore", namespace), 180, "no restore Job")
+    assert not kubectl_json("get", "pods", "-n", namespace, "-l", "postgres.example.com/cluster=db")["items"]
+    volumes = {v["name"]: v for v in restore["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "data-db-0"
+    env = {e["name"]: e.get("value") for e in restore["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGC_RESTORE_TARGET_TIME"] == "2026-11-26 09:00:00+00"
+    run_job_pods(namespace, "db-restore", 0, json.dumps({"label": "20261126-020001F", "timeline": 2, "type": "time"}))
+
+    # Patroni's part, which kwok does not run: the restored member 0 takes the leader lock.
+    while thread.is_alive():
+        if get("pod", "db-0", namespace):
+            apply(leader_lock("db", namespace, "db-0", datetime.datetime.now(datetime.timezone.utc)), namespace)
+            stamp(namespace)
+        thread.join(timeout=5)
+    proc = outcome["proc"]
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    cluster = wait_for_phase("db", namespace, "Running", ready=2)
+    assert cluster["status"]["currentPrimary"] == "db-0"
+    assert "postgres.example.com/restore-in-progress" not in (cluster["metadata"].get("annotations") or {})
+    # Member 0 kept its (restored) claim; the replica's was made anew, to clone from it.
+    assert get("pvc", "data-db-0", namespace)["metadata"]["uid"] == claims[0]
+    assert get("pvc", "data-db-1", namespace)["metadata"]["uid"] != claims[1]
+    assert get("statefulset", "db", namespace)["spec"]["replicas"] == 2
