@@ -132,17 +132,26 @@ def floor_direct_apply(namespace, name, runs=5):
     collections = subprocess.run([str(REPO / "hack/collection-link.sh")], check=True, capture_output=True,
                                  text=True).stdout.strip()
     sys.path.insert(0, collections)
+    # lookup('file') and the collection's own filters in the templates, as in a play
+    init_plugin_loader([collections])
+    from ansible_collections.postgres.cluster.plugins.filter.backup import (pgc_pgbackrest_environment,
+                                                                            pgc_pgbackrest_settings,
+                                                                            pgc_pgbackrest_source_environment)
     from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize, pgc_patroni_config
 
-    init_plugin_loader()  # lookup('file') in the templates, as in a play
     cluster = helpers.kubectl_json("get", "pgc", name, "-n", namespace)
     pgc = pgc_normalize(cluster)
     defaults = yaml.safe_load((REPO / "roles/provision/defaults/main.yml").read_text())
     templar = Templar(loader=DataLoader(), variables={**defaults, "pgc": pgc})
     # The same templates, in the same order, as the provision role's one apply.
-    task = yaml.safe_load((REPO / "roles/provision/tasks/main.yml").read_text())[0]
+    task = next(t for t in yaml.safe_load((REPO / "roles/provision/tasks/main.yml").read_text())
+                if (t.get("kubernetes.core.k8s") or {}).get("apply"))
+    backup = pgc_pgbackrest_settings(pgc)
     templar.available_variables = {**templar.available_variables,
                                    "__provision_patroni_config": pgc_patroni_config(pgc),
+                                   "__provision_backup": backup,
+                                   "__provision_backup_env": (pgc_pgbackrest_environment(pgc) if backup["enabled"] else [])
+                                   + pgc_pgbackrest_source_environment(pgc),
                                    "ansible_search_path": [str(REPO / "roles/provision")]}
     objects = [yaml.safe_load(templar.template((REPO / "roles/provision/templates" / t).read_text()))
                for t in templar.template(task["kubernetes.core.k8s"]["template"])]
