@@ -35,6 +35,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 import urllib.parse
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -582,6 +583,17 @@ class Postgres:
         """Row count and an md5 over every row of a table, in key order."""
         return tuple(self.sql(f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
                               f"FROM {table} t", dbname=dbname)[0])
+
+
+def write_plaintext_marker(server, table: str) -> str:
+    """A table whose rows all carry one random marker, stored uncompressed and checkpointed, so that a
+    copy of the marker anywhere in a repository means it holds plain data; returns the marker."""
+    marker = f"PGC-PLAINTEXT-MARKER-{uuid.uuid4().hex}"
+    server.sql(f"CREATE TABLE {table} (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = off)")
+    server.sql(f"ALTER TABLE {table} ALTER COLUMN v SET STORAGE PLAIN")
+    server.sql(f"INSERT INTO {table} SELECT g, %s || ' ' || g FROM generate_series(1, 2000) g", (marker,))
+    server.sql("CHECKPOINT")
+    return marker
 
 
 class Cluster:

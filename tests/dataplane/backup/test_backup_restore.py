@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 
 import pytest
 
-from tests.dataplane.backup.harness import CIPHER_PASS, S3_KEY_SECRET, Cluster
+from tests.dataplane.backup.harness import CIPHER_PASS, S3_KEY_SECRET, Cluster, write_plaintext_marker
 
 MiB = 1024 * 1024
 
@@ -243,11 +242,7 @@ def test_encrypted_repository_holds_no_plaintext(workspace, object_store, kind):
                           ca_file=object_store.ca_file)
     assert cluster.settings["encryption"]
     src = cluster.init()
-    marker = f"PGC-PLAINTEXT-MARKER-{uuid.uuid4().hex}"
-    src.sql("CREATE TABLE secrets (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = off)")
-    src.sql("ALTER TABLE secrets ALTER COLUMN v SET STORAGE PLAIN")
-    src.sql("INSERT INTO secrets SELECT g, %s || ' ' || g FROM generate_series(1, 2000) g", (marker,))
-    src.sql("CHECKPOINT")
+    marker = write_plaintext_marker(src, "secrets")
     relation = src.data_dir / src.value("SELECT pg_relation_filepath('secrets')")
     assert marker.encode() in relation.read_bytes(), "the marker is plain text in the database's files"
 

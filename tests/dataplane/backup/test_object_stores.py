@@ -6,11 +6,10 @@ encrypted."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
-from tests.dataplane.backup.harness import AZURE_KEY, CIPHER_PASS, GCS_TOKEN, Cluster
+from tests.dataplane.backup.harness import AZURE_KEY, CIPHER_PASS, GCS_TOKEN, Cluster, write_plaintext_marker
 
 
 @pytest.mark.parametrize("kind", ["gcs", "azure"])
@@ -26,11 +25,7 @@ def test_full_backup_restores_every_row_and_stores_only_ciphertext(workspace, re
     cluster = Cluster(workspace, name, store.backup_spec(bucket, f"/pgc/dp/{name}"), ca_file=store.ca_file)
     assert cluster.settings["type"] == kind and cluster.settings["encryption"], "encrypted by default"
     src = cluster.init()
-    marker = f"PGC-PLAINTEXT-MARKER-{uuid.uuid4().hex}"
-    src.sql("CREATE TABLE marks (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = off)")
-    src.sql("ALTER TABLE marks ALTER COLUMN v SET STORAGE PLAIN")
-    src.sql("INSERT INTO marks SELECT g, %s || ' ' || g FROM generate_series(1, 2000) g", (marker,))
-    src.sql("CHECKPOINT")
+    marker = write_plaintext_marker(src, "marks")
 
     backup = cluster.script("pgc-backup.sh", "full")
     full = json.loads(backup.stdout)
