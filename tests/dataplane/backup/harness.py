@@ -596,6 +596,13 @@ def write_plaintext_marker(server, table: str) -> str:
     return marker
 
 
+def utc_now(server) -> str:
+    """The server's time, read in a later whole second than the call: pgBackRest keeps a backup's
+    stop time in whole seconds, and a restore target must fall surely after the backups before it."""
+    time.sleep(1.02 - time.time() % 1)
+    return server.value("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+
+
 class Cluster:
     """A source server with its pgBackRest stanza, and the scripts run against it."""
 

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from tests.dataplane.backup.harness import CIPHER_PASS, S3_KEY_SECRET, Cluster, write_plaintext_marker
+from tests.dataplane.backup.harness import CIPHER_PASS, S3_KEY_SECRET, Cluster, utc_now, write_plaintext_marker
 
 MiB = 1024 * 1024
 
@@ -28,10 +28,6 @@ def pgbench_load(server, scale: int = 2) -> None:
 
 def pgbench_run(server, transactions: int = 300) -> None:
     server.run("pgbench", "-n", "-c", "2", "-t", str(transactions), "postgres")
-
-
-def utc_now(server) -> str:
-    return server.value("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
 
 
 def test_restore_to_a_point_in_time_and_to_the_latest_backup(workspace, object_store):

@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from tests.dataplane.backup.harness import CIPHER_PASS, LOOPBACK, S3_KEY, S3_KEY_SECRET, Cluster, give
+from tests.dataplane.backup.harness import CIPHER_PASS, LOOPBACK, S3_KEY, S3_KEY_SECRET, Cluster, give, utc_now
 from tests.dataplane.conftest import cluster_objects, pods_running
 from tests.dataplane.harness import DataPlane, wait_for
 
@@ -116,10 +116,8 @@ def source(workspace, object_store):
     src.sql("CREATE TABLE marks (id int PRIMARY KEY, v text)")
     _marks(src, 1, 100)
     cluster.backup = cluster.script_json("pgc-backup.sh", "full")[0]
-    time.sleep(1.2)  # a backup's stop time is whole seconds: T is surely after it
     _marks(src, 101, 200)
-    cluster.target_time = src.value("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
-                                    "'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+    cluster.target_time = utc_now(src)
     cluster.at_target = src.table_digest("marks")
     _marks(src, 201, 300)
     src.switch_wal_and_wait_archived()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from tests.dataplane.backup.harness import Cluster
-from tests.dataplane.backup.test_backup_restore import add_marks, utc_now, volume_spec
+from tests.dataplane.backup.harness import Cluster, utc_now
+from tests.dataplane.backup.test_backup_restore import add_marks, volume_spec
 
 
 def test_restore_in_place_checks_refuses_and_recovers_to_a_time(workspace):
