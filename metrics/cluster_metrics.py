@@ -239,11 +239,13 @@ def compact_cluster(obj):
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     backup = parse_time(status.get("lastBackupTimestamp"))
+    logical = parse_time((status.get("lastLogicalBackup") or {}).get("stopTime"))
     return {
         "name": meta.get("name", ""),
         "namespace": meta.get("namespace", ""),
         "image": spec.get("image") or "",
         "schedule": spec.get("backupSchedule") or "",
+        "logical_schedule": ((spec.get("backup") or {}).get("logical") or {}).get("schedule") or "",
         "desired": _int(spec.get("replicas"), 1),
         "ready": _int(status.get("readyReplicas")),
         "phase": status.get("phase") or "",
@@ -251,6 +253,8 @@ def compact_cluster(obj):
         "members": frozenset(m.get("name") for m in status.get("members") or [] if isinstance(m, dict)),
         "last_backup": backup.timestamp() if backup else None,
         "backup_failures": _int(status.get("backupFailures")),
+        "last_logical_backup": logical.timestamp() if logical else None,
+        "logical_backup_failures": _int(status.get("logicalBackupFailures")),
     }
 
 
@@ -276,6 +280,11 @@ FAMILIES = (
     ("postgres_cluster_backup_interval_seconds", "gauge",
      "Longest time between two consecutive runs of spec.backupSchedule (UTC)."),
     ("postgres_cluster_backup_failures_total", "counter", "Backups that failed (status.backupFailures)."),
+    ("postgres_cluster_last_logical_backup_timestamp_seconds", "gauge",
+     "Completion time of the most recent successful logical backup (spec.backup.logical), in seconds since "
+     "the epoch."),
+    ("postgres_cluster_logical_backup_failures_total", "counter",
+     "Logical backups that failed (status.logicalBackupFailures)."),
     ("postgres_cluster_info", "gauge", "Image, phase and current primary of a cluster; always 1."),
     ("pgc_cluster_metrics_errors_total", "counter",
      "Failed requests of the cluster metrics server to the Kubernetes API."),
@@ -310,6 +319,11 @@ def cluster_samples(cluster, lock, now, today=None):
     }
     if cluster["last_backup"] is not None:
         samples["postgres_cluster_last_backup_timestamp_seconds"] = cluster["last_backup"]
+    # Only clusters with logical backups have the logical series.
+    if cluster["logical_schedule"] or cluster["logical_backup_failures"] or cluster["last_logical_backup"]:
+        samples["postgres_cluster_logical_backup_failures_total"] = cluster["logical_backup_failures"]
+    if cluster["last_logical_backup"] is not None:
+        samples["postgres_cluster_last_logical_backup_timestamp_seconds"] = cluster["last_logical_backup"]
     if cluster["schedule"]:
         try:
             interval = cron_interval_seconds(cluster["schedule"], today)

@@ -16,7 +16,7 @@ import yaml
 
 from ansible.errors import AnsibleFilterError
 from ansible.utils.unsafe_proxy import wrap_var
-from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs import backup_status
+from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs import backup_status, logical_backup_status
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import desired_status, rfc3339_now, status_patch
 
 API_VERSION = "postgres.example.com/v1"
@@ -459,13 +459,16 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
     from_backup = (spec.get("bootstrap") or {}).get("fromBackup") or {}
     if from_backup.get("repository"):
         status["restoredFrom"] = wrap_var({k: v for k, v in from_backup.items() if v not in (None, "")})
-    if observed.get("backup_jobs") or pgc.get("status", {}).get("lastBackupTimestamp") \
-            or pgc.get("status", {}).get("backupFailures"):
+    previous = pgc.get("status") or {}
+    if observed.get("backup_jobs") or previous.get("lastBackupTimestamp") or previous.get("backupFailures"):
         # Job messages come from pod logs: data, never templates.
-        backups = wrap_var(backup_status(observed.get("backup_jobs") or [], pgc.get("status") or {}))
+        backups = wrap_var(backup_status(observed.get("backup_jobs") or [], previous))
         status.update(backups["fields"])
         if backups["condition"]:
             status["conditions"].append(_condition("LastBackupSucceeded", *backups["condition"], generation))
+    if any(j.get("kind") == "logical-backup" for j in observed.get("backup_jobs") or []) \
+            or previous.get("lastLogicalBackup") or previous.get("logicalBackupFailures"):
+        status.update(wrap_var(logical_backup_status(observed.get("backup_jobs") or [], previous)))
     if monitoring is not None:
         status["monitoring"] = {key: monitoring[key] for key in ("exporter", "podMonitor", "prometheusRule", "message")}
         for key in ("exporter", "podMonitor", "prometheusRule"):
@@ -603,6 +606,15 @@ def pgc_status_transitions(before, after):
         backup = after.get("lastBackup") or {}
         add("BackupSucceeded", "Backup %s finished at %s (Job %s)" % (
             backup.get("label") or "(no label reported)", after["lastBackupTimestamp"], backup.get("job")))
+    if int(after.get("logicalBackupFailures") or 0) > int(before.get("logicalBackupFailures") or 0):
+        failure = after.get("lastLogicalBackupFailure") or {}
+        add("LogicalBackupFailed", "Logical backup Job %s failed: %s" % (failure.get("job"), failure.get("message")),
+            warning=True)
+    logical = after.get("lastLogicalBackup") or {}
+    if logical.get("stopTime") and logical.get("stopTime") != (before.get("lastLogicalBackup") or {}).get("stopTime"):
+        add("LogicalBackupSucceeded", "Logical backup of %s finished at %s (Job %s)" % (
+            ", ".join(d.get("database", "?") for d in logical.get("dumps") or []) or "no database reported",
+            logical["stopTime"], logical.get("job")))
     return events
 
 

@@ -48,9 +48,11 @@ def _terminated(pod):
     return None
 
 
-def _result(message):
-    """The last line of a termination message that is a JSON object."""
-    for line in reversed((message or "").strip().splitlines()):
+def _results(message):
+    """The lines of a termination message that are JSON objects (a logical dump writes one per
+    database; pgc-backup.sh one in all)."""
+    results = []
+    for line in (message or "").strip().splitlines():
         line = line.strip()
         if line.startswith("{"):
             try:
@@ -58,8 +60,8 @@ def _result(message):
             except ValueError:
                 continue
             if isinstance(value, dict):
-                return value
-    return None
+                results.append(value)
+    return results
 
 
 def _failure_text(message, fallback):
@@ -72,8 +74,8 @@ def _failure_text(message, fallback):
 
 def summarize_job(job, pods):
     """One Job: name, kind (its postgres.example.com/job label), backup (the PostgresBackup it runs
-    for, if any), phase (Pending, Running, Succeeded, Failed), started, finished, result (the pod's
-    JSON line) and message."""
+    for, if any), phase (Pending, Running, Succeeded, Failed), started, finished, results (the pod's
+    JSON lines), result (the last of them) and message."""
     meta = job.get("metadata") or {}
     labels = meta.get("labels") or {}
     status = job.get("status") or {}
@@ -93,12 +95,14 @@ def summarize_job(job, pods):
         "started": status.get("startTime"),
         "finished": None,
         "result": None,
+        "results": [],
         "message": "",
     }
     if complete or (status.get("succeeded") or 0) > 0:
         summary["phase"] = "Succeeded"
         summary["finished"] = status.get("completionTime") or (complete or {}).get("lastTransitionTime")
-        summary["result"] = _result(succeeded[-1].get("message")) if succeeded else None
+        summary["results"] = _results(succeeded[-1].get("message")) if succeeded else []
+        summary["result"] = summary["results"][-1] if summary["results"] else None
         summary["message"] = "completed"
     elif failure:
         summary["phase"] = "Failed"
@@ -140,31 +144,43 @@ def backup_record(summary):
     return {k: v for k, v in record.items() if v not in (None, "")}
 
 
+def _newest(jobs, record_of, last_time, last):
+    """The stop time and record of the newest successful Job, if newer than what status knew."""
+    for s in jobs:
+        if s["phase"] != "Succeeded":
+            continue
+        record = record_of(s)
+        stop = _time(record.get("stopTime"))
+        if stop and (last_time is None or stop > last_time):
+            last_time, last = stop, record
+    return last_time, last
+
+
+def _failures(jobs, count, last_failure):
+    """Failed Jobs counted once each: those that failed after the newest failure status knew of.
+    Returns the count and the newest failure (job, time, message)."""
+    last_failure = dict(last_failure or {})
+    seen = _time(last_failure.get("time"))
+    for s in jobs:
+        when = _time(s["finished"])
+        if s["phase"] != "Failed" or when is None or (seen is not None and when <= seen):
+            continue
+        count += 1
+        seen = when
+        last_failure = {"job": s["name"], "time": _rfc3339(when), "message": s["message"]}
+    return count, last_failure
+
+
 def backup_status(summaries, previous):
     """The cluster's backup fields of status from its physical backup Jobs and the previous status:
     lastBackupTimestamp and lastBackup (the newest successful backup, never older than what status
     said), backupFailures (failed Jobs counted once each, so it only grows), lastBackupFailure, the
     LastBackupSucceeded condition's (ok, reason, message), and the Jobs still at work."""
     backups = [s for s in summaries if s["kind"] == "backup"]
-    last_time = _time(previous.get("lastBackupTimestamp"))
-    last = dict(previous.get("lastBackup") or {})
-    for s in backups:
-        if s["phase"] != "Succeeded":
-            continue
-        record = backup_record(s)
-        stop = _time(record.get("stopTime"))
-        if stop and (last_time is None or stop > last_time):
-            last_time, last = stop, record
-    failures = int(previous.get("backupFailures") or 0)
-    last_failure = dict(previous.get("lastBackupFailure") or {})
-    seen = _time(last_failure.get("time"))
-    for s in backups:
-        when = _time(s["finished"])
-        if s["phase"] != "Failed" or when is None or (seen is not None and when <= seen):
-            continue
-        failures += 1
-        seen = when
-        last_failure = {"job": s["name"], "time": _rfc3339(when), "message": s["message"]}
+    last_time, last = _newest(backups, backup_record, _time(previous.get("lastBackupTimestamp")),
+                              dict(previous.get("lastBackup") or {}))
+    failures, last_failure = _failures(backups, int(previous.get("backupFailures") or 0),
+                                       previous.get("lastBackupFailure"))
     fields = {"backupFailures": failures}
     if last_time:
         fields["lastBackupTimestamp"] = _rfc3339(last_time)
@@ -182,3 +198,32 @@ def backup_status(summaries, previous):
                 " " + last["label"] if last.get("label") else "", _rfc3339(last_time)))
     active = [s["name"] for s in summaries if s["phase"] in ("Pending", "Running")]
     return {"fields": fields, "condition": condition, "active": active}
+
+
+def logical_dump_record(summary):
+    """What status says about a successful logical backup Job: its stop time (the newest dump's,
+    its Job's as a fallback) and each database's dump."""
+    dumps = [{"database": r.get("database") or "", "label": r.get("label") or "", "size": r.get("size"),
+              "path": r.get("name") or ""} for r in summary.get("results") or [] if r.get("database")]
+    stops = [t for t in (_time(r.get("stop")) for r in summary.get("results") or []) if t]
+    stop = max(stops) if stops else _time(summary.get("finished"))
+    record = {"job": summary["name"], "stopTime": _rfc3339(stop),
+              "dumps": [{k: v for k, v in d.items() if v not in (None, "")} for d in dumps]}
+    return {k: v for k, v in record.items() if v not in (None, "", [])}
+
+
+def logical_backup_status(summaries, previous):
+    """The cluster's logical backup fields of status, as backup_status does for physical ones:
+    lastLogicalBackup (the newest successful Job's dumps, never older than what status said),
+    logicalBackupFailures (counted once each) and lastLogicalBackupFailure."""
+    jobs = [s for s in summaries if s["kind"] == "logical-backup"]
+    last = dict(previous.get("lastLogicalBackup") or {})
+    _, last = _newest(jobs, logical_dump_record, _time(last.get("stopTime")), last)
+    failures, last_failure = _failures(jobs, int(previous.get("logicalBackupFailures") or 0),
+                                       previous.get("lastLogicalBackupFailure"))
+    fields = {"logicalBackupFailures": failures}
+    if last:
+        fields["lastLogicalBackup"] = last
+    if last_failure:
+        fields["lastLogicalBackupFailure"] = last_failure
+    return fields

@@ -136,6 +136,17 @@ def test_a_scheduled_backup_updates_status_from_the_result_and_a_failed_one_says
     assert warning[0]["type"] == "Warning"
 
 
+def delete_a_finished_backup(namespace, name, label):
+    """A PostgresBackup of db with expireOnDelete, its backup done, then deleted: its expire Job."""
+    apply({"apiVersion": "postgres.example.com/v1", "kind": "PostgresBackup", "metadata": {"name": name},
+           "spec": {"cluster": "db", "expireOnDelete": True}}, namespace)
+    run_job_pods(namespace, f"{name}-backup", 0, json.dumps(result(label, "2026-11-26T10:16:00Z")))
+    wait_for(lambda: (get("pgcbackup", name, namespace).get("status") or {}).get("phase") == "Succeeded", 90,
+             f"PostgresBackup {name} did not succeed")
+    kubectl("delete", "pgcbackup", name, "-n", namespace, "--wait=false")
+    return wait_for(lambda: get("job", f"{name}-expire", namespace), 60, "no expire Job")
+
+
 def test_a_postgresbackup_runs_one_job_and_reports_it(operator, namespace):
     s3_keys(namespace)
     apply(postgres_cluster("db", replicas=1, backup=S3_BACKUP), namespace)
@@ -170,18 +181,21 @@ def test_a_postgresbackup_runs_one_job_and_reports_it(operator, namespace):
     assert get("job", "before-upgrade-expire", namespace) is None
 
     # With expireOnDelete, the deletion waits for a Job that expires that one backup.
-    apply({"apiVersion": "postgres.example.com/v1", "kind": "PostgresBackup", "metadata": {"name": "scratch"},
-           "spec": {"cluster": "db", "expireOnDelete": True}}, namespace)
-    run_job_pods(namespace, "scratch-backup", 0, json.dumps(result("20261126-101500F", "2026-11-26T10:16:00Z")))
-    wait_for(lambda: (get("pgcbackup", "scratch", namespace).get("status") or {}).get("phase") == "Succeeded", 90,
-             "the second PostgresBackup did not succeed")
-    kubectl("delete", "pgcbackup", "scratch", "-n", namespace, "--wait=false")
-    expire = wait_for(lambda: get("job", "scratch-expire", namespace), 60, "no expire Job")
+    expire = delete_a_finished_backup(namespace, "scratch", "20261126-101500F")
     env = {e["name"]: e.get("value") for e in expire["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PGC_BACKUP_SET"] == "20261126-101500F"
     assert get("pgcbackup", "scratch", namespace) is not None, "deleted before its backup was expired"
     run_job_pods(namespace, "scratch-expire", 0, '{"expired": "20261126-101500F"}')
     wait_for(lambda: get("pgcbackup", "scratch", namespace) is None, 90, "the PostgresBackup was not deleted after expiry")
+
+    # pgBackRest never expires the newest backup: the failed expiry lets the deletion go on, and
+    # the cluster's Event says that the backup stays.
+    delete_a_finished_backup(namespace, "newest", "20261126-111500F")
+    run_job_pods(namespace, "newest-expire", 1,
+                 "ERROR: [075]: unable to expire 20261126-111500F: it is the newest backup", pods=2)
+    wait_for(lambda: get("pgcbackup", "newest", namespace) is None, 90, "a failed expiry held the deletion")
+    kept = wait_for(lambda: events(namespace, "db", "BackupKept"), 30, "no BackupKept Event on the cluster")
+    assert kept[0]["type"] == "Warning" and "20261126-111500F" in kept[0]["message"]
 
 
 def test_a_postgresbackup_of_a_cluster_without_repository_fails_with_the_reason(operator, namespace):
@@ -266,12 +280,31 @@ def test_restore_playbook_needs_a_repository(control_plane, namespace):
     assert proc.returncode != 0 and "has no spec.backup.repository" in proc.stdout
 
 
-def test_the_restore_playbook_restores_one_database_in_a_job(operator, namespace):
+def test_a_logical_backup_reports_its_dumps_and_the_restore_playbook_restores_one_database(operator, namespace):
     s3_keys(namespace)
     apply(postgres_cluster("db", replicas=1, backup={**S3_BACKUP, "logical": {"schedule": "30 3 * * *"}}), namespace)
     wait_for_phase("db", namespace, "Running", ready=1)
     cron = get("cronjob", "db-logical-backup", namespace)
     assert cron["spec"]["schedule"] == "30 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+
+    # What pgc-logical-backup.sh writes: one line per database.
+    kubectl("create", "job", "--from=cronjob/db-logical-backup", "db-logical-backup-1", "-n", namespace)
+    dumps = [{"database": "app", "label": "20261126T033001000Z", "name": "logical/db/app/20261126T033001000Z.pgdump.enc",
+              "size": 81920, "start": "2026-11-26T03:30:01Z", "stop": "2026-11-26T03:30:20Z", "expired": []}]
+    run_job_pods(namespace, "db-logical-backup-1", 0,
+                 "pgc-logical-backup: dumping app\n" + "\n".join(json.dumps(d) for d in dumps))
+    wait_for(lambda: job_condition(namespace, "db-logical-backup-1", "Complete"), 60, "the Job did not complete")
+    stamp(namespace)
+    cluster = wait_for(lambda: (lambda c: c if c["status"].get("lastLogicalBackup") else None)(get("pgc", "db", namespace)),
+                       60, "status.lastLogicalBackup was not set")
+    assert cluster["status"]["lastLogicalBackup"] == {
+        "job": "db-logical-backup-1", "stopTime": "2026-11-26T03:30:20Z",
+        "dumps": [{"database": "app", "label": "20261126T033001000Z", "size": 81920,
+                   "path": "logical/db/app/20261126T033001000Z.pgdump.enc"}]}
+    assert cluster["status"]["logicalBackupFailures"] == 0
+    # A dump is not a physical backup.
+    assert "lastBackupTimestamp" not in cluster["status"]
+    wait_for(lambda: events(namespace, "db", "LogicalBackupSucceeded"), 30, "no LogicalBackupSucceeded Event")
 
     outcome = {}
     thread = threading.Thread(daemon=True, target=lambda: outcome.update(proc=playbook_process(

@@ -26,7 +26,8 @@ RULE_TESTS = sorted((REPO / "tests" / "prometheus").glob("*.yml"))
 
 EXPECTED_ALERTS = {
     "PostgreSQLClusterDown", "PostgreSQLReplicasNotReady", "PostgreSQLReplicationLagHigh",
-    "PostgreSQLBackupMissing", "PostgreSQLBackupFailing", "PostgreSQLWALArchivingFailing",
+    "PostgreSQLBackupMissing", "PostgreSQLBackupFailing", "PostgreSQLLogicalBackupFailing",
+    "PostgreSQLWALArchivingFailing",
     "PostgreSQLConnectionsNearLimit", "PostgreSQLTransactionIdWraparound", "PostgreSQLDataVolumeFilling",
 }
 

@@ -238,8 +238,25 @@ def test_render_defaults_and_omissions_of_a_new_cluster():
     assert value_of(families, "postgres_cluster_backup_failures_total", name="new") == 0
     assert families["postgres_cluster_last_backup_timestamp_seconds"]["samples"] == []
     assert families["postgres_cluster_backup_interval_seconds"]["samples"] == []
+    # No logical backups asked for: no logical series.
+    assert families["postgres_cluster_logical_backup_failures_total"]["samples"] == []
+    assert families["postgres_cluster_last_logical_backup_timestamp_seconds"]["samples"] == []
     assert families["postgres_cluster_info"]["samples"] == [(
         {"name": "new", "namespace": "ns", "image": "", "phase": "", "current_primary": ""}, 1)]
+
+
+def test_render_gives_the_logical_backup_series_of_a_cluster_with_logical_backups():
+    scheduled = cluster_object(name="sched")
+    scheduled["spec"]["backup"] = {"logical": {"schedule": "30 3 * * *"}}
+    done = cluster_object(name="done", logicalBackupFailures=3,
+                          lastLogicalBackup={"job": "done-logical-backup-1", "stopTime": "2026-11-26T03:30:41Z"})
+    families = parse_exposition(render([scheduled, done]))
+    assert value_of(families, "postgres_cluster_logical_backup_failures_total", name="sched") == 0
+    assert value_of(families, "postgres_cluster_last_logical_backup_timestamp_seconds", name="sched") is None
+    assert value_of(families, "postgres_cluster_logical_backup_failures_total", name="done") == 3
+    assert value_of(families, "postgres_cluster_last_logical_backup_timestamp_seconds", name="done") == \
+        datetime.datetime(2026, 11, 26, 3, 30, 41, tzinfo=UTC).timestamp()
+    assert families["postgres_cluster_logical_backup_failures_total"]["type"] == "counter"
 
 
 def test_render_omits_the_interval_of_an_unreadable_schedule():

@@ -418,3 +418,33 @@ def test_pgc_status_reports_backups_from_jobs_and_announces_them():
     assert condition["status"] == "False" and "unable to get address" in condition["message"]
     events = flt.pgc_status_transitions({}, status)
     assert [e for e in events if e["reason"] == "BackupFailed" and e["type"] == "Warning"]
+
+
+def test_pgc_status_reports_logical_backups_and_announces_them():
+    pgc = flt.pgc_normalize({"metadata": {"name": "main", "namespace": "db"},
+                             "spec": {"backup": {"repository": {"s3": {"bucket": "b", "secretName": "k"}},
+                                                 "logical": {"schedule": "30 3 * * *"}}}})
+    ok = {"name": "main-logical-backup-1", "kind": "logical-backup", "backup": "", "phase": "Succeeded",
+          "created": "2026-11-26T03:30:00Z", "started": "2026-11-26T03:30:00Z", "finished": "2026-11-26T03:31:00Z",
+          "results": [{"database": "app", "label": "20261126T033001000Z", "stop": "2026-11-26T03:30:20Z",
+                       "name": "logical/main/app/20261126T033001000Z.pgdump.enc", "size": 4096}],
+          "message": "completed"}
+    ok["result"] = ok["results"][-1]
+    status = flt.pgc_status(pgc, None, {"backup_jobs": [ok]})
+    assert status["lastLogicalBackup"]["dumps"][0]["database"] == "app"
+    assert status["logicalBackupFailures"] == 0
+    assert "lastBackupTimestamp" not in status
+    assert not [c for c in status["conditions"] if c["type"] == "LastBackupSucceeded"]
+    events = flt.pgc_status_transitions({}, status)
+    assert [e["message"] for e in events if e["reason"] == "LogicalBackupSucceeded"] == [
+        "Logical backup of app finished at 2026-11-26T03:30:20Z (Job main-logical-backup-1)"]
+
+    failed = dict(ok, name="main-logical-backup-2", phase="Failed", created="2026-11-27T03:30:00Z",
+                  finished="2026-11-27T03:30:09Z", results=[], result=None,
+                  message="pgc-logical-backup: error: the dump of shop failed: nothing was kept")
+    after = flt.pgc_status(dict(pgc, status=status), None, {"backup_jobs": [ok, failed]})
+    assert after["logicalBackupFailures"] == 1
+    assert after["lastLogicalBackup"] == status["lastLogicalBackup"]
+    events = flt.pgc_status_transitions(status, after)
+    assert [e["type"] for e in events if e["reason"] == "LogicalBackupFailed"] == ["Warning"]
+    assert not [e for e in events if e["reason"] in ("LogicalBackupSucceeded", "BackupFailed")]

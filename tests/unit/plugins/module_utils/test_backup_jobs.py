@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs import backup_status, summarize_jobs
+from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs import (backup_status, logical_backup_status,
+                                                                           summarize_jobs)
 
 RESULT = {"label": "20261126-020000F", "type": "full", "start": "2026-11-26T02:00:01Z",
           "stop": "2026-11-26T02:03:09Z", "size": 1175000000, "repository_delta": 53000000,
           "repository_path": "/pgc/prod/main/backup/main/20261126-020000F"}
 
 
-def job(name, created, state, finished="2026-11-26T02:03:30Z", backup=""):
-    labels = {"postgres.example.com/cluster": "main", "postgres.example.com/job": "backup"}
+def job(name, created, state, finished="2026-11-26T02:03:30Z", backup="", kind="backup"):
+    labels = {"postgres.example.com/cluster": "main", "postgres.example.com/job": kind}
     if backup:
         labels["postgres.example.com/backup"] = backup
     status = {"startTime": created}
@@ -100,3 +101,50 @@ def test_failures_are_counted_once_each_and_the_condition_follows_the_newest_out
 def test_jobs_at_work_are_listed_so_that_the_operator_looks_again():
     summaries = summarize_jobs([job("a", "2026-11-26T02:00:00Z", "active")], [pod("a", "Running")])
     assert backup_status(summaries, {})["active"] == ["a"]
+
+
+def dump(database, label, stop):
+    """One line of pgc-logical-backup.sh's output."""
+    return {"database": database, "label": label, "name": f"logical/main/{database}/{label}.pgdump.enc",
+            "size": 81920, "sha256": "0" * 64, "format": "custom", "encrypted": True,
+            "start": "2026-11-26T03:30:01Z", "stop": stop, "expired": []}
+
+
+def test_logical_backups_report_each_database_dump_and_leave_physical_status_alone():
+    lines = "\n".join(json.dumps(d) for d in (dump("app", "20261126T033001000Z", "2026-11-26T03:30:20Z"),
+                                              dump("shop", "20261126T033021000Z", "2026-11-26T03:30:41Z")))
+    summaries = summarize_jobs([job("main-logical-backup-1", "2026-11-26T03:30:00Z", "succeeded",
+                                    finished="2026-11-26T03:31:00Z", kind="logical-backup")],
+                               [pod("main-logical-backup-1", "Succeeded", 0, "pgc-logical-backup: dumping app\n" + lines)])
+    fields = logical_backup_status(summaries, {})
+    # The newest dump's stop time, not the Job's completion.
+    assert fields["lastLogicalBackup"]["stopTime"] == "2026-11-26T03:30:41Z"
+    assert fields["lastLogicalBackup"]["job"] == "main-logical-backup-1"
+    assert fields["lastLogicalBackup"]["dumps"] == [
+        {"database": "app", "label": "20261126T033001000Z", "size": 81920,
+         "path": "logical/main/app/20261126T033001000Z.pgdump.enc"},
+        {"database": "shop", "label": "20261126T033021000Z", "size": 81920,
+         "path": "logical/main/shop/20261126T033021000Z.pgdump.enc"}]
+    assert fields["logicalBackupFailures"] == 0
+    # A logical dump is no physical backup.
+    physical = backup_status(summaries, {})
+    assert "lastBackupTimestamp" not in physical["fields"] and physical["condition"] is None
+
+
+def test_logical_backup_failures_are_counted_once_each_and_status_keeps_what_it_knew():
+    ok = job("ok", "2026-11-26T03:30:00Z", "succeeded", finished="2026-11-26T03:31:00Z", kind="logical-backup")
+    bad = job("bad", "2026-11-27T03:30:00Z", "failed", finished="2026-11-27T03:30:30Z", kind="logical-backup")
+    physical_bad = job("pbad", "2026-11-27T02:00:00Z", "failed", finished="2026-11-27T02:05:00Z")
+    pods = [pod("ok", "Succeeded", 0, json.dumps(dump("app", "20261126T033001000Z", "2026-11-26T03:30:20Z"))),
+            pod("bad", "Failed", 1, 'pg_dump: error: connection to server failed: FATAL: database "shop" does not exist\n'
+                                    "pgc-logical-backup: error: the dump of shop failed: nothing was kept"),
+            pod("pbad", "Failed", 1, "ERROR: [039]: HTTP 403")]
+    first = logical_backup_status(summarize_jobs([ok, bad, physical_bad], pods), {})
+    assert first["logicalBackupFailures"] == 1
+    assert first["lastLogicalBackupFailure"]["job"] == "bad"
+    assert "the dump of shop failed" in first["lastLogicalBackupFailure"]["message"]
+    assert first["lastLogicalBackup"]["stopTime"] == "2026-11-26T03:30:20Z"
+    again = logical_backup_status(summarize_jobs([ok, bad, physical_bad], pods), first)
+    assert again["logicalBackupFailures"] == 1
+    gone = logical_backup_status([], again)
+    assert gone == first
