@@ -387,8 +387,8 @@ class _Emulator:
 
 
 class GcsStore(_Emulator):
-    """fake-gcs-server (in memory, HTTPS). It checks no credentials; pgBackRest authenticates with a
-    token (repo1-gcs-key-type=token), as it does against any GCS emulator."""
+    """fake-gcs-server (in memory, HTTPS). It checks no credentials: pgBackRest sends a token
+    (repo1-gcs-key-type=token), or one it got from GcsTokenEndpoint with a service-account key."""
 
     log_name = "fake-gcs-server.log"
 
@@ -421,10 +421,100 @@ class GcsStore(_Emulator):
             if not token:
                 return out
 
-    def backup_spec(self, bucket: str, path: str) -> dict:
+    def backup_spec(self, bucket: str, path: str, key_type: str = "token") -> dict:
         return {"repository": {"gcs": {"endpoint": f"{S3_ENDPOINT_NAME}:{self.port}", "bucket": bucket, "path": path,
-                                       "keyType": "token", "verifyTLS": True, "caSecretName": "backup-ca",
+                                       "keyType": key_type, "verifyTLS": True, "caSecretName": "backup-ca",
                                        "secretName": "backup-gcs"}}}
+
+
+class GcsTokenEndpoint:
+    """Google's OAuth token endpoint as a service-account key's ``token_uri`` names it: it checks
+    the JWT bearer assertion (RS256, signed with the key's private key; issuer, audience and scope)
+    and answers with an access token, served over HTTPS with the emulator's certificate."""
+
+    # pgBackRest asks for read_only to read and read_write to write.
+    SCOPES = {"https://www.googleapis.com/auth/devstorage.read_only",
+              "https://www.googleapis.com/auth/devstorage.read_write"}
+
+    def __init__(self, store: GcsStore, client_email: str = "pgbackrest@pgc-test.iam.gserviceaccount.com"):
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        self.store = store
+        self.client_email = client_email
+        self.port = free_ports(1)[0]
+        self.url = f"https://{S3_ENDPOINT_NAME}:{self.port}/token"
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.private_key_pem = self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()).decode()
+        self.issued: list[dict] = []    # the claims of each accepted assertion
+        self.refused: list[str] = []    # why each other request was refused
+        self._server = None
+
+    def key_json(self) -> str:
+        """The service-account key file, as the Google Cloud console gives it."""
+        return json.dumps({"type": "service_account", "project_id": "pgc-test", "private_key_id": "0" * 40,
+                           "private_key": self.private_key_pem, "client_email": self.client_email,
+                           "client_id": "1" * 21, "token_uri": self.url})
+
+    def _check(self, body: str) -> dict:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        form = urllib.parse.parse_qs(body)
+        if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
+            raise ValueError(f"grant_type {form.get('grant_type')}")
+        header, claims, signature = form["assertion"][0].split(".")
+
+        def decode(part):
+            return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        if json.loads(decode(header)).get("alg") != "RS256":
+            raise ValueError(f"header {decode(header)!r}")
+        self._key.public_key().verify(decode(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(),
+                                      hashes.SHA256())
+        claims = json.loads(decode(claims))
+        if claims.get("iss") != self.client_email or claims.get("aud") != self.url:
+            raise ValueError(f"issuer or audience: {claims}")
+        if not self.SCOPES & set(claims.get("scope", "").split()):
+            raise ValueError(f"scope {claims.get('scope')!r}")
+        if not claims.get("iat", 0) <= time.time() + 60 < claims.get("exp", 0) + 60:
+            raise ValueError(f"times {claims}")
+        return claims
+
+    def start(self) -> None:
+        import http.server
+        import ssl
+        import threading
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (the standard library's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                try:
+                    endpoint.issued.append(endpoint._check(body))
+                    status, answer = 200, {"access_token": f"pgc-test-access-{len(endpoint.issued)}",
+                                           "token_type": "Bearer", "expires_in": 3600}
+                except Exception as exc:  # every refusal is recorded for the test's message
+                    endpoint.refused.append(f"{type(exc).__name__}: {exc}")
+                    status, answer = 400, {"error": "invalid_grant"}
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer((LOOPBACK, self.port), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.store.dir / "server.crt", self.store.dir / "server.key")
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
 
 
 class AzureStore(_Emulator):
@@ -608,7 +698,7 @@ class Cluster:
 
     def __init__(self, ws: Workspace, name: str, backup: dict, retention: int | None = None,
                  repo_path: Path | None = None, ca_file: Path | None = None, server: Postgres | None = None,
-                 options: dict | None = None):
+                 options: dict | None = None, gcs_key_file: Path | None = None):
         from ansible_collections.postgres.cluster.plugins.filter import backup as flt
         self.ws = ws
         self.name = name
@@ -621,6 +711,7 @@ class Cluster:
         text = flt.pgc_pgbackrest_config(
             self.pgc, role="local", pg_path=str(self.server.data_dir), socket_path=str(self.server.socket_dir),
             port=self.server.port, repo_path=str(repo_path or ""), ca_file=str(ca_file or ""),
+            gcs_key_file=str(gcs_key_file or ""),
             options={"lock-path": str(lock),
                      # The endpoint keeps the name on the certificate; connections go to loopback.
                      "repo1-storage-host": LOOPBACK if self.settings["type"] in ("s3", "azure") else None,
@@ -636,7 +727,7 @@ class Cluster:
             e.update({"PGBACKREST_REPO1_S3_KEY": S3_KEY, "PGBACKREST_REPO1_S3_KEY_SECRET": S3_KEY_SECRET})
         elif self.settings["type"] == "azure":
             e["PGBACKREST_REPO1_AZURE_KEY"] = AZURE_KEY
-        elif self.settings["type"] == "gcs":
+        elif self.settings["type"] == "gcs" and self.settings["gcs"]["keyType"] == "token":
             e["PGBACKREST_REPO1_GCS_KEY"] = GCS_TOKEN
         if self.settings["encryption"]:
             e["PGBACKREST_REPO1_CIPHER_PASS"] = CIPHER_PASS

@@ -1,15 +1,17 @@
 """Physical backups to Google Cloud Storage and Azure Blob Storage: pgc-backup.sh and pgc-restore.sh
 against fake-gcs-server and Azurite over TLS, with the configuration and secrets the filters render
 for a gcs or azure repository; the restored copy has every row, and the stored objects are
-encrypted."""
+encrypted. A GCS service-account key gets its tokens from a local token endpoint."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from tests.dataplane.backup.harness import AZURE_KEY, CIPHER_PASS, GCS_TOKEN, Cluster, write_plaintext_marker
+from tests.dataplane.backup.harness import (AZURE_KEY, CIPHER_PASS, GCS_TOKEN, Cluster, GcsTokenEndpoint, give,
+                                           write_plaintext_marker)
 
 
 @pytest.mark.parametrize("kind", ["gcs", "azure"])
@@ -54,3 +56,45 @@ def test_full_backup_restores_every_row_and_stores_only_ciphertext(workspace, re
     for fname, data in files.items():
         assert marker.encode() not in data, f"{fname} holds the plaintext marker"
         assert data.startswith(b"Salted__"), f"{fname} is not encrypted: starts with {data[:16]!r}"
+
+
+def test_gcs_with_a_service_account_key_signs_its_token_requests_with_the_mounted_key(workspace, gcs_store):
+    """keyType service (the default): pgBackRest reads the mounted key.json, signs a JWT with its
+    private key for the key's token_uri, and uses the access token it gets; the key never shows."""
+    endpoint = GcsTokenEndpoint(gcs_store)
+    endpoint.start()
+    try:
+        key_file = workspace.path("gcs-service-key") / "key.json"
+        key_file.write_text(endpoint.key_json())
+        os.chmod(key_file, 0o440)
+        give(key_file.parent)
+        gcs_store.create_bucket("pgc-gcs-service")
+        cluster = Cluster(workspace, "objgcskey", gcs_store.backup_spec("pgc-gcs-service", "/pgc/dp/objgcskey", "service"),
+                          ca_file=gcs_store.ca_file, gcs_key_file=key_file)
+        assert f"repo1-gcs-key={key_file}" in cluster.config.read_text()
+        assert "repo1-gcs-key-type=service" in cluster.config.read_text()
+        src = cluster.init()
+        src.sql("CREATE TABLE marks (id int PRIMARY KEY)")
+        src.sql("INSERT INTO marks SELECT generate_series(1, 500)")
+
+        backup = cluster.script("pgc-backup.sh", "full", check=False)
+        assert backup.returncode == 0, f"{backup.stderr}\nrefused token requests: {endpoint.refused}"
+        assert json.loads(backup.stdout)["type"] == "full"
+        assert endpoint.issued, f"no token was issued; refused: {endpoint.refused}"
+        assert not endpoint.refused, endpoint.refused
+        assert {c["iss"] for c in endpoint.issued} == {endpoint.client_email}
+        assert "https://www.googleapis.com/auth/devstorage.read_write" in {c["scope"] for c in endpoint.issued}
+
+        src.sql("INSERT INTO marks SELECT generate_series(501, 600)")
+        src.switch_wal_and_wait_archived()
+        target = workspace.dir / "restore-objgcskey"
+        cluster.restore(target)
+        copy = cluster.start_copy("objgcskey-latest", target)
+        copy.wait_promoted()
+        assert copy.value("SELECT count(*) FROM marks") == 600
+        copy.stop()
+        private_key_line = endpoint.private_key_pem.splitlines()[1]
+        assert private_key_line not in backup.stdout + backup.stderr
+        assert any(n.endswith(".zst") for n in gcs_store.objects("pgc-gcs-service", "pgc/dp/objgcskey/archive/"))
+    finally:
+        endpoint.stop()
