@@ -572,15 +572,15 @@ def _store_volumes(settings, prefix, where, ca_file, gcs_key_file):
     return out
 
 
-def pgc_pgbackrest_volumes(pgc):
+def pgc_pgbackrest_volumes(pgc, source=True):
     """The Pod volumes and volumeMounts of the files an object-store repository is reached with:
     ``{"volumes": [...], "mounts": [...]}``. The CA of caSecretName (``backup-ca``, at
-    /etc/pgc/backup-ca) and a GCS service-account key (``backup-gcs``, at /etc/pgc/backup-gcs), and
-    for the source of spec.bootstrap.fromBackup the same as ``source-backup-ca`` and
-    ``source-backup-gcs`` (/etc/pgc/source-backup-*). The paths are those pgc_pgbackrest_config
-    writes by default. Empty lists for a volume repository or none."""
+    /etc/pgc/backup-ca) and a GCS service-account key (``backup-gcs``, at /etc/pgc/backup-gcs), and,
+    unless ``source`` is false, for the source of spec.bootstrap.fromBackup the same as
+    ``source-backup-ca`` and ``source-backup-gcs`` (/etc/pgc/source-backup-*). The paths are those
+    pgc_pgbackrest_config writes by default. Empty lists for a volume repository or none."""
     pairs = _store_volumes(pgc_pgbackrest_settings(pgc), "", "spec.backup.repository", CA_FILE, GCS_KEY_FILE)
-    source = _source_pgc(pgc)
+    source = _source_pgc(pgc) if source else None
     if source:
         pairs += _store_volumes(pgc_pgbackrest_settings(source), "source-", "spec.bootstrap.fromBackup.repository",
                                 SOURCE_CA_FILE, SOURCE_GCS_KEY_FILE)

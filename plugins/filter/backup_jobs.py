@@ -125,9 +125,9 @@ def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=N
         _volume("tmp", emptyDir={}),
     ]
     # A private CA, a GCS key: the files the object store is reached with.
-    store_files = pgc_pgbackrest_volumes(pgc)
-    mounts += [m for m in store_files["mounts"] if not m["name"].startswith("source-")]
-    volumes += [v for v in store_files["volumes"] if not v["name"].startswith("source-")]
+    store_files = pgc_pgbackrest_volumes(pgc, source=False)
+    mounts += store_files["mounts"]
+    volumes += store_files["volumes"]
     affinity = None
     if settings["type"] == "posix" and not local_data:
         # The Job reads and writes the repository's claim itself, on the node of the repository host

@@ -431,6 +431,8 @@ def test_a_gcs_or_azure_source_has_its_own_files_and_variables():
     mounts = flt.pgc_pgbackrest_volumes(from_gcs)["mounts"]
     assert [(m["name"], m["mountPath"]) for m in mounts] == [
         ("source-backup-ca", "/etc/pgc/source-backup-ca"), ("source-backup-gcs", "/etc/pgc/source-backup-gcs")]
+    # A backup Job or the pgBackRest server reaches only the cluster's own repository.
+    assert flt.pgc_pgbackrest_volumes(from_gcs, source=False) == {"volumes": [], "mounts": []}
     assert [e["name"] for e in flt.pgc_pgbackrest_source_environment(from_gcs)] == [
         "PGC_SOURCE_STANZA", "PGC_SOURCE_CONFIG", "PGC_SOURCE_REPO1_CIPHER_PASS"]
 
