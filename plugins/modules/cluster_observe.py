@@ -130,7 +130,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
     CoreException,
 )
-from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs import (
+from ansible_collections.postgres.cluster.plugins.module_utils.jobs import (
     COMPONENT_LABEL,
     JOB_LABEL,
     summarize_jobs,
@@ -138,7 +138,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs impor
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import (
     api_error_message,
 )
-from ansible_collections.postgres.cluster.plugins.module_utils.patroni_state import (
+from ansible_collections.postgres.cluster.plugins.module_utils.patroni import (
     observe,
 )
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.postgres.cluster.plugins.module_utils.backup_jobs import (backup_status, logical_backup_status,
-                                                                           summarize_jobs)
+from ansible_collections.postgres.cluster.plugins.module_utils.jobs import (
+    backup_status,
+    logical_backup_status,
+    summarize_jobs,
+)
 
 RESULT = {"label": "20261126-020000F", "type": "full", "start": "2026-11-26T02:00:01Z",
           "stop": "2026-11-26T02:03:09Z", "size": 1175000000, "repository_delta": 53000000,

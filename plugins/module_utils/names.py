@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The names of the operator's API and of everything a cluster owns, its labels and annotations,
+and where a database pod keeps things: made here and nowhere else.
+
+Pure Python: the filters, the action plugins and the metrics server all import it.
+"""
+
+from __future__ import annotations
+
+import re
+
+GROUP = "postgres.example.com"
+VERSION = "v1"
+API_VERSION = GROUP + "/" + VERSION
+KIND = "PostgresCluster"
+PLURAL = "postgresclusters"
+FIELD_MANAGER = "pgc-operator"
+
+# Suffixes of the objects a cluster owns, after the cluster's name.
+NAME_SUFFIXES = {
+    "statefulset": "",
+    "service_rw": "",
+    "service_ro": "-ro",
+    "service_headless": "-pods",
+    "credentials": "-credentials",
+    "patroni_config": "-patroni",
+    "patroni_account": "-patroni",
+    "pdb": "",
+    "service_metrics": "-metrics",
+    "monitoring": "",
+    "pgbackrest_config": "-pgbackrest",
+    "backup_cronjob": "-backup",
+    "logical_cronjob": "-logical-backup",
+    "backup_tls": "-backup-tls",
+    "repo_host": "-repo",
+    "backup_claim": "-backup",
+}
+
+# Also names of another cluster's objects: the source of a bootstrap from its backups.
+TLS_SECRET_SUFFIX = NAME_SUFFIXES["backup_tls"]
+REPO_HOST_SUFFIX = NAME_SUFFIXES["repo_host"]
+VOLUME_CLAIM_SUFFIX = NAME_SUFFIXES["backup_claim"]
+# The default of spec.backup.encryptionSecretName, which the spec may replace.
+ENCRYPTION_SECRET_SUFFIX = "-backup-encryption"
+
+# The ConfigMaps Patroni's Kubernetes DCS keeps for a scope (the cluster's name): the leader lock,
+# the dynamic configuration, a requested switchover and the synchronous standbys. Patroni names
+# them; the operator reads, writes and deletes them.
+PATRONI_CONFIGMAP_SUFFIXES = {"leader": "-leader", "config": "-config", "failover": "-failover", "sync": "-sync"}
+LEADER_SUFFIX = PATRONI_CONFIGMAP_SUFFIXES["leader"]
+CONFIG_SUFFIX = PATRONI_CONFIGMAP_SUFFIXES["config"]
+
+# The StatefulSet's volume claim template: member n keeps its data in the claim data-<sts>-<n>.
+DATA_VOLUME = "data"
+
+# The label every member and owned object carries, and that selects the members.
+CLUSTER_LABEL = GROUP + "/cluster"
+MANAGED_BY = "pgc-operator"
+# The kind of a Job (backup, logical-backup, expire, ...), the cluster its pod works for (not
+# CLUSTER_LABEL, which would make the pod a member), and the PostgresBackup it runs for.
+JOB_LABEL = GROUP + "/job"
+COMPONENT_LABEL = GROUP + "/job-of"
+BACKUP_LABEL = GROUP + "/backup"
+
+# Put on a cluster by the restore playbook while it restores it: reconciles wait.
+RESTORE_ANNOTATION = GROUP + "/restore-in-progress"
+# Stamped on a cluster by Patroni's callback in a member (a start, stop or role change), which
+# wakes the operator.
+MEMBER_EVENT_ANNOTATION = GROUP + "/member-event"
+
+# The role the exporter sidecar connects as: pg_monitor and nothing else, over the pod's own socket.
+MONITOR_ROLE = "pgc_monitor"
+
+# Where a database pod has things (the StatefulSet template mounts them there).
+PGDATA = "/var/lib/postgresql/data/pgdata"
+POSTGRES_PORT = 5432
+PATRONI_PORT = 8008
+
+
+def cluster_names(name):
+    """The name of each object a cluster owns, by its key in NAME_SUFFIXES."""
+    return {key: name + suffix for key, suffix in NAME_SUFFIXES.items()}
+
+
+def labels(name):
+    """The labels of every object a cluster owns."""
+    return {
+        "app.kubernetes.io/name": "postgres",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        CLUSTER_LABEL: name,
+    }
+
+
+def patroni_configmap(scope, kind):
+    """The name of one of Patroni's ConfigMaps (leader, config, failover or sync) of a scope."""
+    return scope + PATRONI_CONFIGMAP_SUFFIXES[kind]
+
+
+def data_claim(statefulset, ordinal):
+    """The PersistentVolumeClaim that holds the data of the member with this ordinal."""
+    return "%s-%s-%d" % (DATA_VOLUME, statefulset, int(ordinal))
+
+
+def pod_ordinal(pod_name):
+    """The ordinal a StatefulSet gave a pod (its name's last ``-<n>``), or None."""
+    match = re.search(r"-(\d+)$", pod_name or "")
+    return int(match.group(1)) if match else None

@@ -1,0 +1,702 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""pgBackRest's configuration, environment and volumes of a cluster, from its backup settings.
+
+The shape of ``spec.backup`` (every field optional; without ``repository`` a cluster has no
+physical backups and its WAL is not archived)::
+
+    spec:
+      backupSchedule: "0 2 * * *"      # full backups (the CronJob's schedule)
+      backupRetention: 7               # full backups kept (repo1-retention-full); older ones and
+                                       # the WAL only they need are expired after each backup
+      backup:
+        repository:                    # exactly one of s3, gcs, azure or volume
+          s3:
+            endpoint: s3.eu-west-1.amazonaws.com   # host or host:port, always HTTPS
+            bucket: pg-backups
+            region: eu-west-1          # default us-east-1
+            path: /pgc/prod/db         # default /pgc/<namespace>/<name>
+            uriStyle: host             # host (virtual-hosted) or path
+            verifyTLS: true
+            caSecretName: ""           # a Secret with ca.crt, for a private CA
+            secretName: db-backup-s3   # keys access-key-id and secret-access-key
+          gcs:                         # Google Cloud Storage
+            bucket: pg-backups
+            path: /pgc/prod/db         # default /pgc/<namespace>/<name>
+            endpoint: ""               # host[:port]; default storage.googleapis.com (emulators, private endpoints)
+            keyType: service           # service (key file), token (emulators) or auto (the node's service account)
+            verifyTLS: true
+            caSecretName: ""
+            secretName: db-backup-gcs  # key key.json (service) or token (token); mounted, not in the environment
+          azure:                       # Azure Blob Storage, shared key
+            account: pgbackups
+            container: pg-backups
+            path: /pgc/prod/db         # default /pgc/<namespace>/<name>
+            endpoint: ""               # host[:port]; default blob.core.windows.net
+            uriStyle: host             # host (<account>.<endpoint>) or path (<endpoint>/<account>)
+            verifyTLS: true
+            caSecretName: ""
+            secretName: db-backup-azure   # key account-key
+          volume:                      # a PersistentVolumeClaim <name>-backup (posix repository)
+            size: 20Gi
+            storageClassName: ""
+        encryption: true               # aes-256-cbc; default true for s3, gcs and azure, false for volume
+        encryptionSecretName: ""       # default <name>-backup-encryption, key passphrase
+        processMax: 2                  # parallel compression and transfer processes
+        logical:                       # pg_dump -Fc of single databases, beside the physical backups (s3 only)
+          schedule: "30 3 * * *"
+          databases: [app]             # default: the application database of the credentials
+          retention: 7                 # dumps kept per database
+
+Secrets never reach the rendered file: pgBackRest reads them from the environment that the
+pod or Job sets from the Secrets above (``PGBACKREST_REPO1_S3_KEY``,
+``PGBACKREST_REPO1_S3_KEY_SECRET``, ``PGBACKREST_REPO1_AZURE_KEY``, ``PGBACKREST_REPO1_GCS_KEY`` of
+a token, ``PGBACKREST_REPO1_CIPHER_PASS``), or from files mounted from them: a GCS service-account
+key (``/etc/pgc/backup-gcs/key.json``) and a private CA (``/etc/pgc/backup-ca/ca.crt``), which
+``pgc_pgbackrest_volumes`` lists.
+
+The backup Job reaches the primary through the ``pgbackrest server`` (TLS, port 8432) of each
+database pod, behind the read-write Service; a volume repository is served to the pods by the
+repository host ``<name>-repo``. One certificate of the cluster's own CA (``pgc_backup_tls``, the
+Secret ``<name>-backup-tls``) is server and client certificate everywhere.
+
+A new cluster can start from another cluster's backups (the operator fills ``repository``,
+``encryption`` and ``encryptionSecretName`` from the source's spec.backup when they are left out)::
+
+    spec:
+      bootstrap:
+        fromBackup:
+          cluster: db                  # the source cluster (same namespace): its stanza
+          repository: {...}            # as spec.backup.repository
+          encryption: true
+          encryptionSecretName: ""
+          targetTime: "2026-01-31 12:00:00+00"   # recover to this time and promote, or
+          backup: 20260131-020000F               # this backup, up to its end (not both)
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.postgres.cluster.plugins.module_utils.names import (
+    ENCRYPTION_SECRET_SUFFIX,
+    NAME_SUFFIXES,
+    PGDATA,
+    POSTGRES_PORT,
+    REPO_HOST_SUFFIX,
+    VOLUME_CLAIM_SUFFIX,
+)
+from ansible_collections.postgres.cluster.plugins.module_utils.spec import SpecError
+
+# Where a database pod or a backup Job finds things (the StatefulSet and Job templates mount them).
+PGBACKREST_CONFIG = "/etc/pgbackrest/pgbackrest.conf"
+SOCKET_PATH = "/var/run/postgresql"
+VOLUME_REPOSITORY_PATH = "/var/lib/pgbackrest"
+CA_FILE = "/etc/pgc/backup-ca/ca.crt"
+LOCK_PATH = "/tmp/pgbackrest"
+# The cluster's backup TLS Secret (<name>-backup-tls: ca.crt, tls.crt, tls.key), server and client
+# certificate of every pgbackrest server and client of the cluster.
+TLS_DIR = "/etc/pgc/backup-tls"
+TLS_PORT = 8432
+# The common name of the certificate: the TLS servers let only it in (tls-server-auth).
+TLS_CLIENT_CN = "pgc-backup"
+TLS_VALIDITY_DAYS = 3650
+# A cluster bootstrapping from another cluster's backups: the source's configuration, object store CA and
+# (for a volume) TLS Secret, mounted beside the cluster's own.
+SOURCE_CONFIG = "/etc/pgbackrest/source.conf"
+SOURCE_CA_FILE = "/etc/pgc/source-backup-ca/ca.crt"
+SOURCE_TLS_DIR = "/etc/pgc/source-backup-tls"
+# A GCS service-account key is read from a file (repo1-gcs-key), not from the environment.
+GCS_KEY_FILE = "/etc/pgc/backup-gcs/key.json"
+SOURCE_GCS_KEY_FILE = "/etc/pgc/source-backup-gcs/key.json"
+GCS_KEY_SECRET_KEY = "key.json"
+GCS_TOKEN_SECRET_KEY = "token"
+GCS_KEY_TYPES = ("service", "token", "auto")
+CA_SECRET_KEY = "ca.crt"
+
+# The environment variables pgBackRest reads its secrets from, and the Secret keys they come from.
+ENV_S3_KEY = "PGBACKREST_REPO1_S3_KEY"
+ENV_S3_KEY_SECRET = "PGBACKREST_REPO1_S3_KEY_SECRET"
+ENV_CIPHER_PASS = "PGBACKREST_REPO1_CIPHER_PASS"
+S3_SECRET_KEYS = {ENV_S3_KEY: "access-key-id", ENV_S3_KEY_SECRET: "secret-access-key"}
+ENV_AZURE_KEY = "PGBACKREST_REPO1_AZURE_KEY"
+AZURE_SECRET_KEY = "account-key"
+# Only a token (repo1-gcs-key-type=token) goes through the environment; a service key is a file.
+ENV_GCS_KEY = "PGBACKREST_REPO1_GCS_KEY"
+OBJECT_STORES = ("s3", "gcs", "azure")
+ENCRYPTION_SECRET_KEY = "passphrase"
+
+CIPHER_TYPE = "aes-256-cbc"
+# Debian bookworm's pgBackRest 2.45 is linked with libzstd: zst compresses better than lz4 at a
+# similar speed and far faster than the default gz.
+COMPRESS_TYPE = "zst"
+COMPRESS_LEVEL = 3
+
+S3_DEFAULTS = {
+    "endpoint": "",
+    "bucket": "",
+    "region": "us-east-1",
+    "path": "",
+    "uriStyle": "host",
+    "verifyTLS": True,
+    "caSecretName": "",
+    "secretName": "",
+}
+GCS_DEFAULTS = {
+    "bucket": "",
+    "path": "",
+    "endpoint": "",
+    "keyType": "service",
+    "verifyTLS": True,
+    "caSecretName": "",
+    "secretName": "",
+}
+AZURE_DEFAULTS = {
+    "account": "",
+    "container": "",
+    "path": "",
+    "endpoint": "",
+    "uriStyle": "host",
+    "verifyTLS": True,
+    "caSecretName": "",
+    "secretName": "",
+}
+STORE_DEFAULTS = {"s3": S3_DEFAULTS, "gcs": GCS_DEFAULTS, "azure": AZURE_DEFAULTS}
+VOLUME_DEFAULTS = {"size": "10Gi", "storageClassName": ""}
+LOGICAL_DEFAULTS = {"schedule": "", "databases": [], "retention": 7}
+
+
+def _truthy(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "y", "on")
+    return bool(value)
+
+
+def pgc_pgbackrest_settings(pgc):
+    """Return ``spec.backup`` with its defaults applied, plus ``enabled``, ``type`` (s3, gcs, azure,
+    posix or none), ``store`` (the settings of s3, gcs or azure, else None), ``retention_full``,
+    ``stanza``, ``encryption_secret`` and ``volume_claim``."""
+    spec = pgc["spec"]
+    backup = dict(spec.get("backup") or {})
+    repository = dict(backup.get("repository") or {})
+    kinds = [k for k in OBJECT_STORES + ("volume",) if repository.get(k) is not None]
+    if len(kinds) > 1:
+        raise SpecError("spec.backup.repository takes exactly one of s3, gcs, azure or volume, not %s"
+                        % " and ".join(kinds))
+    kind = kinds[0] if kinds else ""
+    stores = dict.fromkeys(OBJECT_STORES)
+    volume = None
+    if kind in OBJECT_STORES:
+        store = {**STORE_DEFAULTS[kind], **{k: v for k, v in repository[kind].items() if v is not None}}
+        store["verifyTLS"] = _truthy(store["verifyTLS"])
+        store["path"] = store["path"] or "/pgc/%s/%s" % (pgc["namespace"], pgc["name"])
+        if not store["path"].startswith("/"):
+            store["path"] = "/" + store["path"]
+        stores[kind] = store
+    elif kind == "volume":
+        volume = {**VOLUME_DEFAULTS, **{k: v for k, v in repository["volume"].items() if v is not None}}
+    encryption = backup.get("encryption")
+    encryption = (kind in OBJECT_STORES) if encryption is None else _truthy(encryption)
+    logical = {**LOGICAL_DEFAULTS, **{k: v for k, v in (backup.get("logical") or {}).items() if v is not None}}
+    logical["databases"] = list(logical["databases"]) or [spec.get("credentials", {}).get("appDatabase") or "app"]
+    retention = spec.get("backupRetention")
+    return {
+        "enabled": bool(kind),
+        "type": {"s3": "s3", "gcs": "gcs", "azure": "azure", "volume": "posix"}.get(kind, "none"),
+        "stanza": pgc["name"],
+        **stores,
+        "store": stores.get(kind),
+        "volume": volume,
+        "volume_claim": pgc["name"] + VOLUME_CLAIM_SUFFIX if volume else "",
+        "encryption": encryption,
+        "encryption_secret": backup.get("encryptionSecretName") or pgc["name"] + ENCRYPTION_SECRET_SUFFIX,
+        "process_max": max(1, int(backup.get("processMax") or 2)),
+        "retention_full": int(retention) if retention else None,
+        "logical": logical,
+    }
+
+
+def _split_endpoint(endpoint, kind="s3"):
+    """host[:port] from an endpoint that may carry a scheme or a path."""
+    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", str(endpoint).strip(), flags=re.I).split("/", 1)[0]
+    match = re.fullmatch(r"(\[[^\]]+\]|[^:]+)(?::(\d+))?", text)
+    if not text or not match:
+        raise SpecError("spec.backup.repository.%s.endpoint %r is not a host or host:port" % (kind, endpoint))
+    return match.group(1), int(match.group(2)) if match.group(2) else None
+
+
+def _ini(sections):
+    lines = []
+    for name, options in sections:
+        if lines:
+            lines.append("")
+        lines.append("[%s]" % name)
+        for key, value in options.items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "y" if value else "n"
+            text = str(value)
+            if "\n" in text:
+                raise SpecError("pgbackrest.conf option %s has a line break" % key)
+            lines.append("%s=%s" % (key, text))
+    return "\n".join(lines) + "\n"
+
+
+ROLES = ("pod", "job", "repo-host", "source", "local")
+
+
+def _required(kind, store, *fields):
+    for field in fields:
+        if not store[field]:
+            raise SpecError("spec.backup.repository.%s.%s is required" % (kind, field))
+
+
+def _uri_style(kind, store):
+    if store["uriStyle"] not in ("host", "path"):
+        raise SpecError("spec.backup.repository.%s.uriStyle must be host or path, not %r"
+                        % (kind, store["uriStyle"]))
+    return store["uriStyle"]
+
+
+def _gcs_key_type(store):
+    if store["keyType"] not in GCS_KEY_TYPES:
+        raise SpecError("spec.backup.repository.gcs.keyType must be one of %s, not %r"
+                        % (", ".join(GCS_KEY_TYPES), store["keyType"]))
+    return store["keyType"]
+
+
+def _object_store(settings, ca_file, default_ca_file, gcs_key_file):
+    """repo1-* options of an S3, GCS or Azure repository."""
+    kind = settings["type"]
+    store = settings[kind]
+    if kind == "s3":
+        _required(kind, store, "endpoint", "bucket")
+        host, port = _split_endpoint(store["endpoint"])
+        repo = {
+            "repo1-s3-endpoint": host,
+            "repo1-s3-bucket": store["bucket"],
+            "repo1-s3-region": store["region"],
+            "repo1-s3-uri-style": _uri_style(kind, store),
+        }
+    elif kind == "gcs":
+        _required(kind, store, "bucket")
+        host, port = _split_endpoint(store["endpoint"], kind) if store["endpoint"] else (None, None)
+        key_type = _gcs_key_type(store)
+        repo = {
+            "repo1-gcs-bucket": store["bucket"],
+            # pgBackRest's GCS driver ignores repo1-storage-port: the port goes with the endpoint.
+            "repo1-gcs-endpoint": "%s:%d" % (host, port) if port else host,
+            "repo1-gcs-key-type": key_type,
+            # A token comes from the environment (PGBACKREST_REPO1_GCS_KEY); auto needs no key.
+            "repo1-gcs-key": gcs_key_file if key_type == "service" else None,
+        }
+    else:
+        _required(kind, store, "account", "container")
+        host, port = _split_endpoint(store["endpoint"], kind) if store["endpoint"] else (None, None)
+        repo = {
+            "repo1-azure-account": store["account"],
+            "repo1-azure-container": store["container"],
+            "repo1-azure-endpoint": host,
+            "repo1-azure-uri-style": _uri_style(kind, store),
+        }
+    return {
+        "repo1-type": kind,
+        "repo1-path": store["path"],
+        **repo,
+        "repo1-storage-port": port if kind != "gcs" else None,
+        "repo1-storage-verify-tls": store["verifyTLS"],
+        "repo1-storage-ca-file": (ca_file or default_ca_file) if (store["caSecretName"] or ca_file) else None,
+    }
+
+
+def _repository(settings, where, repo_path, ca_file, default_ca_file, repo_host, repo_host_port, tls_dir,
+                gcs_key_file):
+    """repo1-* options of a repository: ``where`` is local (an object store, or the volume mounted
+    here) or remote (the volume, through the repository host's TLS server)."""
+    if settings["type"] in OBJECT_STORES:
+        return _object_store(settings, ca_file, default_ca_file, gcs_key_file)
+    if where == "remote":
+        # The repository host owns the volume: its configuration has the path and the cipher.
+        return {
+            "repo1-host": repo_host,
+            "repo1-host-type": "tls",
+            "repo1-host-port": repo_host_port,
+            "repo1-host-cert-file": "%s/tls.crt" % tls_dir,
+            "repo1-host-key-file": "%s/tls.key" % tls_dir,
+            "repo1-host-ca-file": "%s/ca.crt" % tls_dir,
+        }
+    return {"repo1-type": "posix", "repo1-path": repo_path or VOLUME_REPOSITORY_PATH}
+
+
+def _tls_server(stanza, tls_dir, address, port):
+    return {
+        "tls-server-address": address,
+        "tls-server-port": port,
+        "tls-server-cert-file": "%s/tls.crt" % tls_dir,
+        "tls-server-key-file": "%s/tls.key" % tls_dir,
+        "tls-server-ca-file": "%s/ca.crt" % tls_dir,
+        # Only a client certificate of the cluster's CA with this common name, and for this stanza.
+        "tls-server-auth": "%s=%s" % (TLS_CLIENT_CN, stanza),
+    }
+
+
+def _source_pgc(pgc):
+    """A cluster fact for the source of spec.bootstrap.fromBackup: its name and backup settings."""
+    source = ((pgc["spec"].get("bootstrap") or {}).get("fromBackup")) or None
+    if not source:
+        return None
+    if not source.get("cluster"):
+        raise SpecError("spec.bootstrap.fromBackup.cluster is required (the source cluster's name)")
+    if not source.get("repository"):
+        raise SpecError("spec.bootstrap.fromBackup.repository is required (the source cluster's "
+                        "spec.backup.repository)")
+    if source.get("targetTime") and source.get("backup"):
+        raise SpecError("spec.bootstrap.fromBackup takes targetTime or backup, not both")
+    backup = {"repository": source["repository"], "encryption": source.get("encryption"),
+              "encryptionSecretName": source.get("encryptionSecretName") or ""}
+    return {"name": source["cluster"], "namespace": pgc["namespace"], "spec": {"backup": backup},
+            "from_backup": source}
+
+
+def pgc_pgbackrest_config(pgc, role="pod", pg_host="", repo_host="", tls_dir=TLS_DIR, pg_path=PGDATA,
+                          socket_path=SOCKET_PATH, port=POSTGRES_PORT, repo_path="", ca_file="", options=None,
+                          tls_address="*", tls_port=TLS_PORT, pg_host_port=TLS_PORT, repo_host_port=TLS_PORT,
+                          gcs_key_file=""):
+    """Return pgbackrest.conf (INI text) of a cluster: one stanza named after it.
+
+    ``role`` is who reads the file:
+
+    * ``pod``: a database pod. PostgreSQL is local; an object store (S3, GCS, Azure) is reached
+      directly, a volume through the repository host ``<name>-repo.<namespace>.svc`` (or
+      ``repo_host``). The pod's ``pgbackrest server`` (TLS) lets the backup Job reach PostgreSQL.
+    * ``job``: the backup Job. PostgreSQL is the primary's ``pgbackrest server`` behind the read-write
+      Service ``<name>.<namespace>.svc`` (or ``pg_host``); the repository is local (an object
+      store, or the volume mounted at ``repo_path``).
+    * ``repo-host``: the repository host of a volume: the repository local, and its TLS server.
+    * ``source``: a pod of a cluster bootstrapping from another cluster's backups
+      (spec.bootstrap.fromBackup): the stanza and repository are the source's, PostgreSQL is local.
+    * ``local``: PostgreSQL and the repository both local.
+
+    ``pg_path``, ``socket_path`` and ``port`` are where PostgreSQL has them in a database pod;
+    ``ca_file`` is where the object store's CA of ``caSecretName`` is mounted and ``gcs_key_file``
+    the GCS service-account key (defaults: where pgc_pgbackrest_volumes mounts them); ``tls_dir`` holds ca.crt,
+    tls.crt and tls.key of the cluster's backup TLS Secret; ``tls_address`` and ``tls_port`` are
+    where the TLS server listens, ``pg_host_port`` and ``repo_host_port`` where the remote ones do;
+    ``options`` adds or overrides global options (a null value removes one).
+    """
+    if role not in ROLES:
+        raise SpecError("pgc_pgbackrest_config: role must be one of %s, not %r" % (", ".join(ROLES), role))
+    if role == "source":
+        source = _source_pgc(pgc)
+        if not source:
+            raise SpecError("spec.bootstrap.fromBackup is not set: the cluster has no source backup")
+        pgc = source
+        if tls_dir == TLS_DIR:
+            tls_dir = SOURCE_TLS_DIR
+    settings = pgc_pgbackrest_settings(pgc)
+    if not settings["enabled"]:
+        raise SpecError("spec.backup.repository is not set: the cluster has no backup repository")
+    name, namespace = pgc["name"], pgc["namespace"]
+    if role == "repo-host" and settings["type"] != "posix":
+        raise SpecError("only a volume repository has a repository host")
+    remote_repo = role in ("pod", "source") and settings["type"] == "posix"
+    repo = _repository(settings, "remote" if remote_repo else "local", repo_path, ca_file,
+                       SOURCE_CA_FILE if role == "source" else CA_FILE,
+                       repo_host or "%s%s.%s.svc" % (name, REPO_HOST_SUFFIX, namespace), repo_host_port, tls_dir,
+                       gcs_key_file or (SOURCE_GCS_KEY_FILE if role == "source" else GCS_KEY_FILE))
+    if not remote_repo:
+        # Bundles pack small files together: far fewer objects, which is what object stores charge
+        # for in time, and nothing lost on a volume.
+        repo["repo1-bundle"] = True
+        if settings["retention_full"]:
+            repo["repo1-retention-full-type"] = "count"
+            repo["repo1-retention-full"] = settings["retention_full"]
+        if settings["encryption"]:
+            repo["repo1-cipher-type"] = CIPHER_TYPE
+    general = {
+        "process-max": settings["process_max"],
+        "compress-type": COMPRESS_TYPE,
+        "compress-level": COMPRESS_LEVEL,
+        # archive-push runs in PostgreSQL's archiver, one segment at a time, and reports only what is
+        # stored: no spool to lose with the pod.
+        "archive-async": False,
+        # A backup starts with an immediate checkpoint instead of waiting for the next one.
+        "start-fast": True,
+        "lock-path": LOCK_PATH,
+        # Logs go to the container's output; the root file system may be read-only.
+        "log-level-console": "info",
+        "log-level-stderr": "warn",
+        "log-level-file": "off",
+    }
+    general.update(repo)
+    if role in ("pod", "repo-host"):
+        general.update(_tls_server(name, tls_dir, tls_address, tls_port))
+    for key, value in (options or {}).items():
+        if value is None:
+            general.pop(key, None)
+        else:
+            general[key] = value
+    sections = [("global", general)]
+    local_pg = {"pg1-path": pg_path, "pg1-port": port, "pg1-socket-path": socket_path}
+    if role == "job":
+        # pg1-path, pg1-port and pg1-socket-path are the pod's: the remote side is told them.
+        sections.append((name, {
+            "pg1-host": pg_host or "%s.%s.svc" % (name, namespace),
+            "pg1-host-type": "tls",
+            "pg1-host-port": pg_host_port,
+            "pg1-host-cert-file": "%s/tls.crt" % tls_dir,
+            "pg1-host-key-file": "%s/tls.key" % tls_dir,
+            "pg1-host-ca-file": "%s/ca.crt" % tls_dir,
+            **local_pg,
+        }))
+    elif role != "repo-host":
+        sections.append((name, local_pg))
+    return _ini(sections)
+
+
+def _pgbackrest(pgc, config):
+    command = "pgbackrest"
+    if config:
+        command += " --config=%s" % config
+    return command + " --stanza=%s" % pgc["name"]
+
+
+def pgc_pgbackrest_archive_command(pgc, config=""):
+    """PostgreSQL's archive_command (set through Patroni) that pushes each WAL segment."""
+    return _pgbackrest(pgc, config) + " archive-push %p"
+
+
+def pgc_pgbackrest_restore_command(pgc, config=""):
+    """PostgreSQL's restore_command (set through Patroni) that fetches a WAL segment."""
+    return _pgbackrest(pgc, config) + ' archive-get %f "%p"'
+
+
+def _store_secret_env(settings, where):
+    """(variable, Secret, key) of each secret of an object store that pgBackRest takes from the
+    environment, with the cluster's own variable names."""
+    kind = settings["type"]
+    if kind not in OBJECT_STORES:
+        return []
+    store = settings[kind]
+    if kind == "gcs" and _gcs_key_type(store) == "auto":
+        return []
+    if not store["secretName"]:
+        what = {"s3": "the S3 access keys", "gcs": "the GCS key", "azure": "the Azure account key"}[kind]
+        raise SpecError("%s.%s.secretName is required (%s)" % (where, kind, what))
+    if kind == "s3":
+        return [(name, store["secretName"], key) for name, key in S3_SECRET_KEYS.items()]
+    if kind == "azure":
+        return [(ENV_AZURE_KEY, store["secretName"], AZURE_SECRET_KEY)]
+    if store["keyType"] == "token":
+        return [(ENV_GCS_KEY, store["secretName"], GCS_TOKEN_SECRET_KEY)]
+    return []
+
+
+def pgc_pgbackrest_environment(pgc):
+    """The environment of a pod or Job that runs pgBackRest: a list of EnvVar objects taking the
+    object store's keys and the cipher passphrase from their Secrets (nothing secret is inlined).
+    A GCS service-account key is a file (pgc_pgbackrest_volumes), not a variable."""
+    settings = pgc_pgbackrest_settings(pgc)
+    env = [{"name": "PGBACKREST_STANZA", "value": settings["stanza"]},
+           {"name": "PGBACKREST_CONFIG", "value": PGBACKREST_CONFIG}]
+    for name, secret, key in _store_secret_env(settings, "spec.backup.repository"):
+        env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    if settings["encryption"]:
+        env.append({"name": ENV_CIPHER_PASS, "valueFrom": {"secretKeyRef": {
+            "name": settings["encryption_secret"], "key": ENCRYPTION_SECRET_KEY}}})
+    return env
+
+
+# The source of spec.bootstrap.fromBackup in a database pod's environment: names of their own, so
+# that the cluster's PGBACKREST_* (its own repository) stay as they are.
+ENV_SOURCE_S3_KEY = "PGC_SOURCE_REPO1_S3_KEY"
+ENV_SOURCE_S3_KEY_SECRET = "PGC_SOURCE_REPO1_S3_KEY_SECRET"
+ENV_SOURCE_CIPHER_PASS = "PGC_SOURCE_REPO1_CIPHER_PASS"
+ENV_SOURCE_AZURE_KEY = "PGC_SOURCE_REPO1_AZURE_KEY"
+ENV_SOURCE_GCS_KEY = "PGC_SOURCE_REPO1_GCS_KEY"
+SOURCE_ENV_NAMES = {ENV_S3_KEY: ENV_SOURCE_S3_KEY, ENV_S3_KEY_SECRET: ENV_SOURCE_S3_KEY_SECRET,
+                    ENV_AZURE_KEY: ENV_SOURCE_AZURE_KEY, ENV_GCS_KEY: ENV_SOURCE_GCS_KEY}
+BOOTSTRAP_METHOD = "pgc_from_backup"
+BOOTSTRAP_SCRIPT = "pgc-bootstrap-from-backup.sh"
+STANZA_CREATE_SCRIPT = "pgc-stanza-create.sh"
+
+
+def pgc_pgbackrest_source_environment(pgc):
+    """The environment of the database pods of a cluster bootstrapping from another cluster's backups
+    (spec.bootstrap.fromBackup): EnvVar objects, the source's secrets by Secret reference. Empty
+    without fromBackup."""
+    source = _source_pgc(pgc)
+    if not source:
+        return []
+    settings = pgc_pgbackrest_settings(source)
+    if not settings["enabled"]:
+        raise SpecError("spec.bootstrap.fromBackup.repository names no repository (s3, gcs, azure or volume)")
+    env = [{"name": "PGC_SOURCE_STANZA", "value": settings["stanza"]},
+           {"name": "PGC_SOURCE_CONFIG", "value": SOURCE_CONFIG}]
+    if settings["type"] in OBJECT_STORES:
+        for name, secret, key in _store_secret_env(settings, "spec.bootstrap.fromBackup.repository"):
+            env.append({"name": SOURCE_ENV_NAMES[name], "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+        # A volume's cipher is its repository host's business.
+        if settings["encryption"]:
+            env.append({"name": ENV_SOURCE_CIPHER_PASS, "valueFrom": {"secretKeyRef": {
+                "name": settings["encryption_secret"], "key": ENCRYPTION_SECRET_KEY}}})
+    from_backup = source["from_backup"]
+    if from_backup.get("targetTime"):
+        env.append({"name": "PGC_RESTORE_TARGET_TIME", "value": str(from_backup["targetTime"])})
+    if from_backup.get("backup"):
+        env.append({"name": "PGC_RESTORE_SET", "value": str(from_backup["backup"])})
+    return env
+
+
+def _secret_volume(name, secret, key, mount_dir, mode=None):
+    source = {"secretName": secret, "items": [{"key": key, "path": key}]}
+    if mode is not None:
+        source["defaultMode"] = mode
+    return {"name": name, "secret": source}, {"name": name, "mountPath": mount_dir, "readOnly": True}
+
+
+def _store_volumes(settings, prefix, where, ca_file, gcs_key_file):
+    kind = settings["type"]
+    if kind not in OBJECT_STORES:
+        return []
+    store = settings[kind]
+    out = []
+    if store["caSecretName"]:
+        out.append(_secret_volume(prefix + "backup-ca", store["caSecretName"], CA_SECRET_KEY,
+                                  ca_file.rsplit("/", 1)[0]))
+    if kind == "gcs" and _gcs_key_type(store) == "service":
+        if not store["secretName"]:
+            raise SpecError("%s.gcs.secretName is required (the GCS key)" % where)
+        # A private key: readable by the owner and the pod's fsGroup only, as the other backup Secrets.
+        out.append(_secret_volume(prefix + "backup-gcs", store["secretName"], GCS_KEY_SECRET_KEY,
+                                  gcs_key_file.rsplit("/", 1)[0], 0o440))
+    return out
+
+
+def pgc_pgbackrest_volumes(pgc, source=True):
+    """The Pod volumes and volumeMounts of the files an object-store repository is reached with:
+    ``{"volumes": [...], "mounts": [...]}``. The CA of caSecretName (``backup-ca``, at
+    /etc/pgc/backup-ca) and a GCS service-account key (``backup-gcs``, at /etc/pgc/backup-gcs), and,
+    unless ``source`` is false, for the source of spec.bootstrap.fromBackup the same as
+    ``source-backup-ca`` and ``source-backup-gcs`` (/etc/pgc/source-backup-*). The paths are those
+    pgc_pgbackrest_config writes by default. Empty lists for a volume repository or none."""
+    pairs = _store_volumes(pgc_pgbackrest_settings(pgc), "", "spec.backup.repository", CA_FILE, GCS_KEY_FILE)
+    source = _source_pgc(pgc) if source else None
+    if source:
+        pairs += _store_volumes(pgc_pgbackrest_settings(source), "source-", "spec.bootstrap.fromBackup.repository",
+                                SOURCE_CA_FILE, SOURCE_GCS_KEY_FILE)
+    return {"volumes": [v for v, _ in pairs], "mounts": [m for _, m in pairs]}
+
+
+def pgc_patroni_backup_config(pgc, config="", scripts_dir=""):
+    """Return what backups add to Patroni's configuration (pgc_patroni_config), to be deep-merged
+    into it: WAL archiving and the replicas' restore_command when spec.backup.repository is set,
+    and the custom bootstrap method that restores spec.bootstrap.fromBackup. Empty when neither.
+
+    ``config`` is pgbackrest.conf when not at its default path, ``scripts_dir`` where the image's
+    scripts are when not on the PATH.
+    """
+    fragment = {}
+    if pgc_pgbackrest_settings(pgc)["enabled"]:
+        fragment["bootstrap"] = {"dcs": {"postgresql": {"parameters": {
+            "archive_mode": "on",
+            "archive_command": pgc_pgbackrest_archive_command(pgc, config),
+        }}}}
+        # Written by Patroni for every replica (it drops recovery_target* here): a replica that fell
+        # behind the primary's WAL takes it from the repository.
+        fragment["postgresql"] = {"recovery_conf": {"restore_command": pgc_pgbackrest_restore_command(pgc, config)}}
+    if _source_pgc(pgc):
+        prefix = scripts_dir.rstrip("/") + "/" if scripts_dir else ""
+        fragment.setdefault("bootstrap", {})
+        fragment["bootstrap"]["method"] = BOOTSTRAP_METHOD
+        fragment["bootstrap"][BOOTSTRAP_METHOD] = {
+            "command": prefix + BOOTSTRAP_SCRIPT,
+            # pgBackRest writes the recovery settings (target, promote, the source's restore_command);
+            # Patroni keeps them until the first promotion, then drops them.
+            "keep_existing_recovery_conf": True,
+        }
+    return fragment
+
+
+def pgc_backup_tls_client_cn(pgc=None):
+    """The common name of the backup certificate, which the TLS servers authorize (tls-server-auth)."""
+    return TLS_CLIENT_CN
+
+
+def _tls_names(pgc, extra_names):
+    name, namespace = pgc["name"], pgc["namespace"]
+    names = []
+    for host in (name, name + REPO_HOST_SUFFIX):
+        names += [host, "%s.%s.svc" % (host, namespace), "%s.%s.svc.cluster.local" % (host, namespace)]
+    headless = name + NAME_SUFFIXES["service_headless"]
+    names += ["*.%s.%s.svc" % (headless, namespace), "*.%s.%s.svc.cluster.local" % (headless, namespace)]
+    names += [str(n) for n in (extra_names or []) if str(n)]
+    return list(dict.fromkeys(names))
+
+
+def pgc_backup_tls(pgc, extra_names=None):
+    """Return a new CA and a certificate signed by it for the pgBackRest TLS servers and clients of a
+    cluster: ``{"ca.crt", "tls.crt", "tls.key"}``, PEM text (the Secret ``<name>-backup-tls``)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # An hour back: clocks of the nodes may differ a little.
+    not_before = now - datetime.timedelta(hours=1)
+    not_after = now + datetime.timedelta(days=TLS_VALIDITY_DAYS)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    # A common name holds at most 64 characters; a namespace alone may have 63. The cluster goes in
+    # the organizational unit, which has the same limit, cut to fit.
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pgc backup CA"),
+                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME,
+                                            ("%s/%s" % (pgc["namespace"], pgc["name"]))[:64])])
+    ca = (x509.CertificateBuilder()
+          .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    alt_names = []
+    for entry in _tls_names(pgc, extra_names):
+        try:
+            address = ipaddress.ip_address(entry)
+        except ValueError:
+            alt_names.append(x509.DNSName(entry))
+        else:
+            # pgBackRest matches the host it connects to against DNS names only: an address is both.
+            alt_names += [x509.IPAddress(address), x509.DNSName(entry)]
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TLS_CLIENT_CN)]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=True, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            # One certificate for both ends of every connection.
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return {
+        "ca.crt": ca.public_bytes(pem).decode(),
+        "tls.crt": leaf.public_bytes(pem).decode(),
+        "tls.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
+    }

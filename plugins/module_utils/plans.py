@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The next step of a change that moves members one at a time: a switchover, a rolling restart."""
+
+from __future__ import annotations
+
+from ansible_collections.postgres.cluster.plugins.module_utils.names import pod_ordinal
+from ansible_collections.postgres.cluster.plugins.module_utils.status import cluster_health
+
+
+def _ordinal(pod_name):
+    ordinal = pod_ordinal(pod_name)
+    # Pods without an ordinal first.
+    return -1 if ordinal is None else ordinal
+
+
+def _pod_ready(pod):
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def pgc_switchover_plan(pods, candidate="", below_ordinal=0):
+    """Choose the leader and the candidate of a switchover from the cluster's pods.
+
+    Returns ``{"leader", "candidate", "error"}``: the leader is the pod Patroni labels primary;
+    the candidate is the one asked for, or the ready replica with the lowest ordinal (below
+    ``below_ordinal`` when it is not 0). ``error`` says why there is no switchover to make.
+    """
+    below_ordinal = int(below_ordinal or 0)
+    pods = sorted(pods or [], key=lambda p: _ordinal(p["metadata"]["name"]))
+    role = {p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get("role") for p in pods}
+    leaders = [name for name, r in role.items() if r == "primary"]
+    plan = {"leader": leaders[0] if len(leaders) == 1 else "", "candidate": "", "error": ""}
+    if len(leaders) != 1:
+        plan["error"] = "no single member is labelled primary (%s)" % (", ".join(leaders) or "none")
+        return plan
+    eligible = [p["metadata"]["name"] for p in pods
+                if role[p["metadata"]["name"]] == "replica" and _pod_ready(p)
+                and (not below_ordinal or _ordinal(p["metadata"]["name"]) < below_ordinal)]
+    if candidate:
+        if candidate == plan["leader"]:
+            plan["candidate"] = candidate  # already the primary: nothing to do
+        elif candidate not in eligible:
+            plan["error"] = "%s is not a ready replica" % candidate
+        else:
+            plan["candidate"] = candidate
+    elif eligible:
+        plan["candidate"] = eligible[0]
+    else:
+        plan["error"] = "no ready replica to take over"
+    return plan
+
+
+def pgc_restart_plan(observed, pgc):
+    """Choose the one step of a rolling restart to take now, for members Patroni reports pending_restart.
+
+    Returns ``{"action", "member", "message"}``; action is ``none`` (nothing pending), ``wait`` (a
+    restart is pending but the cluster is not healthy enough to lose a member now), ``restart``
+    (delete this replica's pod; its StatefulSet starts it again) or ``switchover`` (only the
+    primary is left: move the primary to a healthy replica first; it restarts as a replica).
+    One member at a time, replicas first, the primary last.
+    """
+    observed = observed or {}
+    members = observed.get("members") or []
+    pending = [m for m in members if m.get("pendingRestart")]
+    plan = {"action": "none", "member": "", "message": ""}
+    if not pending:
+        return plan
+    degraded, _, why = cluster_health(pgc, observed, len(members))
+    if degraded or len(members) != int(pgc["spec"]["replicas"]):
+        plan.update(action="wait", message="Restart of %s pending: %s" % (", ".join(m["name"] for m in pending), why))
+        return plan
+    replicas = [m for m in pending if m.get("role") != "primary"]
+    if replicas:
+        plan.update(action="restart", member=replicas[-1]["name"],
+                    message="Restarting %s to apply parameters that need a restart" % replicas[-1]["name"])
+    elif len(members) > 1:
+        plan.update(action="switchover", member=pending[0]["name"],
+                    message="Moving the primary off %s before it restarts" % pending[0]["name"])
+    else:
+        plan.update(action="restart", member=pending[0]["name"],
+                    message="Restarting %s, the only member, to apply parameters that need a restart" % pending[0]["name"])
+    return plan

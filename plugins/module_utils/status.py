@@ -1,0 +1,254 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The status a cluster reports, its conditions, and the Events its changes deserve."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+from ansible_collections.postgres.cluster.plugins.module_utils.jobs import backup_status, logical_backup_status
+from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import desired_status, rfc3339_now, status_patch
+
+# What the status shows of each member: what changes on events, not on every write (no lag).
+MEMBER_STATUS_KEYS = ("name", "role", "state", "timeline", "pendingRestart")
+
+HEALTHY_STATES = frozenset(("running", "streaming"))
+
+
+def condition(ctype, ok, reason, message, generation):
+    """A condition of the status: ``ok`` is its status, True or False."""
+    return {
+        "type": ctype,
+        "status": "True" if ok else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
+
+
+def condition_of(status, ctype):
+    """The condition of type ``ctype`` of a status, or an empty mapping."""
+    return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), {})
+
+
+def cluster_health(pgc, observed, ready):
+    """The Degraded condition's (degraded, reason, message) from what Patroni reports."""
+    observed = observed or {}
+    members = observed.get("members") or []
+    if not observed.get("initialized"):
+        return False, "NotBootstrapped", "Patroni has not bootstrapped the cluster yet"
+    if not observed.get("leader"):
+        return True, "NoPrimary", "No member holds Patroni's leader lock: the cluster does not accept writes"
+    unhealthy = ["%s (%s %s)" % (m["name"], m.get("role"), m.get("state")) for m in members
+                 if m.get("state") not in HEALTHY_STATES or m.get("role") not in ("primary", "replica")]
+    if unhealthy:
+        return True, "MembersUnhealthy", "Not every member runs: " + ", ".join(unhealthy)
+    if len(members) < int(pgc["spec"]["replicas"]):
+        return True, "MembersMissing", "%d of %d members report to Patroni" % (len(members), int(pgc["spec"]["replicas"]))
+    return False, "Healthy", "Every member runs and the primary accepts writes"
+
+
+def _truthy(value):
+    return value is True or str(value).lower() in ("true", "yes", "1")
+
+
+def pgc_status(pgc, statefulset, observed=None, monitoring=None):
+    """Return the status a cluster should report, from its StatefulSet and Patroni's state.
+
+    ``statefulset`` is the StatefulSet object (or None when it does not exist yet);
+    ``observed`` what the cluster_observe module read from Patroni's Kubernetes DCS (leader,
+    members, initialized); ``monitoring`` what the provision step applied for monitoring (left
+    out of the result when None). The result holds the fields to write; conditions carry no
+    lastTransitionTime, the status module keeps it across writes that do not change a
+    condition's status.
+    """
+    observed = observed or {}
+    desired = int(pgc["spec"]["replicas"])
+    generation = pgc.get("generation", 0)
+    sts = statefulset or {}
+    sts_status = sts.get("status") or {}
+    sts_spec_replicas = (sts.get("spec") or {}).get("replicas")
+    current = int(sts_status.get("replicas") or 0)
+    ready = int(sts_status.get("readyReplicas") or 0)
+    updated = int(sts_status.get("updatedReplicas") or 0)
+    # The StatefulSet controller has seen our latest template only when its observedGeneration
+    # caught up with the object's generation.
+    seen = sts_status.get("observedGeneration", 0) >= (sts.get("metadata") or {}).get("generation", 1)
+    settled = seen and sts_spec_replicas == desired and current == desired and updated == desired
+
+    if not sts:
+        phase, reason, message = "Pending", "Provisioning", "Creating the StatefulSet"
+    elif ready == desired and settled:
+        phase, reason, message = "Running", "AllReplicasReady", "%d/%d replicas ready" % (ready, desired)
+    elif pgc.get("status", {}).get("phase") in ("Running", "Scaling") and current != desired:
+        phase, reason, message = "Scaling", "Scaling", "Scaling from %d to %d replicas" % (current, desired)
+    else:
+        phase, reason, message = "Pending", "WaitingForReplicas", "%d/%d replicas ready" % (ready, desired)
+
+    ready_ok = phase == "Running"
+    degraded, degraded_reason, degraded_message = cluster_health(pgc, observed, ready)
+    conditions = [
+        condition("Ready", ready_ok, reason, message, generation),
+        condition("Progressing", not ready_ok, reason if not ready_ok else "Reconciled",
+                  message if not ready_ok else "The cluster matches its spec", generation),
+        condition("Degraded", degraded, degraded_reason, degraded_message, generation),
+        condition("Reconciled", True, "ReconcileSucceeded", "The last reconcile succeeded", generation),
+    ]
+    status = {
+        "phase": phase,
+        "message": message,
+        "observedGeneration": generation,
+        "currentReplicas": current,
+        "readyReplicas": ready,
+        "currentPrimary": observed.get("leader") or None,
+        "members": [{k: v for k, v in m.items() if k in MEMBER_STATUS_KEYS} for m in observed.get("members") or []],
+        "selector": pgc["selector_string"],
+        "conditions": conditions,
+    }
+    spec = pgc["spec"]
+    repository = (spec.get("backup") or {}).get("repository") or {}
+    if repository or pgc.get("status", {}).get("backups"):
+        # What the provision step applied: it removes a CronJob whose schedule goes away.
+        logical = (spec.get("backup") or {}).get("logical") or {}
+        status["backups"] = {
+            "repository": next((kind for kind in ("s3", "gcs", "azure", "volume") if repository.get(kind) is not None),
+                               "none"),
+            "schedule": spec.get("backupSchedule") or "" if repository else "",
+            "logicalSchedule": logical.get("schedule") or "" if repository else "",
+        }
+    from_backup = (spec.get("bootstrap") or {}).get("fromBackup") or {}
+    if from_backup.get("repository"):
+        status["restoredFrom"] = {k: v for k, v in from_backup.items() if v not in (None, "")}
+    previous = pgc.get("status") or {}
+    if observed.get("backup_jobs") or previous.get("lastBackupTimestamp") or previous.get("backupFailures"):
+        backups = backup_status(observed.get("backup_jobs") or [], previous)
+        status.update(backups["fields"])
+        if backups["condition"]:
+            status["conditions"].append(condition("LastBackupSucceeded", *backups["condition"], generation))
+    if any(j.get("kind") == "logical-backup" for j in observed.get("backup_jobs") or []) \
+            or previous.get("lastLogicalBackup") or previous.get("logicalBackupFailures"):
+        status.update(logical_backup_status(observed.get("backup_jobs") or [], previous))
+    if monitoring is not None:
+        status["monitoring"] = {key: monitoring[key] for key in ("exporter", "podMonitor", "prometheusRule", "message")}
+        for key in ("exporter", "podMonitor", "prometheusRule"):
+            status["monitoring"][key] = _truthy(status["monitoring"][key])
+    return status
+
+
+def pgc_status_transitions(before, after):
+    """Return the Events a status change deserves, as ``[{"type", "reason", "message"}]``.
+
+    ``before`` is the status the reconcile started from, ``after`` the one it writes: a cluster
+    that became Running, a scaling that finished, a primary that changed, was lost (no member
+    holds the leader lock) or was elected again (failover, switchover), a cluster that became
+    degraded or recovered.
+    """
+    before, after = before or {}, after or {}
+    events = []
+
+    def add(reason, message, warning=False):
+        events.append({"type": "Warning" if warning else "Normal", "reason": reason, "message": message})
+
+    was, now = before.get("phase"), after.get("phase")
+    if now == "Running" and was != "Running":
+        if was == "Scaling":
+            add("ScalingDone", "Scaled to %s replicas" % after.get("currentReplicas"))
+        else:
+            add("ClusterReady", after.get("message") or "Running")
+    if now == "Scaling" and was != "Scaling":
+        add("Scaling", after.get("message") or "Scaling")
+    old, new = before.get("currentPrimary"), after.get("currentPrimary")
+    if old and new and old != new:
+        add("PrimaryChanged", "The primary moved from %s to %s" % (old, new))
+    elif old and not new:
+        add("PrimaryLost", "%s no longer holds the leader lock and no other member does yet" % old, warning=True)
+    elif new and not old and before.get("members"):
+        add("PrimaryElected", "%s holds the leader lock and runs the primary" % new)
+    degraded_before, degraded_after = condition_of(before, "Degraded"), condition_of(after, "Degraded")
+    if degraded_after.get("status") == "True" and (degraded_before.get("status") != "True"
+                                                   or degraded_before.get("reason") != degraded_after.get("reason")):
+        add("Degraded", degraded_after.get("message") or "Degraded", warning=True)
+    elif degraded_after.get("status") == "False" and degraded_before.get("status") == "True":
+        add("Recovered", degraded_after.get("message") or "Recovered")
+    if int(after.get("backupFailures") or 0) > int(before.get("backupFailures") or 0):
+        failure = after.get("lastBackupFailure") or {}
+        add("BackupFailed", "Backup Job %s failed: %s" % (failure.get("job"), failure.get("message")), warning=True)
+    if after.get("lastBackupTimestamp") and after.get("lastBackupTimestamp") != before.get("lastBackupTimestamp"):
+        backup = after.get("lastBackup") or {}
+        add("BackupSucceeded", "Backup %s finished at %s (Job %s)" % (
+            backup.get("label") or "(no label reported)", after["lastBackupTimestamp"], backup.get("job")))
+    if int(after.get("logicalBackupFailures") or 0) > int(before.get("logicalBackupFailures") or 0):
+        failure = after.get("lastLogicalBackupFailure") or {}
+        add("LogicalBackupFailed", "Logical backup Job %s failed: %s" % (failure.get("job"), failure.get("message")),
+            warning=True)
+    logical = after.get("lastLogicalBackup") or {}
+    if logical.get("stopTime") and logical.get("stopTime") != (before.get("lastLogicalBackup") or {}).get("stopTime"):
+        add("LogicalBackupSucceeded", "Logical backup of %s finished at %s (Job %s)" % (
+            ", ".join(d.get("database", "?") for d in logical.get("dumps") or []) or "no database reported",
+            logical["stopTime"], logical.get("job")))
+    return events
+
+
+def pgc_failure_status(pgc, message, reason="ReconcileFailed", degraded=False):
+    """Return the status of a reconcile that failed with ``message``.
+
+    ``degraded`` marks a failure that impairs a cluster that holds data (its Degraded condition);
+    a spec that cannot be satisfied is not in itself a degradation.
+    """
+    generation = pgc.get("generation", 0)
+    conditions = [
+        condition("Ready", False, reason, message, generation),
+        condition("Reconciled", False, reason, message, generation),
+    ]
+    if degraded:
+        conditions.append(condition("Degraded", True, reason, message, generation))
+    return {"phase": "Failed", "message": message, "observedGeneration": generation, "conditions": conditions}
+
+
+def _kubernetes_status_message(text):
+    """The ``message`` of a Kubernetes Status embedded in ``text`` (JSON, or a bytes literal of it)."""
+    start = text.find("{")
+    if start == -1:
+        return None, text
+    body, prefix = text[start:text.rfind("}") + 1], text[:start]
+    if prefix.endswith(("b'", 'b"')):  # the repr of the response body: b'{...}'
+        try:
+            body = ast.literal_eval(text[start - 2:]).decode("utf-8", "replace")
+        except (ValueError, SyntaxError):
+            return None, text
+        prefix = prefix[:-2]
+    try:
+        status = json.loads(body)
+    except ValueError:
+        return None, text
+    if isinstance(status, dict) and status.get("kind") == "Status" and status.get("message"):
+        return status["message"], prefix
+    return None, text
+
+
+def pgc_failure_message(message, limit=600):
+    """Return a one-line message for people from a failed task's ``msg``.
+
+    kubernetes.core wraps the API server's answer as ``Failed to ...: b'{...Status JSON...}'``;
+    the Status's own ``message`` is what says what is wrong.
+    """
+    text = str(message or "failed")
+    status_message, prefix = _kubernetes_status_message(text)
+    if status_message:
+        text = prefix.rstrip() + " " + status_message
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def pgc_status_differs(current, updates):
+    """True when writing ``updates`` (as k8s_status would) would change the ``current`` status.
+
+    Lets the status step skip the module, and its API client, on a reconcile that changes nothing.
+    """
+    current = current or {}
+    return status_patch(current, desired_status(current, updates, rfc3339_now())) is not None

@@ -1,0 +1,44 @@
+"""The names of a cluster's objects, labels and annotations, and the copies that cannot import them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ansible_collections.postgres.cluster.plugins.module_utils import names
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+def test_cluster_names_put_each_suffix_after_the_clusters_name():
+    assert names.cluster_names("db")["service_headless"] == "db-pods"
+    assert names.cluster_names("db")["statefulset"] == "db"
+    assert set(names.cluster_names("db")) == set(names.NAME_SUFFIXES)
+    assert "db" + names.TLS_SECRET_SUFFIX == names.cluster_names("db")["backup_tls"]
+
+
+def test_labels_select_the_cluster_and_say_who_manages_it():
+    assert names.labels("db") == {"app.kubernetes.io/name": "postgres", "app.kubernetes.io/instance": "db",
+                                  "app.kubernetes.io/managed-by": "pgc-operator", "postgres.example.com/cluster": "db"}
+
+
+def test_patroni_configmaps_and_data_claims_are_named_as_patroni_and_the_statefulset_name_them():
+    assert [names.patroni_configmap("db", kind) for kind in names.PATRONI_CONFIGMAP_SUFFIXES] == [
+        "db-leader", "db-config", "db-failover", "db-sync"]
+    assert names.data_claim("db", 0) == "data-db-0"
+    assert names.data_claim("db", "2") == "data-db-2"
+
+
+def test_pod_ordinal_is_the_statefulsets_number_or_none():
+    assert [names.pod_ordinal(n) for n in ("db-0", "db-12", "my-db-3", "db", "", None)] == [0, 12, 3, None, None, None]
+
+
+def test_copies_in_files_that_cannot_import_the_names_stay_equal():
+    # Patroni's callback runs in the database pod, with the standard library only.
+    callback = (REPO / "roles/provision/files/pgc-callback.py").read_text()
+    assert 'ANNOTATION = "%s"' % names.MEMBER_EVENT_ANNOTATION in callback
+    # Templates name the claim template and Patroni's ConfigMaps themselves.
+    statefulset = (REPO / "roles/provision/templates/statefulset.yaml.j2").read_text()
+    assert re.search(r"volumeClaimTemplates:\s*\n\s*- metadata:\s*\n\s*name: %s\n" % names.DATA_VOLUME, statefulset)
+    cleanup = (REPO / "roles/cleanup/templates/patroni-configmaps.yaml.j2").read_text()
+    assert "{%% for suffix in %r %%}" % [s.lstrip("-") for s in names.PATRONI_CONFIGMAP_SUFFIXES.values()] in cleanup

@@ -1,0 +1,58 @@
+"""The next step of a switchover and of a rolling restart."""
+
+from __future__ import annotations
+
+from ansible_collections.postgres.cluster.plugins.module_utils.plans import pgc_restart_plan, pgc_switchover_plan
+from ansible_collections.postgres.cluster.plugins.module_utils.spec import pgc_normalize
+from tests.unit.plugins.module_utils.samples import cluster, observed
+
+
+def test_pgc_restart_plan_restarts_replicas_first_and_the_primary_after_a_switchover():
+    pgc = pgc_normalize(cluster(replicas=3))
+    assert pgc_restart_plan(observed(), pgc)["action"] == "none"
+    pending = {"pendingRestart": True}
+    plan = pgc_restart_plan(observed(**{"db-0": pending, "db-1": pending, "db-2": pending}), pgc)
+    assert (plan["action"], plan["member"]) == ("restart", "db-2")
+    plan = pgc_restart_plan(observed(**{"db-0": pending}), pgc)
+    assert (plan["action"], plan["member"]) == ("switchover", "db-0")
+    # Never while a member is down or there is no primary.
+    plan = pgc_restart_plan(observed(**{"db-1": {"pendingRestart": True}, "db-2": {"state": "starting"}}), pgc)
+    assert plan["action"] == "wait" and "db-2" in plan["message"]
+    assert pgc_restart_plan(observed(None, **{"db-1": pending}), pgc)["action"] == "wait"
+    # A single member has no one to switch over to: it restarts.
+    one = pgc_normalize(cluster(replicas=1))
+    plan = pgc_restart_plan(observed(n=1, **{"db-0": pending}), one)
+    assert (plan["action"], plan["member"]) == ("restart", "db-0")
+
+
+def pod(name, role=None, ready=True):
+    return {"metadata": {"name": name, "labels": {"role": role} if role else {}},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_pgc_switchover_plan_picks_the_lowest_ready_replica():
+    pods = [pod("db-2", "replica"), pod("db-0", "primary"), pod("db-1", "replica", ready=False)]
+    assert pgc_switchover_plan(pods) == {"leader": "db-0", "candidate": "db-2", "error": ""}
+
+
+def test_pgc_switchover_plan_keeps_members_below_a_scale_down():
+    pods = [pod("db-0", "replica"), pod("db-1", "replica"), pod("db-2", "primary")]
+    assert pgc_switchover_plan(pods, "", 2)["candidate"] == "db-0"
+    assert pgc_switchover_plan([pod("db-0", "primary"), pod("db-1", "replica")], "", 1)["error"] == (
+        "no ready replica to take over")
+
+
+def test_pgc_switchover_plan_honours_or_refuses_the_candidate():
+    pods = [pod("db-0", "primary"), pod("db-1", "replica"), pod("db-2", "replica", ready=False)]
+    assert pgc_switchover_plan(pods, "db-1")["candidate"] == "db-1"
+    assert pgc_switchover_plan(pods, "db-2")["error"] == "db-2 is not a ready replica"
+    assert pgc_switchover_plan(pods, "db-0") == {"leader": "db-0", "candidate": "db-0", "error": ""}
+
+
+def test_pgc_switchover_plan_needs_one_primary():
+    assert pgc_switchover_plan([pod("db-0", "replica")])["error"] == "no single member is labelled primary (none)"
+
+
+def test_pgc_switchover_plan_takes_the_ordinal_limit_as_text():
+    pods = [pod("db-0", "replica"), pod("db-1", "replica"), pod("db-2", "primary")]
+    assert pgc_switchover_plan(pods, "", "2")["candidate"] == "db-0"

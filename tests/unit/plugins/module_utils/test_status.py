@@ -1,0 +1,196 @@
+"""The status computed from a StatefulSet and Patroni's state, its conditions, and the Events its changes deserve."""
+
+from __future__ import annotations
+
+from ansible_collections.postgres.cluster.plugins.module_utils.spec import pgc_normalize
+from ansible_collections.postgres.cluster.plugins.module_utils.status import (
+    pgc_failure_message,
+    pgc_failure_status,
+    pgc_status,
+    pgc_status_differs,
+    pgc_status_transitions,
+)
+from tests.unit.plugins.module_utils.samples import cluster, observed, statefulset
+
+
+def test_pgc_status_names_the_holder_of_the_leader_lock_and_each_member():
+    pgc = pgc_normalize(cluster(replicas=3))
+    status = pgc_status(pgc, statefulset(3, 3), observed("db-2"))
+    assert status["currentPrimary"] == "db-2"
+    assert [(m["name"], m["role"]) for m in status["members"]] == [("db-0", "replica"), ("db-1", "replica"), ("db-2", "primary")]
+    assert pgc_status(pgc, statefulset(3, 3), observed(None))["currentPrimary"] is None
+
+
+def test_pgc_status_leaves_replication_lag_out_so_that_writes_do_not_rewrite_it():
+    obs = observed()
+    obs["members"][1]["lagBytes"] = 4096
+    status = pgc_status(pgc_normalize(cluster(replicas=3)), statefulset(3, 3), obs)
+    assert "lagBytes" not in status["members"][1]
+
+
+def conditions(status):
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+def test_pgc_status_is_degraded_without_a_primary_or_with_a_member_down():
+    pgc = pgc_normalize(cluster(replicas=3))
+    assert conditions(pgc_status(pgc, statefulset(3, 3), observed()))["Degraded"] == ("False", "Healthy")
+    assert conditions(pgc_status(pgc, statefulset(3, 3), observed(None)))["Degraded"] == ("True", "NoPrimary")
+    down = observed(**{"db-1": {"state": "stopped"}})
+    degraded = pgc_status(pgc, statefulset(3, 3), down)["conditions"]
+    [cond] = [c for c in degraded if c["type"] == "Degraded"]
+    assert (cond["status"], cond["reason"]) == ("True", "MembersUnhealthy") and "db-1" in cond["message"]
+    # Before Patroni bootstrapped anything there is nothing to be degraded about.
+    assert conditions(pgc_status(pgc, statefulset(3, 3), observed(None, initialized=False)))["Degraded"][0] == "False"
+
+
+def test_pgc_status_is_pending_without_statefulset():
+    status = pgc_status(pgc_normalize(cluster(replicas=3)), None)
+    assert status["phase"] == "Pending"
+    assert status["readyReplicas"] == 0
+    assert status["currentPrimary"] is None
+
+
+def test_pgc_status_is_running_when_every_replica_is_ready():
+    status = pgc_status(pgc_normalize(cluster(replicas=3)), statefulset(3, 3), observed())
+    assert status["phase"] == "Running"
+    assert (status["currentReplicas"], status["readyReplicas"]) == (3, 3)
+    assert status["observedGeneration"] == 4
+    assert status["selector"] == "postgres.example.com/cluster=db"
+    types = {c["type"]: c["status"] for c in status["conditions"]}
+    assert types == {"Ready": "True", "Progressing": "False", "Degraded": "False", "Reconciled": "True"}
+
+
+def test_pgc_status_waits_for_the_statefulset_controller_to_see_the_new_template():
+    status = pgc_status(pgc_normalize(cluster(replicas=3)), statefulset(3, 3, generation=3, observed=2))
+    assert status["phase"] == "Pending"
+
+
+def test_pgc_status_reports_scaling_once_the_cluster_was_running():
+    obj = cluster(replicas=5)
+    obj["status"] = {"phase": "Running"}
+    sts = statefulset(5, 3)
+    sts["status"]["replicas"] = 3
+    status = pgc_status(pgc_normalize(obj), sts)
+    assert status["phase"] == "Scaling"
+    assert "3 to 5" in status["message"]
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "False"
+
+
+def test_pgc_status_reports_backups_from_jobs_and_announces_them():
+    pgc = pgc_normalize({"metadata": {"name": "main", "namespace": "db"},
+                         "spec": {"backupSchedule": "0 2 * * *"}})
+    jobs = [{"name": "main-backup-1", "kind": "backup", "backup": "", "phase": "Failed", "created": "2026-11-26T02:00:00Z",
+             "started": "2026-11-26T02:00:00Z", "finished": "2026-11-26T02:01:00Z", "result": None,
+             "message": "ERROR: [049]: unable to get address for 'main.db.svc'"}]
+    status = pgc_status(pgc, None, {"backup_jobs": jobs})
+    assert status["backupFailures"] == 1
+    assert status["backups"] == {"repository": "volume", "schedule": "0 2 * * *", "logicalSchedule": ""}
+    condition = [c for c in status["conditions"] if c["type"] == "LastBackupSucceeded"][0]
+    assert condition["status"] == "False" and "unable to get address" in condition["message"]
+    events = pgc_status_transitions({}, status)
+    assert [e for e in events if e["reason"] == "BackupFailed" and e["type"] == "Warning"]
+
+
+def test_pgc_status_reports_logical_backups_and_announces_them():
+    pgc = pgc_normalize({"metadata": {"name": "main", "namespace": "db"},
+                         "spec": {"backup": {"repository": {"s3": {"bucket": "b", "secretName": "k"}},
+                                             "logical": {"schedule": "30 3 * * *"}}}})
+    ok = {"name": "main-logical-backup-1", "kind": "logical-backup", "backup": "", "phase": "Succeeded",
+          "created": "2026-11-26T03:30:00Z", "started": "2026-11-26T03:30:00Z", "finished": "2026-11-26T03:31:00Z",
+          "results": [{"database": "app", "label": "20261126T033001000Z", "stop": "2026-11-26T03:30:20Z",
+                       "name": "logical/main/app/20261126T033001000Z.pgdump.enc", "size": 4096}],
+          "message": "completed"}
+    ok["result"] = ok["results"][-1]
+    status = pgc_status(pgc, None, {"backup_jobs": [ok]})
+    assert status["lastLogicalBackup"]["dumps"][0]["database"] == "app"
+    assert status["logicalBackupFailures"] == 0
+    assert "lastBackupTimestamp" not in status
+    assert not [c for c in status["conditions"] if c["type"] == "LastBackupSucceeded"]
+    events = pgc_status_transitions({}, status)
+    assert [e["message"] for e in events if e["reason"] == "LogicalBackupSucceeded"] == [
+        "Logical backup of app finished at 2026-11-26T03:30:20Z (Job main-logical-backup-1)"]
+
+    failed = dict(ok, name="main-logical-backup-2", phase="Failed", created="2026-11-27T03:30:00Z",
+                  finished="2026-11-27T03:30:09Z", results=[], result=None,
+                  message="pgc-logical-backup: error: the dump of shop failed: nothing was kept")
+    after = pgc_status(dict(pgc, status=status), None, {"backup_jobs": [ok, failed]})
+    assert after["logicalBackupFailures"] == 1
+    assert after["lastLogicalBackup"] == status["lastLogicalBackup"]
+    events = pgc_status_transitions(status, after)
+    assert [e["type"] for e in events if e["reason"] == "LogicalBackupFailed"] == ["Warning"]
+    assert not [e for e in events if e["reason"] in ("LogicalBackupSucceeded", "BackupFailed")]
+
+
+def test_pgc_status_differs_ignores_transition_times_and_sees_real_changes():
+    pgc = pgc_normalize(cluster(replicas=3))
+    desired = pgc_status(pgc, statefulset(3, 3))
+    written = {**desired, "conditions": [{**c, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                                         for c in desired["conditions"]]}
+    assert not pgc_status_differs(written, desired)
+    assert pgc_status_differs(written, pgc_status(pgc, statefulset(3, 2)))
+    assert pgc_status_differs({}, desired)
+    assert pgc_status_differs(None, desired)
+
+
+def test_pgc_failure_status_names_the_failure():
+    status = pgc_failure_status(pgc_normalize(cluster()), "Apply the cluster's objects: forbidden")
+    assert status["phase"] == "Failed"
+    reconciled = [c for c in status["conditions"] if c["type"] == "Reconciled"][0]
+    assert reconciled["status"] == "False" and "forbidden" in reconciled["message"]
+
+
+def test_pgc_failure_status_marks_degraded_only_when_asked():
+    pgc = pgc_normalize(cluster())
+    assert "Degraded" not in {c["type"] for c in pgc_failure_status(pgc, "bad", "InvalidSpec")["conditions"]}
+    degraded = pgc_failure_status(pgc, "gone", "CredentialsMissing", True)
+    assert {c["type"]: (c["status"], c["reason"]) for c in degraded["conditions"]}["Degraded"] == (
+        "True", "CredentialsMissing")
+
+
+def test_pgc_failure_message_keeps_the_api_servers_own_message():
+    raw = ("Failed to apply object: b'{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
+           "\"message\":\"StatefulSet.apps \\\\\"db\\\\\" is invalid: spec: Forbidden: updates to statefulset spec for "
+           "fields other than \\'replicas\\' are forbidden\",\"reason\":\"Invalid\",\"code\":422}'")
+    msg = pgc_failure_message(raw)
+    assert msg == ("Failed to apply object: StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to "
+                   "statefulset spec for fields other than 'replicas' are forbidden")
+
+
+def test_pgc_failure_message_collapses_and_truncates_plain_text():
+    assert pgc_failure_message("a\n  b") == "a b"
+    assert len(pgc_failure_message("x" * 2000)) == 600
+
+
+def test_pgc_status_transitions_name_what_people_want_to_see():
+    assert pgc_status_transitions({"phase": "Pending"}, {"phase": "Running", "message": "3/3 replicas ready"}) == [
+        {"type": "Normal", "reason": "ClusterReady", "message": "3/3 replicas ready"}]
+    assert pgc_status_transitions({"phase": "Scaling"}, {"phase": "Running", "currentReplicas": 5}) == [
+        {"type": "Normal", "reason": "ScalingDone", "message": "Scaled to 5 replicas"}]
+    assert [e["reason"] for e in pgc_status_transitions({"phase": "Running"}, {"phase": "Scaling"})] == ["Scaling"]
+    moved = pgc_status_transitions({"phase": "Running", "currentPrimary": "db-0"},
+                                   {"phase": "Running", "currentPrimary": "db-2"})
+    assert moved == [{"type": "Normal", "reason": "PrimaryChanged", "message": "The primary moved from db-0 to db-2"}]
+    assert pgc_status_transitions({"phase": "Running", "currentPrimary": "db-0"},
+                                  {"phase": "Running", "currentPrimary": "db-0"}) == []
+
+
+def test_pgc_status_transitions_follow_a_failover_seen_in_two_steps():
+    members = [{"name": "db-0"}, {"name": "db-1"}]
+    lost = pgc_status_transitions({"phase": "Running", "currentPrimary": "db-0", "members": members},
+                                  {"phase": "Running", "members": members})
+    assert [(e["type"], e["reason"]) for e in lost] == [("Warning", "PrimaryLost")]
+    elected = pgc_status_transitions({"phase": "Running", "members": members},
+                                     {"phase": "Running", "currentPrimary": "db-1", "members": members})
+    assert [(e["reason"], "db-1" in e["message"]) for e in elected] == [("PrimaryElected", True)]
+    # The first election of a new cluster is no news: ClusterReady says it.
+    assert pgc_status_transitions({"phase": "Running"}, {"phase": "Running", "currentPrimary": "db-0"}) == []
+
+
+def test_pgc_status_transitions_announce_degraded_and_recovered():
+    def with_degraded(status, reason="Healthy"):
+        return {"phase": "Running", "conditions": [{"type": "Degraded", "status": status, "reason": reason, "message": reason}]}
+    assert [(e["type"], e["reason"]) for e in pgc_status_transitions(with_degraded("False"), with_degraded("True", "NoPrimary"))] == [
+        ("Warning", "Degraded")]
+    assert [e["reason"] for e in pgc_status_transitions(with_degraded("True", "NoPrimary"), with_degraded("False"))] == ["Recovered"]
+    assert pgc_status_transitions(with_degraded("True", "NoPrimary"), with_degraded("True", "NoPrimary")) == []
