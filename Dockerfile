@@ -16,7 +16,8 @@ RUN ansible-galaxy collection install /tmp/postgres-cluster-*.tar.gz \
 COPY watches.yaml ${HOME}/watches.yaml
 
 # The per-cluster metrics server, run as a second container of the operator pod
-# (config/manager/manager.yaml): the base image's python3 and kubernetes client, nothing more.
+# (config/manager/manager.yaml): the base image's python3 and kubernetes client, and the module_utils
+# of the collection installed above.
 COPY metrics/cluster_metrics.py /opt/pgc/metrics/cluster_metrics.py
 
 # Facts are never used: skip gathering them on every reconcile.

@@ -28,11 +28,12 @@ stop_process() {
 }
 
 # As in the operator's pod: same credentials as the operator, same namespaces. Not fatal: the
-# operator runs without it.
+# operator runs without it. It imports the collection's module_utils from the collections path.
 start_metrics() {
-  local kubeconfig=$1
+  local kubeconfig=$1 collections=$2
   log "starting the cluster metrics server on $metrics_address (log: $metrics_logfile)"
-  KUBECONFIG=$kubeconfig setsid python3 "$REPO_ROOT/metrics/cluster_metrics.py" --listen "$metrics_address" \
+  ANSIBLE_COLLECTIONS_PATH=$collections KUBECONFIG=$kubeconfig \
+    setsid python3 "$REPO_ROOT/metrics/cluster_metrics.py" --listen "$metrics_address" \
     >"$metrics_logfile" 2>&1 &
   echo $! >"$metrics_pidfile"
   for _ in $(seq 50); do
@@ -75,7 +76,7 @@ start() {
   ) &
   echo $! >"$pidfile"
   for _ in $(seq 100); do
-    curl -fsS http://127.0.0.1:6789/readyz >/dev/null 2>&1 && { start_metrics "$operator_kubeconfig"; return 0; }
+    curl -fsS http://127.0.0.1:6789/readyz >/dev/null 2>&1 && { start_metrics "$operator_kubeconfig" "$collections"; return 0; }
     kill -0 "$(cat "$pidfile")" 2>/dev/null || { tail -20 "$logfile" >&2; die "the operator exited"; }
     sleep 0.2
   done

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
 import json
 import logging
 import os
@@ -45,180 +44,35 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-GROUP = "postgres.example.com"
-VERSION = "v1"
-PLURAL = "postgresclusters"
-CLUSTER_LABEL = "postgres.example.com/cluster"
-LEADER_SUFFIX = "-leader"
-# Patroni's default ttl, when a lock does not say.
-DEFAULT_TTL = 30.0
+
+def _add_collections_to_path():
+    """Make the collection's module_utils importable: the leader-lock rule, the cron grammar and the
+    names are the operator's own, imported rather than copied. The collections are looked for where
+    Ansible looks for them (ANSIBLE_COLLECTIONS_PATH, else its default, where the operator image
+    installs the collection), after anything on PYTHONPATH."""
+    paths = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or "~/.ansible/collections:/usr/share/ansible/collections"
+    for path in paths.split(os.pathsep):
+        path = os.path.expanduser(path)
+        if path and path not in sys.path:
+            sys.path.append(path)
+
+
+_add_collections_to_path()
+
+from ansible_collections.postgres.cluster.plugins.module_utils.names import (  # noqa: E402
+    CLUSTER_LABEL,
+    GROUP,
+    LEADER_SUFFIX,
+    PLURAL,
+    VERSION,
+)
+from ansible_collections.postgres.cluster.plugins.module_utils.patroni import lock_holder, parse_time  # noqa: E402
+from ansible_collections.postgres.cluster.plugins.module_utils.spec import CronError, cron_interval_seconds  # noqa: E402
 
 LOG = logging.getLogger("cluster-metrics")
 
 
-# --- cron ----------------------------------------------------------------------------------------
-
-MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-MONTHS = {name: i + 1 for i, name in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
-DAYS = {name: i for i, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
-# (name, lowest, highest, names). Day of week accepts 7 for Sunday, as Vixie cron does.
-FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day of month", 1, 31, {}),
-          ("month", 1, 12, MONTHS), ("day of week", 0, 7, DAYS))
-# Eight years and two days: from any day, two February 29ths fall within it (the 2100s aside), so
-# every valid schedule gets an interval. A day costs a few operations whatever the schedule
-# (about 3 ms for the whole horizon), and results are cached per schedule and day.
-HORIZON_DAYS = 8 * 365 + 2 + 2
-
-
-class CronError(ValueError):
-    """A schedule that is not a 5-field cron expression or a known macro."""
-
-
-def _cron_value(text, field):
-    name, low, high, names = field
-    value = names.get(text.lower()) if names else None
-    if value is None:
-        try:
-            value = int(text)
-        except ValueError:
-            raise CronError(f"{name}: {text!r} is not a number") from None
-    if not low <= value <= high:
-        raise CronError(f"{name}: {value} is outside {low}-{high}")
-    return value
-
-
-def _cron_field(text, field):
-    """The values a field allows, and whether it is unrestricted (``*`` or ``?``)."""
-    name, low, high, _ = field
-    values, star = set(), False
-    for part in text.split(","):
-        base, _, step_text = part.partition("/")
-        step = 1
-        if step_text:
-            try:
-                step = int(step_text)
-            except ValueError:
-                raise CronError(f"{name}: step {step_text!r} is not a number") from None
-            if step < 1:
-                raise CronError(f"{name}: step must be at least 1")
-        if base in ("*", "?"):
-            start, end = low, high
-            # As in the CronJob controller's parser: "*/2" restricts the field, "*" does not.
-            star = star or step == 1
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            start, end = _cron_value(first, field), _cron_value(last, field)
-        elif base:
-            start = _cron_value(base, field)
-            end = high if step_text else start
-        else:
-            raise CronError(f"{name}: empty value in {text!r}")
-        if start > end:
-            raise CronError(f"{name}: range {base!r} runs backwards")
-        values.update(range(start, end + 1, step))
-    return values, star
-
-
-@functools.lru_cache(maxsize=256)
-def parse_cron(schedule):
-    """(minutes, hours, days of month, months, days of week, dom unrestricted, dow unrestricted)."""
-    text = MACROS.get(schedule.strip().lower(), schedule) if schedule else ""
-    parts = text.split()
-    if len(parts) != 5:
-        raise CronError(f"{schedule!r} is neither 5 fields nor a known @-macro")
-    (minutes, _), (hours, _), (doms, dom_star), (months, _), (dows, dow_star) = (
-        _cron_field(part, field) for part, field in zip(parts, FIELDS))
-    if 7 in dows:
-        dows = (dows - {7}) | {0}
-    return (frozenset(minutes), frozenset(hours), frozenset(doms), frozenset(months), frozenset(dows),
-            dom_star, dow_star)
-
-
-def _day_matches(day, spec):
-    _, _, doms, months, dows, dom_star, dow_star = spec
-    if day.month not in months:
-        return False
-    dom = day.day in doms
-    dow = (day.isoweekday() % 7) in dows
-    # Cron's rule: when both day fields are restricted, a day matching either one runs.
-    return (dom and dow) if (dom_star or dow_star) else (dom or dow)
-
-
-@functools.lru_cache(maxsize=1024)
-def _cron_interval(schedule, first_day):
-    spec = parse_cron(schedule)
-    minutes, hours = spec[0], spec[1]
-    times = sorted(h * 60 + m for h in hours for m in minutes)
-    within_day = max((b - a for a, b in zip(times, times[1:])), default=0)
-    if spec[5] and spec[6] and len(spec[3]) == 12:
-        # Runs every day (the common case): the night's gap is the only other one.
-        return max(within_day, 1440 - times[-1] + times[0]) * 60
-    longest, previous_last, runs = 0, None, 0
-    for offset in range(HORIZON_DAYS):
-        day = first_day + datetime.timedelta(days=offset)
-        if not _day_matches(day, spec):
-            continue
-        start = offset * 1440
-        if previous_last is not None:
-            longest = max(longest, start + times[0] - previous_last)
-        previous_last = start + times[-1]
-        runs += len(times)
-    if runs < 2:
-        return None
-    return max(longest, within_day) * 60
-
-
-def cron_interval_seconds(schedule, today=None):
-    """The longest time between two consecutive runs of ``schedule`` (UTC) from ``today`` over
-    about eight years, in seconds; None when it runs fewer than twice in that time.
-
-    Raises CronError for a schedule that is not a 5-field cron expression or @-macro.
-    """
-    today = today or datetime.datetime.now(datetime.timezone.utc).date()
-    return _cron_interval(schedule.strip(), today)
-
-
 # --- what the objects say ------------------------------------------------------------------------
-
-def parse_time(text):
-    """An RFC 3339 timestamp as an aware datetime, or None."""
-    if not text or not isinstance(text, str):
-        return None
-    try:
-        value = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.timezone.utc)
-    return value
-
-
-def lock_holder(annotations, now):
-    """The member named by Patroni's leader lock, or None when no lock is valid at ``now``.
-
-    A lock is valid when it names a leader and was renewed less than ``ttl`` seconds before
-    ``now``; a lock without a readable renewTime cannot show that it is fresh.
-    """
-    annotations = annotations or {}
-    leader = annotations.get("leader")
-    renewed = parse_time(annotations.get("renewTime"))
-    if not leader or renewed is None:
-        return None
-    try:
-        ttl = float(annotations.get("ttl") or DEFAULT_TTL)
-    except ValueError:
-        ttl = DEFAULT_TTL
-    return leader if (now - renewed).total_seconds() < ttl else None
-
 
 def cluster_up(cluster, lock_annotations, now):
     """1 while a primary accepts writes: a valid lock held by a member listed in the status."""

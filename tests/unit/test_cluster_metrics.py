@@ -103,6 +103,12 @@ def test_cron_refuses_what_is_not_a_schedule(schedule):
         cm.cron_interval_seconds(schedule, TODAY)
 
 
+def test_the_metrics_server_reads_schedules_and_locks_with_the_operators_rules():
+    from ansible_collections.postgres.cluster.plugins.module_utils import patroni, spec
+    assert (cm.cron_interval_seconds, cm.CronError) == (spec.cron_interval_seconds, spec.CronError)
+    assert cm.lock_holder is patroni.lock_holder
+
+
 # --- the leader lock -----------------------------------------------------------------------------
 
 def test_lock_holder_fresh_lock_names_its_leader():
