@@ -60,5 +60,5 @@ molecule: venv binaries ## The molecule scenario against the local control plane
 	  molecule test --scenario-name default
 
 .PHONY: bench
-bench: venv binaries ## Print reconcile and convergence figures (no pass/fail)
-	python bench/reconcile.py
+bench: venv binaries ## Print reconcile, convergence and memory figures beside their floors (BENCH_ARGS=...)
+	python bench/reconcile.py $(BENCH_ARGS)

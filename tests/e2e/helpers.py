@@ -188,13 +188,15 @@ class Operator:
         self.proc = None
         self.metrics_proc = None
 
-    def start(self):
+    def start(self, extra_env=None):
+        """Start it; ``extra_env`` adds to (or overrides) the operator's environment."""
         # The operator acts as its ServiceAccount with config/rbac's ClusterRole: every test also checks
         # that the permissions users deploy are enough.
         e = env()
         kubeconfig = operator_kubeconfig()
         e.update({"KUBECONFIG": kubeconfig, "PGC_API_KUBECONFIG": kubeconfig, "ANSIBLE_COLLECTIONS_PATH": collections_path(),
                   "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1"})
+        e.update(extra_env or {})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
