@@ -4,8 +4,12 @@
 ARG ANSIBLE_OPERATOR_VERSION=v1.42.2
 FROM quay.io/operator-framework/ansible-operator:${ANSIBLE_OPERATOR_VERSION}
 
-# The collection's dependencies first, so that a change of the collection alone reuses this layer.
-COPY requirements.yml ${HOME}/requirements.yml
+# The collection's dependencies first, so that a change of the collection alone reuses this layer:
+# its Python packages (the API client of its action plugins), then its collections.
+COPY requirements.txt requirements.yml ${HOME}/
+USER 0
+RUN python3 -m pip install --no-cache-dir -r ${HOME}/requirements.txt
+USER 1001
 RUN ansible-galaxy collection install -r ${HOME}/requirements.yml \
  && chmod -R ug+rwx ${HOME}/.ansible
 

@@ -26,38 +26,6 @@ pgc_restart_plan = as_filter(plans.pgc_restart_plan)
 pgc_prometheus_rules = as_filter(monitoring.pgc_prometheus_rules, unsafe=True)
 
 
-_DIFF_NOISE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
-
-
-def _without_noise(obj):
-    if not isinstance(obj, dict):
-        return obj
-    obj = dict(obj)
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _DIFF_NOISE}
-    if meta:
-        obj["metadata"] = meta
-    else:
-        obj.pop("metadata", None)
-    obj.pop("status", None)
-    return obj
-
-
-def pgc_object_diffs(results):
-    """Return ``{"Kind/name": {"before": ..., "after": ...}}`` for each changed object of a
-    kubernetes.core.k8s multi-object result, without server-managed metadata and status."""
-    diffs = {}
-    for item in results or []:
-        if not item.get("changed"):
-            continue
-        obj = item.get("result") or {}
-        key = "%s/%s" % (obj.get("kind", "?"), (obj.get("metadata") or {}).get("name", "?"))
-        diff = item.get("diff") or {}
-        before, after = _without_noise(diff.get("before")), _without_noise(diff.get("after"))
-        if before or after:
-            diffs[key] = {"before": before, "after": after}
-    return diffs
-
-
 class FilterModule:
     """Filters of the postgres.cluster collection."""
 
@@ -67,7 +35,6 @@ class FilterModule:
             "pgc_status": pgc_status,
             "pgc_failure_status": pgc_failure_status,
             "pgc_failure_message": pgc_failure_message,
-            "pgc_object_diffs": pgc_object_diffs,
             "pgc_status_differs": pgc_status_differs,
             "pgc_spec_errors": pgc_spec_errors,
             "pgc_patroni_config": pgc_patroni_config,

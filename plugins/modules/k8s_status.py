@@ -4,6 +4,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
+# The action plugin of the same name does the work, on the controller.
+
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -21,9 +23,6 @@ description:
     reconcile free of writes.
 author:
   - pgc contributors
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
 options:
   api_version:
     description:
@@ -45,6 +44,32 @@ options:
       - The namespace of the object.
       - Required when the kind is namespaced; ignored when it is cluster-scoped.
     type: str
+  current:
+    description:
+      - The object's status as the caller already holds it (inside the operator, the object the
+        runtime passed). When it is given nothing is read, so a status that does not differ costs no request.
+      - Omitted, the object is read first.
+    type: dict
+  events:
+    description:
+      - Kubernetes Events about the object, created straight on the API server only when the status is
+        written, so that each transition is announced once.
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: Normal or Warning.
+        type: str
+        choices: [Normal, Warning]
+        default: Normal
+      reason:
+        description: A CamelCase reason.
+        type: str
+        required: true
+      message:
+        description: What happened (cut at 1000 characters).
+        type: str
+        required: true
   status:
     description:
       - The status fields to set. Each key replaces the current value of that key as a whole (a nested
@@ -61,9 +86,11 @@ options:
     type: dict
     required: true
 extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
+  - postgres.cluster.api
   - ansible.builtin.action_common_attributes
 attributes:
+  action:
+    support: full
   check_mode:
     support: full
   diff_mode:
@@ -77,7 +104,7 @@ notes:
     CustomResourceDefinition); without it the API server has no C(/status) endpoint and the module fails.
   - The patch carries no C(resourceVersion), so the keys it sets win over a concurrent writer of the same keys.
     C(conditions) is a list and is therefore written whole whenever one condition changes.
-  - In check mode nothing is sent to the API server; RV(result) is the object as it would be.
+  - In check mode nothing is sent to the API server; RV(status) is the status as it would be.
 seealso:
   - module: kubernetes.core.k8s
   - module: kubernetes.core.k8s_info
@@ -140,171 +167,13 @@ patch:
     status:
       phase: Running
       readyReplicas: 3
-result:
-  description:
-    - The object after the change, as returned by the API server.
-    - In check mode, the current object with the status it would have.
-    - When nothing changed, the object as read.
+status:
+  description: The status after the change (as the API server returned it), or as it would be in check mode.
   returned: success
-  type: complex
-  contains:
-    apiVersion:
-      description: The versioned schema of this representation of an object.
-      returned: success
-      type: str
-    kind:
-      description: Represents the REST resource this object represents.
-      returned: success
-      type: str
-    metadata:
-      description: Standard object metadata. Includes name, namespace, annotations, labels, etc.
-      returned: success
-      type: dict
-    spec:
-      description: Specific attributes of the object. Will vary based on the I(api_version) and I(kind).
-      returned: success
-      type: dict
-    status:
-      description: The status of the object.
-      returned: success
-      type: dict
+  type: dict
+events:
+  description: The reasons of the Events created.
+  returned: when the status was written
+  type: list
+  elements: str
 """
-
-import copy
-
-try:
-    from kubernetes.dynamic.exceptions import (
-        DynamicApiError,
-        NotFoundError,
-        ResourceNotFoundError,
-    )
-except ImportError:
-    # Reported by AnsibleK8SModule, which requires the kubernetes library.
-    pass
-
-from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import (
-    AnsibleModule,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
-    AUTH_ARG_SPEC,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
-    get_api_client,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (
-    AnsibleK8SModule,
-)
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
-    CoreException,
-)
-from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import (
-    api_error_message,
-    desired_status,
-    rfc3339_now,
-    status_patch,
-)
-
-MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
-
-STATUS_ARG_SPEC = {
-    "api_version": {"type": "str", "required": True},
-    "kind": {"type": "str", "required": True},
-    "name": {"type": "str", "required": True},
-    "namespace": {"type": "str"},
-    "status": {"type": "dict", "required": True},
-}
-
-
-def argspec():
-    args = copy.deepcopy(AUTH_ARG_SPEC)
-    args.update(copy.deepcopy(STATUS_ARG_SPEC))
-    return args
-
-
-def _describe(kind, namespace, name):
-    if namespace:
-        return "{0} {1}/{2}".format(kind, namespace, name)
-    return "{0} {1}".format(kind, name)
-
-
-def execute_module(module, client):
-    api_version = module.params["api_version"]
-    kind = module.params["kind"]
-    name = module.params["name"]
-    namespace = module.params["namespace"]
-
-    try:
-        resource = client.resource(kind, api_version)
-    except ResourceNotFoundError:
-        module.fail_json(msg="The API server does not serve kind {0} in {1}".format(kind, api_version))
-    if not resource.namespaced:
-        namespace = None
-    elif not namespace:
-        module.fail_json(msg="namespace is required for the namespaced kind {0} (object {1})".format(kind, name))
-    target = _describe(kind, namespace, name)
-
-    try:
-        current = client.get(resource, name=name, namespace=namespace).to_dict()
-    except NotFoundError:
-        module.fail_json(msg="{0} ({1}) does not exist, so its status cannot be set".format(target, api_version))
-    except DynamicApiError as e:
-        module.fail_json(msg="Failed to read {0}: {1}".format(target, api_error_message(e)))
-
-    current_status = current.get("status")
-    try:
-        new_status = desired_status(current_status, module.params["status"], rfc3339_now())
-    except ValueError as e:
-        module.fail_json(msg="Invalid status for {0}: {1}".format(target, e))
-    patch = status_patch(current_status, new_status)
-
-    result = {"changed": False, "result": current}
-    if module._diff:
-        result["diff"] = {"before": current_status or {}, "after": new_status}
-    if patch is None:
-        module.exit_json(**result)
-
-    result["changed"] = True
-    result["patch"] = patch
-    if module.check_mode:
-        would_be = copy.deepcopy(current)
-        would_be["status"] = new_status
-        result["result"] = would_be
-        module.exit_json(**result)
-
-    try:
-        status_resource = resource.status
-    except AttributeError:
-        module.fail_json(msg="{0} has no status subresource: enable subresources.status in the definition of {1}".format(target, kind))
-    try:
-        patched = status_resource.patch(
-            body=patch,
-            name=name,
-            namespace=namespace,
-            content_type=MERGE_PATCH_CONTENT_TYPE,
-        )
-    except NotFoundError as e:
-        module.fail_json(
-            msg="Failed to patch the status of {0}: {1} (is the status subresource enabled?)".format(target, api_error_message(e))
-        )
-    except DynamicApiError as e:
-        module.fail_json(msg="Failed to patch the status of {0}: {1}".format(target, api_error_message(e)))
-    result["result"] = patched.to_dict()
-    module.exit_json(**result)
-
-
-def main():
-    module = AnsibleK8SModule(
-        module_class=AnsibleModule,
-        argument_spec=argspec(),
-        supports_check_mode=True,
-        check_pyyaml=False,
-    )
-    try:
-        client = get_api_client(module=module)
-        execute_module(module, client)
-    except CoreException as e:
-        module.fail_from_exception(e)
-
-
-if __name__ == "__main__":
-    main()

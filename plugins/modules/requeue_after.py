@@ -81,12 +81,8 @@ changed:
   sample: false
 """
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule
-
-# What Go's time.ParseDuration accepts, without a sign and without a bare "0".
-GO_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+$")
+from ansible_collections.postgres.cluster.plugins.module_utils.requeue import GO_DURATION
 
 
 def main():

@@ -141,20 +141,73 @@ def unique_name(hint):
     return f"{base}-{uuid.uuid4().hex[:5]}"
 
 
+# Every kind the operator applies, and the Secrets it creates; Patroni's own ConfigMaps (the leader
+# lock renewed every loop) are not the operator's and are left out.
+MANAGED_KINDS = ("postgresclusters", "statefulsets", "services", "configmaps", "serviceaccounts", "roles",
+                 "rolebindings", "poddisruptionbudgets", "cronjobs", "deployments", "secrets",
+                 "persistentvolumeclaims")
+MONITORING_KINDS = ("podmonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com")
+PATRONI_CONFIGMAPS = re.compile(r"-(leader|config|failover|sync)$")
+
+
 def resource_versions(namespace):
     """resourceVersion of every object the operator manages in ``namespace``, by kind/name."""
+    served = kubectl("api-resources", "--api-group=monitoring.coreos.com", "-o", "name", check=False).split()
+    kinds = MANAGED_KINDS + tuple(k for k in MONITORING_KINDS if k in served)
     versions = {}
-    for kind in ("postgresclusters", "statefulsets", "services"):
-        for item in kubectl_json("get", kind, "-n", namespace)["items"]:
-            versions[f"{kind}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+    for item in kubectl_json("get", ",".join(kinds), "-n", namespace)["items"]:
+        kind, name = item["kind"], item["metadata"]["name"]
+        if kind == "ConfigMap" and (PATRONI_CONFIGMAPS.search(name) or name == "kube-root-ca.crt"):
+            continue
+        if kind == "Secret" and item.get("type") == "kubernetes.io/service-account-token":
+            continue
+        versions[f"{kind}/{name}"] = item["metadata"]["resourceVersion"]
     return versions
 
 
-def stable_resource_versions(namespace, settle=3):
-    """resource_versions, once they stayed the same for ``settle`` seconds (else None)."""
-    first = resource_versions(namespace)
-    time.sleep(settle)
-    return first if resource_versions(namespace) == first else None
+WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE")
+
+
+def api_writes():
+    """Write requests the API server has served so far for the kinds the operator writes, by
+    (verb, resource, subresource), from its own request counters."""
+    resources = {k.split(".")[0] for k in MANAGED_KINDS + MONITORING_KINDS} | {"events", "jobs"}
+    counts = {}
+    for line in kubectl("get", "--raw", "/metrics").splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources:
+            key = (labels["verb"], labels["resource"], labels.get("subresource", ""))
+            counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def wait_for_namespaces_gone(timeout=180):
+    """Until no namespace is Terminating: their deletion writes, which would be counted as ours."""
+    return wait_for(lambda: not [n for n in kubectl_json("get", "namespaces")["items"]
+                                 if n["status"].get("phase") == "Terminating"], timeout,
+                    "namespaces stayed Terminating")
+
+
+def writes_since(before):
+    """The write requests counted by api_writes() since ``before``."""
+    return {k: int(v - before.get(k, 0)) for k, v in api_writes().items() if v - before.get(k, 0) > 0}
+
+
+def stable_resource_versions(namespace, settle=3, timeout=60):
+    """resource_versions, once they stayed the same for ``settle`` seconds; fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last, since = resource_versions(namespace), time.monotonic()
+    while True:
+        if time.monotonic() - since >= settle:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"objects in {namespace} kept changing for {timeout} s: {sorted(last)}")
+        time.sleep(0.5)
+        now = resource_versions(namespace)
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 def finish_deletions(timeout=120):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.helpers import (apply, get, kubectl, kubectl_json, postgres_cluster, resource_versions,
-                               stable_resource_versions, wait_for, wait_for_phase)
+from tests.e2e.helpers import (api_writes, apply, get, kubectl, kubectl_json, postgres_cluster, resource_versions,
+                               stable_resource_versions, wait_for, wait_for_namespaces_gone, wait_for_phase,
+                               writes_since)
 
 LABELS = {
     "app.kubernetes.io/name": "postgres",
@@ -96,17 +97,51 @@ def test_scale_up_is_followed_by_status(operator, namespace):
 
 
 def test_unchanged_cluster_reconciles_without_changes(operator, namespace):
-    """A second reconcile of an unchanged, Running cluster reports no changed task and moves no object."""
+    """A second reconcile of an unchanged, Running cluster reports no changed task, moves no object of
+    any kind the operator manages, and makes no write request at all."""
     apply(postgres_cluster("db", replicas=2), namespace)
     wait_for_phase("db", namespace, "Running", ready=2)
     # Let the status settle (the final status write of the converging reconcile).
-    before = wait_for(lambda: stable_resource_versions(namespace), 20, "objects kept changing")
+    before = stable_resource_versions(namespace)
+    assert {"StatefulSet/db", "Service/db", "ConfigMap/db-patroni", "Role/db-patroni", "Secret/db-credentials",
+            "PodDisruptionBudget/db"} <= set(before), sorted(before)
 
     operator.restart()  # the initial list of a fresh operator reconciles every cluster; the log starts anew
     recaps = wait_for(lambda: operator.recaps("db", namespace), 60, "no reconcile finished after the restart")
     ok, changed, unreachable, failed = recaps[0]
     assert (changed, failed) == (0, 0), operator.log_tail(80)
     assert resource_versions(namespace) == before
+
+    # A change of an owned object wakes the cluster: the label is the only write.
+    wait_for_namespaces_gone()
+    writes = api_writes()
+    kubectl("label", "service", "db-pods", "-n", namespace, "example.com/touched=1")
+    wait_for(lambda: len(operator.recaps("db", namespace)) > len(recaps), 60, "no reconcile after the touch")
+    assert operator.recaps("db", namespace)[-1][1] == 0, operator.log_tail(80)
+    assert writes_since(writes) == {("PATCH", "services", ""): 1}, "a no-op reconcile wrote"
+
+
+def test_managed_fields_changed_by_hand_are_put_back(operator, namespace):
+    """A field the operator sets, changed by hand, is put back by the reconcile the change wakes."""
+    apply(postgres_cluster("db", replicas=1), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    stable_resource_versions(namespace)
+
+    kubectl("patch", "service", "db", "-n", namespace, "--type=json",
+            "-p", '[{"op": "replace", "path": "/spec/ports/0/port", "value": 6543}]')
+    wait_for(lambda: get("service", "db", namespace)["spec"]["ports"][0]["port"] == 5432, 60,
+             "the Service's port was not put back")
+
+    image = get("statefulset", "db", namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
+    kubectl("patch", "statefulset", "db", "-n", namespace, "--type=json",
+            "-p", '[{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "example.com/other:1"}]')
+    wait_for(lambda: get("statefulset", "db", namespace)["spec"]["template"]["spec"]["containers"][0]["image"] == image,
+             60, "the StatefulSet's image was not put back")
+
+    # A label the operator does not set is another manager's, and stays.
+    kubectl("label", "service", "db", "-n", namespace, "example.com/team=payments")
+    stable_resource_versions(namespace)
+    assert get("service", "db", namespace)["metadata"]["labels"]["example.com/team"] == "payments"
 
 
 def test_deleting_the_cluster_garbage_collects_what_it_owned(operator, namespace):

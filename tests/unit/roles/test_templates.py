@@ -16,6 +16,7 @@ from ansible_collections.postgres.cluster.plugins.filter.backup import (pgc_pgba
                                                                         pgc_pgbackrest_settings,
                                                                         pgc_pgbackrest_source_environment)
 from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize, pgc_patroni_config, pgc_prometheus_rules
+from ansible_collections.postgres.cluster.plugins.module_utils.events import event
 
 REPO = Path(__file__).resolve().parents[3]
 init_plugin_loader()  # lookups (password) in templates resolve as they do in a play
@@ -115,13 +116,15 @@ def test_provision_services_select_members_by_their_patroni_role():
 
 def test_status_event_names_the_cluster_and_the_reason():
     pgc = sample_pgc()
-    event = render("status", "event.yaml.j2", pgc=pgc, __status_event_type="Warning",
-                   __status_event_reason="ReconcileFailed", __status_event_message='quote " and: colon')
-    assert event["kind"] == "Event"
-    assert event["involvedObject"] == {"apiVersion": "postgres.example.com/v1", "kind": "PostgresCluster",
+    cluster = {"apiVersion": pgc["api_version"], "kind": pgc["kind"],
+               "metadata": {"name": pgc["name"], "namespace": pgc["namespace"], "uid": pgc["uid"], "labels": pgc["labels"]}}
+    found = event(cluster, "Warning", "ReconcileFailed", 'quote " and: colon', "2026-11-29T10:00:00Z")
+    assert found["kind"] == "Event"
+    assert found["involvedObject"] == {"apiVersion": "postgres.example.com/v1", "kind": "PostgresCluster",
                                        "name": "example", "namespace": "prod", "uid": "0a1b"}
-    assert (event["type"], event["reason"], event["message"]) == ("Warning", "ReconcileFailed", 'quote " and: colon')
-    assert event["metadata"]["generateName"] == "example."
+    assert (found["type"], found["reason"], found["message"]) == ("Warning", "ReconcileFailed", 'quote " and: colon')
+    assert found["metadata"]["generateName"] == "example."
+    assert found["metadata"]["labels"] == pgc["labels"]
 
 
 def test_credentials_secret_holds_generated_passwords_and_no_owner():
@@ -258,8 +261,8 @@ def test_provision_backup_cronjob_runs_one_backup_job_at_a_time_with_bounded_his
 
 def test_provision_volume_repository_is_served_by_a_repository_host_and_outlives_the_cluster():
     pgc = sample_pgc()  # a schedule and no repository: a volume repository
-    objs = list(yaml.safe_load_all(render_text("provision", "repository-host.yaml.j2", pgc=pgc)))
-    claim, service, deployment = objs
+    claim, service, deployment = (render("provision", t, pgc=pgc) for t in (
+        "persistentvolumeclaim-repository.yaml.j2", "service-repository.yaml.j2", "deployment-repository.yaml.j2"))
     assert (claim["kind"], claim["metadata"]["name"]) == ("PersistentVolumeClaim", "example-backup")
     assert "ownerReferences" not in claim["metadata"]
     assert service["spec"]["ports"][0]["port"] == 8432

@@ -40,7 +40,7 @@ def test_pgc_filters_are_the_module_utils_functions(name):
 
 
 def test_pgc_filters_are_registered():
-    assert set(FILTERS) == set(LOGIC) | {"pgc_object_diffs"}
+    assert set(FILTERS) == set(LOGIC)
 
 
 def test_every_filter_document_names_a_registered_filter():
@@ -57,15 +57,3 @@ def test_pgc_messages_quoting_the_spec_are_never_templated():
     restored = FILTERS["pgc_status"](FILTERS["pgc_normalize"](cluster(bootstrap={"fromBackup": {
         "cluster": "old", "repository": {"volume": {}}, "targetTime": "{{ lookup('pipe', 'id') }}"}})), None)
     assert isinstance(restored["restoredFrom"]["targetTime"], AnsibleUnsafe)
-
-
-def test_pgc_object_diffs_keeps_changed_objects_without_server_noise():
-    results = [
-        {"changed": False, "result": {"kind": "Service", "metadata": {"name": "db"}}, "diff": {}},
-        {"changed": True, "result": {"kind": "StatefulSet", "metadata": {"name": "db"}},
-         "diff": {"before": {"metadata": {"generation": 1, "managedFields": []}, "spec": {"replicas": 3}},
-                  "after": {"metadata": {"generation": 2, "managedFields": []}, "spec": {"replicas": 5},
-                            "status": {"replicas": 3}}}},
-    ]
-    assert flt.pgc_object_diffs(results) == {
-        "StatefulSet/db": {"before": {"spec": {"replicas": 3}}, "after": {"spec": {"replicas": 5}}}}

@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Read what Patroni, the Secrets and the Jobs say about a cluster, in-process. Documented in
+plugins/modules/cluster_observe.py."""
+
+from __future__ import annotations
+
+from ansible_collections.postgres.cluster.plugins.module_utils.jobs import (
+    COMPONENT_LABEL,
+    JOB_LABEL,
+    summarize_jobs,
+)
+from ansible_collections.postgres.cluster.plugins.module_utils.objects import reported
+from ansible_collections.postgres.cluster.plugins.module_utils.patroni import observe
+from ansible_collections.postgres.cluster.plugins.plugin_utils.k8s_action import K8sAction
+
+MONITORING_API = "monitoring.coreos.com/v1"
+MONITORING_KINDS = ("PodMonitor", "PrometheusRule")
+
+
+class ActionModule(K8sAction):
+    ARGS = {
+        "scope": {"type": "str", "required": True},
+        "namespace": {"type": "str", "required": True},
+        "label_selector": {"type": "str", "required": True},
+        "backup_jobs": {"type": "bool", "default": False},
+        "secrets": {"type": "list", "elements": "str", "default": []},
+        "data_claim": {"type": "str", "default": ""},
+        "monitoring_api": {"type": "bool", "default": True},
+        "statefulset": {"type": "str", "default": ""},
+    }
+
+    def act(self, args, task_vars):
+        # Listed straight from the API server: through the runtime's proxy every Pod, ConfigMap and
+        # Job of the whole Kubernetes cluster would be cached in the operator.
+        api = self.direct_api(args)
+        namespace, selector, scope = args["namespace"], args["label_selector"], args["scope"]
+        result = observe(scope, api.list("v1", "Pod", namespace, selector),
+                         api.list("v1", "ConfigMap", namespace, selector))
+        result["backup_jobs"] = []
+        if args["backup_jobs"]:
+            jobs = api.list("batch/v1", "Job", namespace, "%s,%s" % (selector, JOB_LABEL))
+            pods = api.list("v1", "Pod", namespace, "%s=%s" % (COMPONENT_LABEL, scope)) if jobs else []
+            result["backup_jobs"] = summarize_jobs(jobs, pods)
+        # The key names of each Secret, never their values: enough to tell missing from incomplete.
+        result["secrets"] = {}
+        for name in args["secrets"]:
+            secret = api.get("v1", "Secret", name, namespace)
+            result["secrets"][name] = sorted((secret.get("data") or {})) if secret is not None else None
+        # Whether the first member's data exists: asked only when a Secret is missing.
+        result["data_exists"] = None
+        if args["data_claim"] and None in result["secrets"].values():
+            result["data_exists"] = api.get("v1", "PersistentVolumeClaim", args["data_claim"], namespace) is not None
+        result["statefulset"] = None
+        if args["statefulset"]:
+            sts = self.cached_api(args).get("apps/v1", "StatefulSet", args["statefulset"], namespace)
+            result["statefulset"] = reported(sts) if sts else None
+        result["monitoring_api"] = api.serves(MONITORING_API, MONITORING_KINDS) if args["monitoring_api"] else False
+        return result

@@ -1,0 +1,31 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # How the collection's action plugins reach the Kubernetes API server.
+    DOCUMENTATION = r"""
+options:
+  kubeconfig:
+    description:
+      - A kubeconfig file to use instead of the environment's.
+      - Without it, inside the ansible-operator runtime, owned objects are read and applied through the
+        runtime's proxy (C(K8S_AUTH_KUBECONFIG)), which sets up its watches, and Secrets, Events and
+        what is listed by label go straight to the API server (C(PGC_API_KUBECONFIG), else the pod's
+        ServiceAccount). Run by hand, both are the user's kubeconfig (C(K8S_AUTH_KUBECONFIG),
+        C(KUBECONFIG) or C(~/.kube/config)).
+    type: path
+  context:
+    description:
+      - The kubeconfig context to use instead of the current one.
+    type: str
+requirements:
+  - lightkube >= 0.17 on the controller
+notes:
+  - Runs on the controller inside C(ansible-playbook), with one API client per process; no module
+    process is started.
+"""
