@@ -79,18 +79,23 @@ class ActionModule(K8sAction):
         except Exception as e:
             raise AnsibleActionFail("template %s: %s: %s" % (name, type(e).__name__, to_text(e)))
 
+    def _api_for(self, args, kind):
+        if args["api"] == "direct" or kind in k8s_client.UNCACHED_KINDS:
+            return self.direct_api(args)
+        return self.cached_api(args)
+
     def act(self, args, task_vars):
         desired = []
         for name in args["template"]:
             desired.extend(self._render(name, task_vars))
         desired.extend(args["definition"])
-        api = self.direct_api(args) if args["api"] == "direct" else self.cached_api(args)
         check = bool(self._task.check_mode)
         report, diffs, reported = [], [], {}
         for obj in desired:
             if not args["create_only"]:
                 obj = objects.with_applied_hash(obj)
             meta = obj["metadata"]
+            api = self._api_for(args, obj["kind"])
             live = api.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
             reasons = ["missing"] if live is None else [] if args["create_only"] else objects.differences(obj, live)
             entry = {"object": objects.identity(obj),
@@ -110,6 +115,7 @@ class ActionModule(K8sAction):
             if missing:
                 raise AnsibleActionFail("absent: %s lacks %s" % (ref, ", ".join(missing)))
             identity = objects.identity({"kind": ref["kind"], "metadata": ref})
+            api = self._api_for(args, ref["kind"])
             exists = api.get(ref["apiVersion"], ref["kind"], ref["name"], ref.get("namespace")) is not None
             if exists:
                 if not check:

@@ -5,7 +5,7 @@ plans and monitoring. The logic is in plugins/module_utils; these are its names 
 
 from __future__ import annotations
 
-from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, spec, status
+from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, requeue, spec, status
 from ansible_collections.postgres.cluster.plugins.plugin_utils.filters import as_filter
 
 pgc_normalize = as_filter(spec.pgc_normalize)
@@ -24,6 +24,7 @@ pgc_switchover_plan = as_filter(plans.pgc_switchover_plan)
 pgc_restart_plan = as_filter(plans.pgc_restart_plan)
 # The annotations hold Prometheus templates ({{ $labels.name }}), not Ansible ones.
 pgc_prometheus_rules = as_filter(monitoring.pgc_prometheus_rules, unsafe=True)
+pgc_requeue_period = as_filter(requeue.pending_requeue_period)
 
 
 class FilterModule:
@@ -32,6 +33,7 @@ class FilterModule:
     def filters(self):
         return {
             "pgc_normalize": pgc_normalize,
+            "pgc_requeue_period": pgc_requeue_period,
             "pgc_status": pgc_status,
             "pgc_failure_status": pgc_failure_status,
             "pgc_failure_message": pgc_failure_message,

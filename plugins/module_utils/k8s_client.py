@@ -67,6 +67,12 @@ KNOWN_RESOURCES = {
     "StatefulSet": ("statefulsets", True),
 }
 
+# Kinds never read through the runtime's proxy, even when owned: the first read of a kind there
+# starts an informer that caches every object of that kind in the whole Kubernetes cluster (and
+# Events would start one the operator may not list). Owned objects of these kinds are not watched:
+# a hand edit of one is put back by the next reconcile, not at once.
+UNCACHED_KINDS = frozenset(("ConfigMap", "Secret", "Event", "Pod", "Job"))
+
 PATCH_TYPES = ("merge", "json", "strategic", "apply")
 TIMEOUT_SECONDS = 30
 

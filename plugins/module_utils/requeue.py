@@ -7,7 +7,33 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 
 # What Go's time.ParseDuration accepts, without a sign and without a bare "0".
 GO_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+$")
+
+FIRST_SECONDS = 2
+LONGEST_SECONDS = 30
+
+
+def _parse_time(text):
+    try:
+        value = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+
+
+def pending_requeue_period(status, now=None, first=FIRST_SECONDS, longest=LONGEST_SECONDS):
+    """How soon to look again at a cluster that is not Running, as a Go duration: soon after it
+    stopped being Ready (a new cluster's pods are often ready in seconds), then less often (a third
+    of the time it has waited so far), between ``first`` and ``longest`` seconds. Polling a cluster
+    that waits for slow pods every few seconds would cost a reconcile each time."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    since = None
+    for condition in (status or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            since = _parse_time(condition.get("lastTransitionTime"))
+    waited = (now - since).total_seconds() if since else 0
+    return "%ds" % int(min(longest, max(first, waited // 3)))

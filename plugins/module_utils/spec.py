@@ -23,9 +23,12 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     KIND,
     MONITOR_ROLE,
     NAME_SUFFIXES,
+    PATRONI_CONFIGMAP_SUFFIXES,
     RESTORE_ANNOTATION,
     cluster_names,
+    data_claim,
     labels,
+    patroni_configmap,
 )
 
 
@@ -292,7 +295,10 @@ def pgc_normalize(cluster):
         "generation": meta.get("generation", 0),
         "spec": spec,
         "status": cluster.get("status") or {},
-        "names": cluster_names(name),
+        "names": dict(cluster_names(name),
+                      # Patroni's own ConfigMaps (not the operator's), and the first member's data.
+                      **{"dcs_" + kind: patroni_configmap(name, kind) for kind in PATRONI_CONFIGMAP_SUFFIXES},
+                      data_claim_0=data_claim(cluster_names(name)["statefulset"], 0)),
         # The Secret with the database passwords: the user's, or the one the operator generates.
         "credentials_secret": spec["credentials"]["secretName"] or name + NAME_SUFFIXES["credentials"],
         "labels": labels(name),

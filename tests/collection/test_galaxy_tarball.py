@@ -45,7 +45,9 @@ def test_tarball_ships_the_collection_and_leaves_development_files_out(tarball):
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
     for needed in ("galaxy.yml", "MANIFEST.json", "meta/runtime.yml", "README.md", "roles/reconcile/tasks/main.yml",
-                   "playbooks/reconcile.yml", "plugins/modules/k8s_status.py", "plugins/filter/pgc.py"):
+                   "playbooks/reconcile.yml", "plugins/modules/k8s_status.py", "plugins/filter/pgc.py",
+                   "plugins/action/k8s_apply.py", "plugins/module_utils/k8s_client.py", "requirements.txt",
+                   "meta/execution-environment.yml"):
         assert needed in names or needed == "galaxy.yml", needed
     for left_out in ("tests", "hack", "bench", "molecule", "config", "Makefile", ".ci", "pytest.ini", "Dockerfile"):
         assert not any(n == left_out or n.startswith(left_out + "/") for n in names), left_out
@@ -74,7 +76,8 @@ def test_installed_role_resolves_by_fqcn_with_its_argument_spec(installed, role,
 
 
 @pytest.mark.parametrize("plugin, kind", [("k8s_status", "module"), ("requeue_after", "module"),
-                                          ("pgc_normalize", "filter")])
+                                          ("k8s_apply", "module"), ("cluster_observe", "module"),
+                                          ("k8s_event", "module"), ("pgc_normalize", "filter")])
 def test_installed_plugin_has_documentation(installed, plugin, kind, tmp_path):
     root, env = installed
     doc = json.loads(run("ansible-doc", "-t", kind, "--json", f"postgres.cluster.{plugin}", env=env, cwd=tmp_path))

@@ -255,7 +255,8 @@ class Operator:
         self.proc = subprocess.Popen(
             ["ansible-operator", "run", "--watches-file", str(REPO / "watches.yaml"),
              "--health-probe-bind-address", "127.0.0.1:6789", "--metrics-bind-address", "127.0.0.1:8443",
-             "--max-concurrent-reconciles", "2", "--leader-elect=false"],
+             "--max-concurrent-reconciles", os.environ.get("PGC_MAX_CONCURRENT_RECONCILES", "2"),
+             "--leader-elect=false"],
             cwd=REPO, env=e, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for(self._ready, 30, "ansible-operator did not become ready")

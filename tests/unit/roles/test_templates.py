@@ -198,14 +198,6 @@ def test_provision_statefulset_follows_the_volume_claim_retention_of_the_spec():
     assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Delete"}
 
 
-def test_cleanup_names_every_configmap_patroni_creates():
-    text = (REPO / "roles/cleanup/templates/patroni-configmaps.yaml.j2").read_text()
-    templar = Templar(loader=DataLoader(), variables={"pgc": sample_pgc()})
-    docs = [d for d in yaml.safe_load_all(templar.template(text)) if d]
-    assert [(d["kind"], d["metadata"]["name"], d["metadata"]["namespace"]) for d in docs] == [
-        ("ConfigMap", "example-" + s, "prod") for s in ("leader", "config", "failover", "sync")]
-
-
 def test_provision_statefulset_runs_the_exporter_sidecar_only_with_monitoring():
     pod = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(backupSchedule=""))["spec"]["template"]["spec"]
     exporter = {c["name"]: c for c in pod["containers"]}["exporter"]

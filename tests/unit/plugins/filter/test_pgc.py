@@ -10,7 +10,7 @@ from ansible.utils.unsafe_proxy import AnsibleUnsafe
 
 from ansible_collections.postgres.cluster.plugins.filter import backup, backup_jobs
 from ansible_collections.postgres.cluster.plugins.filter import pgc as flt
-from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, spec, status
+from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, requeue, spec, status
 
 REPO = Path(__file__).resolve().parents[4]
 FILTERS = flt.FilterModule().filters()
@@ -27,6 +27,7 @@ LOGIC = {
     "pgc_switchover_plan": plans.pgc_switchover_plan,
     "pgc_restart_plan": plans.pgc_restart_plan,
     "pgc_prometheus_rules": monitoring.pgc_prometheus_rules,
+    "pgc_requeue_period": requeue.pending_requeue_period,
 }
 
 

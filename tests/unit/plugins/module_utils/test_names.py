@@ -40,5 +40,15 @@ def test_copies_in_files_that_cannot_import_the_names_stay_equal():
     # Templates name the claim template and Patroni's ConfigMaps themselves.
     statefulset = (REPO / "roles/provision/templates/statefulset.yaml.j2").read_text()
     assert re.search(r"volumeClaimTemplates:\s*\n\s*- metadata:\s*\n\s*name: %s\n" % names.DATA_VOLUME, statefulset)
-    cleanup = (REPO / "roles/cleanup/templates/patroni-configmaps.yaml.j2").read_text()
-    assert "{%% for suffix in %r %%}" % [s.lstrip("-") for s in names.PATRONI_CONFIGMAP_SUFFIXES.values()] in cleanup
+    # The finalizer deletes every one of Patroni's ConfigMaps.
+    cleanup = (REPO / "roles/cleanup/tasks/main.yml").read_text()
+    assert all("pgc.names.dcs_%s" % kind in cleanup for kind in names.PATRONI_CONFIGMAP_SUFFIXES)
+
+
+def test_the_cluster_fact_names_patronis_configmaps_and_the_first_members_data():
+    from ansible_collections.postgres.cluster.plugins.module_utils.spec import pgc_normalize
+
+    found = pgc_normalize({"metadata": {"name": "main", "namespace": "db"}, "spec": {}})["names"]
+    assert (found["dcs_leader"], found["dcs_config"], found["dcs_failover"], found["dcs_sync"]) == (
+        "main-leader", "main-config", "main-failover", "main-sync")
+    assert found["data_claim_0"] == "data-main-0"
