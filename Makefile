@@ -62,3 +62,7 @@ molecule: venv binaries ## The molecule scenario against the local control plane
 .PHONY: bench
 bench: venv binaries ## Print reconcile, convergence and memory figures beside their floors (BENCH_ARGS=...)
 	python bench/reconcile.py $(BENCH_ARGS)
+
+.PHONY: bench-backup
+bench-backup: venv deps ## Print backup and restore throughput of a 1 GB database beside pg_basebackup
+	python bench/backup.py

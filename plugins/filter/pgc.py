@@ -25,6 +25,7 @@ pgc_restart_plan = as_filter(plans.pgc_restart_plan)
 # The annotations hold Prometheus templates ({{ $labels.name }}), not Ansible ones.
 pgc_prometheus_rules = as_filter(monitoring.pgc_prometheus_rules, unsafe=True)
 pgc_requeue_period = as_filter(requeue.pending_requeue_period)
+pgc_monitoring = as_filter(monitoring.pgc_monitoring)
 
 
 class FilterModule:
@@ -34,6 +35,7 @@ class FilterModule:
         return {
             "pgc_normalize": pgc_normalize,
             "pgc_requeue_period": pgc_requeue_period,
+            "pgc_monitoring": pgc_monitoring,
             "pgc_status": pgc_status,
             "pgc_failure_status": pgc_failure_status,
             "pgc_failure_message": pgc_failure_message,

@@ -29,3 +29,21 @@ def pgc_prometheus_rules(rules_text, pgc):
             scoped.append(rule)
         groups.append({**group, "name": "%s.%s.%s" % (group["name"], pgc["namespace"], pgc["name"]), "rules": scoped})
     return {"groups": groups}
+
+
+NO_MONITORING_API = ("the cluster does not serve the monitoring.coreos.com/v1 API (Prometheus Operator CRDs)")
+
+
+def pgc_monitoring(pgc, api_served):
+    """What monitoring a cluster gets, as status.monitoring says it: the exporter sidecars and the
+    metrics Service with spec.enableMonitoring, a PodMonitor and a PrometheusRule too where the
+    monitoring.coreos.com API is served (``api_served``)."""
+    enabled = bool(pgc["spec"].get("enableMonitoring"))
+    operator_api = enabled and bool(api_served)
+    if not enabled:
+        message = "Monitoring is off (spec.enableMonitoring)"
+    elif operator_api:
+        message = "Exporter sidecars, metrics Service, PodMonitor and PrometheusRule applied"
+    else:
+        message = "Exporter sidecars and metrics Service applied; PodMonitor and PrometheusRule skipped: " + NO_MONITORING_API
+    return {"exporter": enabled, "podMonitor": operator_api, "prometheusRule": operator_api, "message": message}

@@ -28,6 +28,7 @@ LOGIC = {
     "pgc_restart_plan": plans.pgc_restart_plan,
     "pgc_prometheus_rules": monitoring.pgc_prometheus_rules,
     "pgc_requeue_period": requeue.pending_requeue_period,
+    "pgc_monitoring": monitoring.pgc_monitoring,
 }
 
 
