@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
+from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.postgres.cluster.plugins.filter import backup, backup_jobs
 from ansible_collections.postgres.cluster.plugins.filter import pgc as pgc_filters
@@ -349,3 +351,179 @@ def test_provision_members_and_jobs_mount_what_a_private_object_store_needs():
     assert {"backup-gcs", "backup-ca"} <= {v["name"] for v in job["volumes"]}
     conf = render("provision", "configmap-pgbackrest.yaml.j2", pgc=pgc)["data"]["job.conf"]
     assert "repo1-type=gcs" in conf and "repo1-gcs-key=/etc/pgc/backup-gcs/key.json" in conf
+
+
+# Text a user wrote, as it reaches a template: the runtime marks the custom resource unsafe
+# (markUnsafe in watches.yaml) and Ansible marks what a task registers unsafe; wrap_var stands
+# in for both, so that a template renders what a play would give it.
+USER_TEXT = 'it\'s "quoted" {{ 7 * 6 }}'
+
+
+def test_backup_expire_job_runs_pgbackrest_expire_on_the_backup_set_for_the_cluster():
+    pgc = sample_pgc(backup=S3)
+    backup = wrap_var({"metadata": {"name": "nightly", "namespace": "prod", "uid": "b-1"},
+                       "spec": {"cluster": "example", "expireOnDelete": True}})
+
+    def expire_job(label, **variables):
+        return render("backup", "job-expire.yaml.j2", __backup=backup, __backup_status=wrap_var({"label": label}),
+                      __backup_pgc=wrap_var(pgc), **variables)
+
+    job = expire_job("20261129-020000F")
+    meta = job["metadata"]
+    assert (job["kind"], meta["name"], meta["namespace"]) == ("Job", "nightly-expire", "prod")
+    assert meta["labels"] == {**pgc["labels"], "postgres.example.com/job": "expire", "postgres.example.com/backup": "nightly"}
+    # Owned by the cluster: the PostgresBackup it runs for is being deleted.
+    assert meta["ownerReferences"] == [pgc["owner_reference"]]
+    assert (job["spec"]["ttlSecondsAfterFinished"], job["spec"]["activeDeadlineSeconds"]) == (3600, 600)
+    pod = job["spec"]["template"]
+    assert pod["metadata"]["labels"]["postgres.example.com/job"] == "expire"
+    assert "postgres.example.com/cluster" not in pod["metadata"]["labels"]
+    container = pod["spec"]["containers"][0]
+    assert container["command"][:4] == ["bash", "-o", "pipefail", "-c"]
+    assert container["command"][-1].startswith('rc=0; pgbackrest expire --set="$PGC_BACKUP_SET" 1>&2 && ')
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["PGC_BACKUP_SET"], env["PGBACKREST_STANZA"]) == ("20261129-020000F", "example")
+    assert {"key": "job.conf", "path": "pgbackrest.conf"} in \
+        {v["name"]: v for v in pod["spec"]["volumes"]}["pgbackrest-config"]["configMap"]["items"]
+    # The set reaches pgBackRest through the environment, as it was written; the wait follows the deadline.
+    odd = expire_job(USER_TEXT, backup_expire_timeout=120)
+    container = odd["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "PGC_BACKUP_SET", "value": USER_TEXT} in container["env"]
+    assert USER_TEXT not in container["command"][-1]
+    assert odd["spec"]["activeDeadlineSeconds"] == 120
+
+
+def test_configure_dcs_config_annotation_carries_the_spec_and_keeps_what_the_operator_does_not_own():
+    pgc = sample_pgc(configuration={"max_connections": "300", "application_name": USER_TEXT})
+    # Patroni's dynamic configuration as read, with a key set by patronictl edit-config.
+    current = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10, "maximum_lag_on_failover": 1048576,
+               "synchronous_mode": False, "failsafe_mode": True,
+               "postgresql": {"use_pg_rewind": True, "use_slots": True, "parameters": {"max_connections": "200"}}}
+    dcs = pgc_filters.pgc_dcs_config(current, pgc)
+    cm = render("configure", "configmap-dcs-config.yaml.j2", pgc=wrap_var(pgc), __configure_dcs=wrap_var(dcs))
+    meta = cm["metadata"]
+    assert (cm["kind"], meta["name"], meta["namespace"]) == ("ConfigMap", pgc["names"]["dcs_config"], "prod")
+    assert meta["name"] == "example-config"
+    # Patroni's own ConfigMap, merge-patched: its labels stay Patroni's, and it has no owner (the
+    # cleanup role deletes it with the cluster, watches.yaml).
+    assert "labels" not in meta and "ownerReferences" not in meta
+    # Only the configuration: the annotation initialize (the system identifier) is left alone.
+    assert list(meta["annotations"]) == ["config"]
+    text = meta["annotations"]["config"]
+    assert text == json.dumps(dcs, separators=(",", ":"), sort_keys=True)
+    config = json.loads(text)
+    assert config["postgresql"]["parameters"]["max_connections"] == "300"
+    assert config["postgresql"]["parameters"]["wal_log_hints"] == "on"
+    assert (config["failsafe_mode"], config["ttl"]) == (True, 30)
+    assert config["postgresql"]["parameters"]["application_name"] == USER_TEXT
+
+
+def test_credentials_backup_encryption_secret_holds_a_generated_passphrase_and_no_owner():
+    pgc = sample_pgc(backup=S3)
+    secret = render("credentials", "secret-backup-encryption.yaml.j2", pgc=pgc)
+    meta = secret["metadata"]
+    assert (secret["kind"], secret["type"], meta["name"], meta["namespace"]) == (
+        "Secret", "Opaque", "example-backup-encryption", "prod")
+    assert meta["labels"] == pgc["labels"]
+    # No ownerReference: the backups it encrypts outlive the PostgresCluster, and so must the passphrase.
+    assert "ownerReferences" not in meta
+    # The Secret and key the members and the Jobs give pgBackRest as its cipher passphrase.
+    cipher = {e["name"]: e for e in pgc_pgbackrest_environment(pgc)}["PGBACKREST_REPO1_CIPHER_PASS"]
+    assert cipher["valueFrom"]["secretKeyRef"] == {"name": meta["name"], "key": "passphrase"}
+    assert list(secret["stringData"]) == ["passphrase"]
+    passphrase = secret["stringData"]["passphrase"]
+    assert len(passphrase) == 64 and passphrase.isascii() and passphrase.isalnum()
+    assert render("credentials", "secret-backup-encryption.yaml.j2", pgc=pgc)["stringData"]["passphrase"] != passphrase
+    shorter = render("credentials", "secret-backup-encryption.yaml.j2", pgc=pgc, credentials_passphrase_length="20")
+    assert len(shorter["stringData"]["passphrase"]) == 20
+
+
+def test_provision_logical_backup_cronjob_dumps_the_databases_of_the_spec_on_their_schedule():
+    pgc = sample_pgc(backup={**S3, "logical": {"schedule": "30 3 * * *", "databases": ["shop", "orders"], "retention": 5}})
+    cron = render("provision", "cronjob-logical-backup.yaml.j2", pgc=pgc,
+                  provision_backup_resources={"requests": {"cpu": "100m"}})
+    meta = cron["metadata"]
+    assert (cron["kind"], meta["name"], meta["namespace"]) == ("CronJob", pgc["names"]["logical_cronjob"], "prod")
+    assert meta["name"] == "example-logical-backup"
+    job_labels = {**pgc["labels"], "postgres.example.com/job": "logical-backup"}
+    assert meta["labels"] == job_labels
+    assert meta["ownerReferences"] == [pgc["owner_reference"]]
+    spec = cron["spec"]
+    assert (spec["schedule"], spec["timeZone"], spec["concurrencyPolicy"]) == ("30 3 * * *", "Etc/UTC", "Forbid")
+    assert (spec["startingDeadlineSeconds"], spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (600, 3, 3)
+    assert spec["jobTemplate"]["metadata"]["labels"] == job_labels
+    assert spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 21600
+    pod = spec["jobTemplate"]["spec"]["template"]
+    assert "postgres.example.com/cluster" not in pod["metadata"]["labels"]
+    assert pod["metadata"]["labels"]["postgres.example.com/job"] == "logical-backup"
+    container = pod["spec"]["containers"][0]
+    assert container["command"][-1].startswith('rc=0; pgc-logical-backup.sh | tee "$PGC_RESULT_FILE" || rc=$?;')
+    assert container["resources"] == {"requests": {"cpu": "100m"}}
+    env = {e["name"]: e for e in container["env"]}
+    assert (env["PGC_LOGICAL_DATABASES"]["value"], env["PGC_LOGICAL_RETENTION"]["value"]) == ("shop,orders", "5")
+    # pg_dump reaches the primary through the read-write Service, as the superuser of the Secret.
+    assert (env["PGHOST"]["value"], env["PGPORT"]["value"], env["PGUSER"]["value"]) == ("example", "5432", "postgres")
+    assert env["PGPASSWORD"] == {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {
+        "name": "example-credentials", "key": "superuser-password"}}}
+
+
+def test_provision_logical_backup_cronjob_dumps_the_application_database_unless_told_otherwise():
+    pgc = sample_pgc(credentials={"appDatabase": "shopdb"}, backup={**S3, "logical": {"schedule": "@daily"}})
+    container = render("provision", "cronjob-logical-backup.yaml.j2", pgc=pgc)[
+        "spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["PGC_LOGICAL_DATABASES"], env["PGC_LOGICAL_RETENTION"]) == ("shopdb", "7")
+    # The CRD's pattern refuses such a name; the Job does not depend on it: the name is data.
+    odd = wrap_var(sample_pgc(backup={**S3, "logical": {"schedule": "@daily", "databases": [USER_TEXT]}}))
+    container = render("provision", "cronjob-logical-backup.yaml.j2", pgc=odd)[
+        "spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "PGC_LOGICAL_DATABASES", "value": USER_TEXT} in container["env"]
+    assert USER_TEXT not in container["command"][-1]
+
+
+def test_restore_dcs_pause_config_map_pauses_and_resumes_patroni_keeping_its_configuration():
+    pgc = sample_pgc()
+    # Patroni's dynamic configuration as the restore read it (a registered result).
+    read = wrap_var({"ttl": 30, "loop_wait": 10, "failsafe_mode": True,
+                     "postgresql": {"use_pg_rewind": True, "parameters": {"max_connections": "200",
+                                                                           "application_name": USER_TEXT}}})
+    configs = {}
+    for pause in (True, False):
+        cm = render("restore", "configmap-dcs-pause.yaml.j2", pgc=wrap_var(pgc), __restore_dcs=read, __restore_pause=pause)
+        meta = cm["metadata"]
+        assert (cm["kind"], meta["name"], meta["namespace"]) == ("ConfigMap", pgc["names"]["dcs_config"], "prod")
+        assert meta["name"] == "example-config"
+        # Applied over Patroni's own ConfigMap: its labels stay Patroni's, and it has no owner (the
+        # cleanup role deletes it with the cluster, watches.yaml).
+        assert "labels" not in meta and "ownerReferences" not in meta
+        assert list(meta["annotations"]) == ["config"]  # initialize is left alone
+        configs[pause] = meta["annotations"]["config"]
+    assert configs[True] == json.dumps({**read, "pause": True}, separators=(",", ":"), sort_keys=True)
+    assert json.loads(configs[True]) == {**read, "pause": True}
+    assert json.loads(configs[False]) == {**read, "pause": False}
+    assert json.loads(configs[False])["postgresql"]["parameters"]["application_name"] == USER_TEXT
+
+
+def _member(name, role, ready=True):
+    return {"metadata": {"name": name, "labels": {"postgres.example.com/cluster": "example", "role": role}},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_switchover_failover_config_map_asks_patroni_to_hand_the_leader_lock_to_the_candidate():
+    pgc = sample_pgc()
+    pods = wrap_var([_member("example-0", "replica", ready=False), _member("example-1", "primary"),
+                     _member("example-2", "replica"), _member("example-3", "replica")])
+    cm = render("switchover", "configmap-failover.yaml.j2", pgc=wrap_var(pgc),
+                __switchover_plan=wrap_var(pgc_filters.pgc_switchover_plan(pods)))
+    meta = cm["metadata"]
+    assert (cm["kind"], meta["name"], meta["namespace"]) == ("ConfigMap", pgc["names"]["dcs_failover"], "prod")
+    assert meta["name"] == "example-failover"
+    # Patroni reads the ConfigMaps with its own labels only.
+    assert meta["labels"] == pgc_patroni_config(pgc)["kubernetes"]["labels"] == {"postgres.example.com/cluster": "example"}
+    # Patroni's own ConfigMap: no owner; the cleanup role deletes it with the cluster (watches.yaml).
+    assert "ownerReferences" not in meta
+    # The first ready replica by ordinal takes over from the member Patroni labels primary.
+    assert meta["annotations"] == {"leader": "example-1", "member": "example-2"}
+    chosen = render("switchover", "configmap-failover.yaml.j2", pgc=wrap_var(pgc),
+                    __switchover_plan=wrap_var(pgc_filters.pgc_switchover_plan(pods, "example-3")))
+    assert chosen["metadata"]["annotations"] == {"leader": "example-1", "member": "example-3"}
