@@ -247,11 +247,14 @@ def runs_in_flight(root):
 # --- the operator's log: its finished runs --------------------------------------------------
 
 class FinishedRuns:
-    """The operator's finished runs per PostgresCluster, read from its log as it grows. The runtime
-    prints each run's PLAY RECAP under a header naming the cluster once ansible-runner has exited
-    (as Operator.recaps reads them)."""
+    """The operator's finished runs per PostgresCluster, read from its log as it grows: the runner's
+    line at the end of each run, and the PLAY RECAP the runtime prints under a header naming the
+    cluster (as Operator.recaps reads them) for the runs that were not requeued."""
 
     HEADER = re.compile(r"Ansible Task Status Event StdOut \([^,]+, Kind=PostgresCluster, ([^/\s]+)/([^)\s]+)\)")
+    # Every run ends with one of these from the runner (a requeued run prints no PLAY RECAP header).
+    RUN_END = re.compile(r'"logger":"runner","msg":"(?:Ansible-runner exited successfully|[^"]*)","job":"\d+",'
+                         r'"name":"([^"]+)","namespace":"([^"]+)"(?:\}|,"error":"exit status)')
 
     def __init__(self, log_path):
         self.path = Path(log_path)
@@ -269,10 +272,13 @@ class FinishedRuns:
             *lines, self.partial = (self.partial + data).split(b"\n")
             for raw in lines:
                 line = raw.decode(errors="replace")
+                end = self.RUN_END.search(line)
+                if end:
+                    self.counts[(end.group(2), end.group(1))] += 1
+                    continue
                 header = self.HEADER.search(line)
                 if header:
                     self._last = (header.group(2), header.group(1))  # (namespace, name)
-                    self.counts[self._last] += 1
                     continue
                 recap = helpers.Operator.RECAP.search(line)
                 if recap and self._last:
@@ -379,6 +385,22 @@ def create_namespace(hint):
     return namespace
 
 
+def ensure_pod_capacity(pods):
+    """Enough kwok nodes for ``pods`` more pods than are bound now: each node takes as many pods as
+    its status allows (110 by default), and a pod with no room would keep its cluster Pending."""
+    nodes = helpers.kubectl_json("get", "nodes")["items"]
+    per_node = min(int((n["status"].get("allocatable") or {}).get("pods", 110)) for n in nodes)
+    bound = sum(1 for p in helpers.kubectl_json("get", "pods", "-A")["items"] if p["spec"].get("nodeName"))
+    needed = -(-(bound + pods) // per_node) + 1
+    if needed > len(nodes):
+        subprocess.run(["kwokctl", "scale", "node", "--name", helpers.hack("PGC_CLUSTER"), "--replicas", str(needed)],
+                       env=helpers.env(), check=True, capture_output=True)
+        helpers.wait_for(lambda: sum(1 for n in helpers.kubectl_json("get", "nodes")["items"]
+                                     if any(c["type"] == "Ready" and c["status"] == "True"
+                                            for c in n["status"].get("conditions") or [])) >= needed,
+                         120, f"{needed} kwok nodes did not become Ready")
+
+
 def apply_clusters(namespace, count):
     docs = "\n---\n".join(json.dumps(helpers.postgres_cluster(f"pg{i}", replicas=REPLICAS)) for i in range(count))
     helpers.apply(docs, namespace)
@@ -453,6 +475,7 @@ def converge(operator, runs, namespace, count, deadline=DEADLINE_S):
     watch.start()
     reconciles = {}
     try:
+        ensure_pod_capacity(count * (REPLICAS + 1))
         start = time.monotonic()
         apply_clusters(namespace, count)
         while len(reconciles) < count and time.monotonic() - start < deadline:
@@ -755,7 +778,8 @@ def operator_applied_objects(namespace, name):
     served = {r.split(".")[0]: r for r in helpers.kubectl("api-resources", "--namespaced=true", "-o", "name").split()}
     kinds = [served[r] for r, sub in sorted(RENDERED_KINDS)
              if not sub and r in served and r not in ("events", "pods", "postgresclusters", "postgresbackups")]
-    owned = [o for o in helpers.kubectl_json("get", ",".join(kinds), "-n", namespace)["items"]
+    # kubectl leaves managedFields out of its output unless asked.
+    owned = [o for o in helpers.kubectl_json("get", ",".join(kinds), "-n", namespace, "--show-managed-fields")["items"]
              if any(ref.get("uid") == uid for ref in o["metadata"].get("ownerReferences") or [])]
     managers = Counter(m["manager"] for o in owned for m in o["metadata"].get("managedFields", [])
                        if m.get("operation") == "Apply" and not m.get("subresource"))
