@@ -61,7 +61,7 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
     """Return the status a cluster should report, from its StatefulSet and Patroni's state.
 
     ``statefulset`` is the StatefulSet object (or None when it does not exist yet);
-    ``observed`` what the cluster_observe module read from Patroni's Kubernetes DCS (leader,
+    ``observed`` what the cluster_observe action read from Patroni's Kubernetes DCS (leader,
     members, initialized); ``monitoring`` what the provision step applied for monitoring (left
     out of the result when None). The result holds the fields to write; conditions carry no
     lastTransitionTime, the status module keeps it across writes that do not change a
