@@ -75,7 +75,7 @@ DEADLINE_S = 600
 FLOOR_RUNS = 5
 MODULE_RUNS = 3
 UNRELATED_RECONCILES = 3
-WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
+WRITE_VERBS = helpers.WRITE_VERBS
 # Every kind the roles render or change, counted even before the ClusterRole grants it; the
 # ClusterRole's writable resources are added to these (operator_written_resources).
 RENDERED_KINDS = {(kind, "") for kind in (
@@ -304,18 +304,20 @@ def wait_for_next_run(runs, namespace, name, before, timeout=120):
 
 def wait_until_quiet(operator, runs, quiet=10.0, timeout=180.0):
     """Wait until no run is in flight and none has finished for ``quiet`` seconds; False at the deadline."""
-    deadline = time.monotonic() + timeout
-    last_total, quiet_since = runs.update().total(), time.monotonic()
-    while time.monotonic() < deadline:
+    seen = {"total": runs.update().total(), "since": time.monotonic()}
+
+    def quiet_enough():
         total = runs.update().total()
-        if total != last_total or runner_processes(operator.proc.pid):
-            last_total, quiet_since = total, time.monotonic()
-        elif time.monotonic() - quiet_since >= quiet:
-            return True
-        time.sleep(0.5)
-    print(f"    warning: the operator was still running reconciles after {timeout:.0f} s; "
-          "the figures that follow include them")
-    return False
+        if total != seen["total"] or runner_processes(operator.proc.pid):
+            seen.update(total=total, since=time.monotonic())
+        return time.monotonic() - seen["since"] >= quiet
+
+    try:
+        return helpers.wait_for(quiet_enough, timeout, "the operator kept running reconciles")
+    except AssertionError:
+        print(f"    warning: the operator was still running reconciles after {timeout:.0f} s; "
+              "the figures that follow include them")
+        return False
 
 
 # --- the API server -------------------------------------------------------------------------
@@ -333,23 +335,6 @@ def operator_written_resources():
             if {v.upper() for v in rule.get("verbs", [])} & (WRITE_VERBS | {"CREATE", "UPDATE", "*"}):
                 written.update(tuple(r.partition("/")[::2]) for r in rule.get("resources", []))
     return written
-
-
-def api_writes(resources):
-    """Write requests the API server has served on ``resources``, by (verb, resource, subresource)."""
-    counts = {}
-    for line in helpers.kubectl("get", "--raw", "/metrics").splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-        key = (labels.get("verb"), labels.get("resource"), labels.get("subresource", ""))
-        if key[0] in WRITE_VERBS and key[1:] in resources:
-            counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
-    return counts
-
-
-def delta(after, before):
-    return {k: int(v - before.get(k, 0)) for k, v in after.items() if v - before.get(k, 0) > 0}
 
 
 def touch_owned_service(namespace, name):
@@ -517,13 +502,13 @@ def measure_noop_reconciles(operator, runs, namespace, name, count):
     for i in range(count):
         versions = helpers.resource_versions(namespace)
         before_runs, before_total = runs.update().count(namespace, name), runs.total()
-        before_writes, before_cpu = api_writes(resources), cpu_seconds(operator.proc.pid)
+        before_writes, before_cpu = helpers.api_writes(resources), cpu_seconds(operator.proc.pid)
         touched = touch_owned_service(namespace, name)
         wait_for_next_run(runs, namespace, name, before_runs)
         wall.append(time.monotonic() - touched)
         cpu.append(cpu_seconds(operator.proc.pid) - before_cpu)
         overlapped += runs.update().total() - before_total - 1
-        after = delta(api_writes(resources), before_writes)
+        after = helpers.writes_since(before_writes, resources)
         after[("PATCH", "services", "")] = after.get(("PATCH", "services", ""), 0) - 1  # the touch
         after = {k: v for k, v in after.items() if v > 0}
         writes.append(sum(after.values()))

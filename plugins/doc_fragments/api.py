@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # How the collection's action plugins reach the Kubernetes API server.
+    # How the collection's action plugins reach the Kubernetes API server, and where they run.
     DOCUMENTATION = r"""
 options:
   kubeconfig:
@@ -23,9 +23,44 @@ options:
     description:
       - The kubeconfig context to use instead of the current one.
     type: str
+attributes:
+  action:
+    description: Runs on the controller, inside C(ansible-playbook), as an action plugin.
+    support: full
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
 requirements:
   - lightkube >= 0.17 on the controller
 notes:
   - Runs on the controller inside C(ansible-playbook), with one API client per process; no module
     process is started.
+"""
+
+    # Events about an object, created only when a change is made.
+    EVENTS = r"""
+options:
+  events:
+    description:
+      - Kubernetes Events about the object, created straight on the API server (never through the
+        ansible-operator runtime's proxy, which would start an Events informer the operator may not list).
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: Normal or Warning.
+        type: str
+        choices: [Normal, Warning]
+        default: Normal
+      reason:
+        description: A CamelCase reason.
+        type: str
+        required: true
+      message:
+        description: What happened (cut at 1000 characters).
+        type: str
+        required: true
 """

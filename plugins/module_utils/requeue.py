@@ -10,19 +10,13 @@ from __future__ import annotations
 import datetime
 import re
 
+from ansible_collections.postgres.cluster.plugins.module_utils.patroni import parse_time
+
 # What Go's time.ParseDuration accepts, without a sign and without a bare "0".
 GO_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+$")
 
 FIRST_SECONDS = 2
 LONGEST_SECONDS = 30
-
-
-def _parse_time(text):
-    try:
-        value = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
 
 
 def pending_requeue_period(status, now=None, first=FIRST_SECONDS, longest=LONGEST_SECONDS):
@@ -34,6 +28,6 @@ def pending_requeue_period(status, now=None, first=FIRST_SECONDS, longest=LONGES
     since = None
     for condition in (status or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
-            since = _parse_time(condition.get("lastTransitionTime"))
+            since = parse_time(condition.get("lastTransitionTime"))
     waited = (now - since).total_seconds() if since else 0
     return "%ds" % int(min(longest, max(first, waited // 3)))

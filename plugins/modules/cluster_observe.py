@@ -64,15 +64,6 @@ options:
 extends_documentation_fragment:
   - postgres.cluster.api
   - ansible.builtin.action_common_attributes
-attributes:
-  action:
-    support: full
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: all
 seealso:
   - module: postgres.cluster.k8s_apply
 """

@@ -67,17 +67,12 @@ extends_documentation_fragment:
   - postgres.cluster.api
   - ansible.builtin.action_common_attributes
 attributes:
-  action:
-    support: full
   check_mode:
-    support: full
     details: Reads the live objects and reports what would be created, changed or deleted, without writing.
   diff_mode:
     support: full
     details: For each object that differs, the fields it sets as they are live and as they would be; a
       Secret's values are never shown.
-  platform:
-    platforms: all
 seealso:
   - module: kubernetes.core.k8s
 """

@@ -24,37 +24,15 @@ options:
     type: dict
     required: true
   events:
-    description: The Events.
-    type: list
-    elements: dict
+    description: The Events, one per item.
     required: true
-    suboptions:
-      type:
-        description: Normal or Warning.
-        type: str
-        choices: [Normal, Warning]
-        default: Normal
-      reason:
-        description: A CamelCase reason.
-        type: str
-        required: true
-      message:
-        description: What happened (cut at 1000 characters).
-        type: str
-        required: true
 extends_documentation_fragment:
   - postgres.cluster.api
+  - postgres.cluster.api.events
   - ansible.builtin.action_common_attributes
 attributes:
-  action:
-    support: full
   check_mode:
-    support: full
     details: Nothing is created.
-  diff_mode:
-    support: none
-  platform:
-    platforms: all
 """
 
 EXAMPLES = r"""

@@ -42,15 +42,6 @@ options:
 extends_documentation_fragment:
   - postgres.cluster.api
   - ansible.builtin.action_common_attributes
-attributes:
-  action:
-    support: full
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: all
 seealso:
   - module: kubernetes.core.k8s_info
 """

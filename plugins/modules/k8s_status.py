@@ -54,22 +54,6 @@ options:
     description:
       - Kubernetes Events about the object, created straight on the API server only when the status is
         written, so that each transition is announced once.
-    type: list
-    elements: dict
-    suboptions:
-      type:
-        description: Normal or Warning.
-        type: str
-        choices: [Normal, Warning]
-        default: Normal
-      reason:
-        description: A CamelCase reason.
-        type: str
-        required: true
-      message:
-        description: What happened (cut at 1000 characters).
-        type: str
-        required: true
   status:
     description:
       - The status fields to set. Each key replaces the current value of that key as a whole (a nested
@@ -87,18 +71,13 @@ options:
     required: true
 extends_documentation_fragment:
   - postgres.cluster.api
+  - postgres.cluster.api.events
   - ansible.builtin.action_common_attributes
 attributes:
-  action:
-    support: full
-  check_mode:
-    support: full
   diff_mode:
     support: full
     details:
       - The diff shows the status before and after the change.
-  platform:
-    platforms: all
 notes:
   - The object's definition must enable the status subresource (C(subresources.status) in a
     CustomResourceDefinition); without it the API server has no C(/status) endpoint and the module fails.

@@ -165,20 +165,21 @@ def resource_versions(namespace):
     return versions
 
 
-WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE")
+WRITE_VERBS = frozenset(("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"))
 
 
-def api_writes():
-    """Write requests the API server has served so far for the kinds the operator writes, by
-    (verb, resource, subresource), from its own request counters."""
-    resources = {k.split(".")[0] for k in MANAGED_KINDS + MONITORING_KINDS} | {"events", "jobs"}
+def api_writes(resources=None):
+    """Write requests the API server has served so far, by (verb, resource, subresource), from its own
+    request counters: on ``resources`` ((resource, subresource) pairs), else on every subresource of
+    the kinds the operator writes."""
+    kinds = {k.split(".")[0] for k in MANAGED_KINDS + MONITORING_KINDS} | {"events", "jobs"}
     counts = {}
     for line in kubectl("get", "--raw", "/metrics").splitlines():
         if not line.startswith("apiserver_request_total{"):
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources:
-            key = (labels["verb"], labels["resource"], labels.get("subresource", ""))
+        key = (labels.get("verb"), labels.get("resource"), labels.get("subresource", ""))
+        if key[0] in WRITE_VERBS and (key[1:] in resources if resources is not None else key[1] in kinds):
             counts[key] = counts.get(key, 0) + float(line.rsplit(" ", 1)[1])
     return counts
 
@@ -190,24 +191,22 @@ def wait_for_namespaces_gone(timeout=180):
                     "namespaces stayed Terminating")
 
 
-def writes_since(before):
-    """The write requests counted by api_writes() since ``before``."""
-    return {k: int(v - before.get(k, 0)) for k, v in api_writes().items() if v - before.get(k, 0) > 0}
+def writes_since(before, resources=None):
+    """The write requests counted by api_writes(resources) since ``before``."""
+    return {k: int(v - before.get(k, 0)) for k, v in api_writes(resources).items() if v - before.get(k, 0) > 0}
 
 
 def stable_resource_versions(namespace, settle=3, timeout=60):
     """resource_versions, once they stayed the same for ``settle`` seconds; fails after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last, since = resource_versions(namespace), time.monotonic()
-    while True:
-        if time.monotonic() - since >= settle:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"objects in {namespace} kept changing for {timeout} s: {sorted(last)}")
-        time.sleep(0.5)
+    seen = {"versions": resource_versions(namespace), "since": time.monotonic()}
+
+    def settled():
         now = resource_versions(namespace)
-        if now != last:
-            last, since = now, time.monotonic()
+        if now != seen["versions"]:
+            seen.update(versions=now, since=time.monotonic())
+        # A tuple: settled on no object at all is still settled.
+        return (seen["versions"],) if time.monotonic() - seen["since"] >= settle else None
+    return wait_for(settled, timeout, f"objects in {namespace} kept changing")[0]
 
 
 def finish_deletions(timeout=120):

@@ -13,6 +13,7 @@ import os
 
 import pytest
 import yaml
+from ansible.utils.plugin_docs import merge_fragment
 
 from ansible_collections.postgres.cluster.plugins.plugin_utils.k8s_action import CONNECTION_ARGS, K8sAction
 
@@ -40,6 +41,19 @@ def constants(path):
 
 def stub(name):
     return constants(os.path.join(MODULE_DIR, name + ".py"))
+
+
+def merged_documentation(name):
+    """The stub's DOCUMENTATION with the collection's fragments merged the way ansible-doc merges them
+    (the installed collection's ansible-doc is checked in tests/collection)."""
+    doc = yaml.safe_load(stub(name)["DOCUMENTATION"])
+    fragments = constants(os.path.join(REPO_ROOT, "plugins", "doc_fragments", "api.py"))
+    for ref in doc.get("extends_documentation_fragment", []):
+        if ref == API_FRAGMENT or ref.startswith(API_FRAGMENT + "."):
+            fragment = yaml.safe_load(fragments[ref[len(API_FRAGMENT) + 1:].upper() or "DOCUMENTATION"])
+            for key in ("options", "attributes"):
+                merge_fragment(doc.setdefault(key, {}), fragment.get(key, {}))
+    return doc
 
 
 def action_class(name):
@@ -89,7 +103,8 @@ def test_action_plugin_options_equal_its_args_and_the_api_fragment(name):
     fragment = api_fragment_options()
     assert API_FRAGMENT in documentation["extends_documentation_fragment"]
     assert {k: spec_of(v) for k, v in fragment.items()} == normalized(CONNECTION_ARGS)
-    assert {k: spec_of(v) for k, v in documentation["options"].items()} == normalized(action_class(name).ARGS)
+    options = {k: v for k, v in merged_documentation(name)["options"].items() if k not in fragment}
+    assert {k: spec_of(v) for k, v in options.items()} == normalized(action_class(name).ARGS)
 
 
 def test_requeue_after_documents_its_one_option_without_the_api_fragment():
@@ -101,10 +116,7 @@ def test_requeue_after_documents_its_one_option_without_the_api_fragment():
 
 @pytest.mark.parametrize("name", ACTIONS)
 def test_action_plugin_examples_use_documented_options(name):
-    documentation = yaml.safe_load(stub(name)["DOCUMENTATION"])
-    options = set(documentation["options"])
-    if API_FRAGMENT in documentation.get("extends_documentation_fragment", []):
-        options |= set(api_fragment_options())
+    options = set(merged_documentation(name)["options"])
     examples = yaml.safe_load(stub(name)["EXAMPLES"])
     assert examples
     for task in examples:
@@ -130,6 +142,6 @@ def test_k8s_apply_return_names_what_the_plugin_returns():
 
 @pytest.mark.parametrize("name", ["k8s_apply", "k8s_status"])
 def test_plugins_with_diff_document_it(name):
-    attributes = yaml.safe_load(stub(name)["DOCUMENTATION"])["attributes"]
+    attributes = merged_documentation(name)["attributes"]
     assert attributes["check_mode"]["support"] == "full"
     assert attributes["diff_mode"]["support"] == "full"
