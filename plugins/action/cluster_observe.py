@@ -8,11 +8,8 @@ plugins/modules/cluster_observe.py."""
 
 from __future__ import annotations
 
-from ansible_collections.postgres.cluster.plugins.module_utils.jobs import (
-    COMPONENT_LABEL,
-    JOB_LABEL,
-    summarize_jobs,
-)
+from ansible_collections.postgres.cluster.plugins.module_utils.jobs import summarize_jobs
+from ansible_collections.postgres.cluster.plugins.module_utils.names import COMPONENT_LABEL, JOB_LABEL
 from ansible_collections.postgres.cluster.plugins.module_utils.objects import reported
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import observe
 from ansible_collections.postgres.cluster.plugins.plugin_utils.k8s_action import K8sAction

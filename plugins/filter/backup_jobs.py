@@ -10,7 +10,6 @@ from ansible_collections.postgres.cluster.plugins.plugin_utils.filters import as
 
 pgc_backup_job_spec = as_filter(jobs.pgc_backup_job_spec)
 pgc_backup_job_labels = as_filter(jobs.pgc_backup_job_labels)
-pgc_backup_pod_labels = as_filter(jobs.pgc_backup_pod_labels)
 pgc_backup_jobs = as_filter(jobs.pgc_backup_jobs)
 # Job messages come from pod logs: data, never templates.
 pgc_backup_resource_status = as_filter(jobs.pgc_backup_resource_status, unsafe=True)
@@ -23,7 +22,6 @@ class FilterModule:
         return {
             "pgc_backup_job_spec": pgc_backup_job_spec,
             "pgc_backup_job_labels": pgc_backup_job_labels,
-            "pgc_backup_pod_labels": pgc_backup_pod_labels,
             "pgc_backup_jobs": pgc_backup_jobs,
             "pgc_backup_resource_status": pgc_backup_resource_status,
         }

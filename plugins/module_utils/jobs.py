@@ -19,28 +19,21 @@ from __future__ import annotations
 import datetime
 import json
 
-from ansible_collections.postgres.cluster.plugins.module_utils.names import (
-    BACKUP_LABEL,
-    CLUSTER_LABEL,
-    COMPONENT_LABEL,
-    JOB_LABEL,
-    PGDATA,
-    POSTGRES_PORT,
-    labels,
-)
+from ansible_collections.postgres.cluster.plugins.module_utils.names import BACKUP_LABEL, JOB_LABEL, PGDATA, POSTGRES_PORT
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import CALLBACK_SCRIPT, parse_time
 from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import (
-    TLS_DIR,
-    VOLUME_REPOSITORY_PATH,
     pgc_pgbackrest_environment,
     pgc_pgbackrest_settings,
-    pgc_pgbackrest_volumes,
+)
+from ansible_collections.postgres.cluster.plugins.module_utils.pods import (
+    CALLBACK_DIR,
+    JOB_CONTAINER,
+    pgc_backup_pod_labels,
+    pgc_job_pod_spec,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.spec import SpecError
 
-JOB_CONTAINER = "pgbackrest"
 MESSAGE_LIMIT = 400
-CALLBACK_DIR = "/etc/pgc/callback"
 
 # What each kind of Job runs (bash -o pipefail), after which it stamps its cluster so that the
 # status follows at once. Arguments come from the environment, so that no value is split.
@@ -61,18 +54,6 @@ SQL_JOBS = ("logical-backup", "logical-restore")
 
 
 # --- the Jobs ------------------------------------------------------------------------------------
-
-def _volume(name, **source):
-    return dict(name=name, **source)
-
-
-def pgc_backup_pod_labels(pgc, job):
-    """The labels of a Job's pod: never the cluster's selector, which would make the pod a member in
-    the eyes of the Services, the PodDisruptionBudget and Patroni."""
-    pod_labels = {k: v for k, v in labels(pgc["name"]).items() if k != CLUSTER_LABEL}
-    pod_labels.update({"app.kubernetes.io/component": job, COMPONENT_LABEL: pgc["name"], JOB_LABEL: job})
-    return pod_labels
-
 
 def pgc_backup_job_labels(pgc, job, backup=""):
     """The labels of a Job: the cluster's (``kubectl get jobs -l postgres.example.com/cluster=NAME``)
@@ -96,7 +77,6 @@ def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=N
     if not settings["enabled"]:
         raise SpecError("spec.backup.repository is not set: the cluster has no backup repository")
     names = pgc["names"]
-    local_data = job == "restore"
     environment = list(pgc_pgbackrest_environment(pgc))
     environment.append({"name": "PGC_RESULT_FILE", "value": "/dev/termination-log"})
     environment.append({"name": "PATRONI_KUBERNETES_NAMESPACE", "value": pgc["namespace"]})
@@ -115,69 +95,10 @@ def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=N
         ]
     environment += list(env or [])
 
-    # The restore works on a member's own data directory with the members' configuration; every
-    # other Job reaches the primary's pgBackRest server over TLS with the Job configuration.
-    config_key = "pod.conf" if local_data else "job.conf"
-    mounts = [
-        {"name": "pgbackrest-config", "mountPath": "/etc/pgbackrest", "readOnly": True},
-        {"name": "backup-tls", "mountPath": TLS_DIR, "readOnly": True},
-        {"name": "callback", "mountPath": CALLBACK_DIR, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},
-    ]
-    volumes = [
-        _volume("pgbackrest-config", configMap={"name": names["pgbackrest_config"],
-                                                "items": [{"key": config_key, "path": "pgbackrest.conf"}]}),
-        _volume("backup-tls", secret={"secretName": names["backup_tls"], "defaultMode": 0o440}),
-        _volume("callback", configMap={"name": names["patroni_config"],
-                                       "items": [{"key": CALLBACK_SCRIPT, "path": CALLBACK_SCRIPT}]}),
-        _volume("tmp", emptyDir={}),
-    ]
-    # A private CA, a GCS key: the files the object store is reached with.
-    store_files = pgc_pgbackrest_volumes(pgc, source=False)
-    mounts += store_files["mounts"]
-    volumes += store_files["volumes"]
-    affinity = None
-    if settings["type"] == "posix" and not local_data:
-        # The Job reads and writes the repository's claim itself, on the node of the repository host
-        # that holds it (ReadWriteOnce is per node).
-        mounts.append({"name": "repository", "mountPath": VOLUME_REPOSITORY_PATH})
-        volumes.append(_volume("repository", persistentVolumeClaim={"claimName": names["backup_claim"]}))
-        affinity = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-            "topologyKey": "kubernetes.io/hostname",
-            "labelSelector": {"matchLabels": {COMPONENT_LABEL: pgc["name"], JOB_LABEL: "repo-host"}},
-        }]}}
-    if data_claim:
-        mounts.append({"name": "data", "mountPath": PGDATA.rsplit("/", 1)[0]})
-        volumes.append(_volume("data", persistentVolumeClaim={"claimName": data_claim}))
-
     script = ('rc=0; %s || rc=$?; python3 %s/%s %s %s "$PGBACKREST_STANZA" || true; exit $rc'
               % (COMMANDS[job], CALLBACK_DIR, CALLBACK_SCRIPT, job,
                  "finished" if job != "backup" else '"$PGC_BACKUP_TYPE"'))
-    container = {
-        "name": JOB_CONTAINER,
-        "image": pgc["spec"]["image"],
-        "command": ["bash", "-o", "pipefail", "-c", script],
-        "env": environment,
-        # The script's JSON line on success; the end of its log when it fails.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": mounts,
-    }
-    if resources:
-        container["resources"] = resources
-    pod = {
-        "restartPolicy": "Never",
-        # The members' account: it may patch its own PostgresCluster (the stamp above) and no more.
-        "serviceAccountName": names["patroni_account"],
-        "enableServiceLinks": False,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [container],
-        "volumes": volumes,
-    }
-    if affinity:
-        pod["affinity"] = affinity
+    pod = pgc_job_pod_spec(pgc, job, script, environment, data_claim=data_claim, resources=resources)
     return {
         # One retry: a backup that failed twice needs a person, and the next schedule tries anyway.
         "backoffLimit": 1,

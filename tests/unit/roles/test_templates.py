@@ -12,18 +12,16 @@ from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
 from ansible.utils.unsafe_proxy import wrap_var
 
-from ansible_collections.postgres.cluster.plugins.filter import backup, backup_jobs
+from ansible_collections.postgres.cluster.plugins.filter import backup, backup_jobs, pods
 from ansible_collections.postgres.cluster.plugins.filter import pgc as pgc_filters
-from ansible_collections.postgres.cluster.plugins.filter.backup import (pgc_pgbackrest_environment,
-                                                                        pgc_pgbackrest_settings,
-                                                                        pgc_pgbackrest_source_environment)
+from ansible_collections.postgres.cluster.plugins.filter.backup import pgc_pgbackrest_environment, pgc_pgbackrest_settings
 from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize, pgc_patroni_config, pgc_prometheus_rules
 from ansible_collections.postgres.cluster.plugins.module_utils.events import event
 
 REPO = Path(__file__).resolve().parents[3]
 init_plugin_loader()  # lookups (password) in templates resolve as they do in a play
 # The collection's own filters, by the names templates call them (postgres.cluster.*).
-COLLECTION_FILTERS = {"postgres.cluster." + name: f for module in (backup, backup_jobs, pgc_filters)
+COLLECTION_FILTERS = {"postgres.cluster." + name: f for module in (backup, backup_jobs, pods, pgc_filters)
                       for name, f in module.FilterModule().filters().items()}
 SAMPLE = REPO / "config/samples/postgres_v1_postgrescluster.yaml"
 
@@ -45,10 +43,7 @@ def render_text(role, template, **variables):
         variables.setdefault("__provision_patroni_config", pgc_patroni_config(variables["pgc"]))
         variables.setdefault("__provision_alert_rules", pgc_prometheus_rules(
             (REPO / "roles/provision/files/prometheus-alerts.yaml").read_text(), variables["pgc"]))
-        settings = pgc_pgbackrest_settings(variables["pgc"])
-        variables.setdefault("__provision_backup", settings)
-        variables.setdefault("__provision_backup_env", (pgc_pgbackrest_environment(variables["pgc"]) if settings["enabled"]
-                                                        else []) + pgc_pgbackrest_source_environment(variables["pgc"]))
+        variables.setdefault("__provision_backup", pgc_pgbackrest_settings(variables["pgc"]))
     # lookup('file', ...) finds the role's files/ as it does in a play
     variables.setdefault("ansible_search_path", [str(REPO / "roles" / role)])
     templar = Templar(loader=DataLoader(), variables={**defaults, **variables})

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.utils.unsafe_proxy import AnsibleUnsafe
 
-from ansible_collections.postgres.cluster.plugins.filter import backup, backup_jobs
 from ansible_collections.postgres.cluster.plugins.filter import pgc as flt
 from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, requeue, spec, status
 
@@ -45,11 +45,16 @@ def test_pgc_filters_are_registered():
     assert set(FILTERS) == set(LOGIC)
 
 
-def test_every_filter_document_names_a_registered_filter():
-    registered = {name for module in (flt, backup, backup_jobs) for name in module.FilterModule().filters()}
+def test_every_filter_is_documented_and_every_document_names_a_registered_filter():
+    modules = [importlib.import_module("ansible_collections.postgres.cluster.plugins.filter." + path.stem)
+               for path in sorted((REPO / "plugins" / "filter").glob("*.py"))]
+    registered = {name for module in modules for name in module.FilterModule().filters()}
+    documented = set()
     for doc in sorted((REPO / "plugins" / "filter").glob("*.yml")):
         assert yaml.safe_load(doc.read_text())["DOCUMENTATION"]["name"] == doc.stem
         assert doc.stem in registered, f"{doc.name} documents a filter that does not exist"
+        documented.add(doc.stem)
+    assert registered - documented == set()
 
 
 def test_pgc_messages_quoting_the_spec_are_never_templated():
