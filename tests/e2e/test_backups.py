@@ -172,7 +172,7 @@ def test_a_postgresbackup_runs_one_job_and_reports_it(operator, namespace):
     assert status["size"] == 31457280
     assert status["repositoryPath"].endswith("/20261126-020001F_20261126-093000I")
     wait_for(lambda: events(namespace, "before-upgrade", "BackupSucceeded"), 30, "no BackupSucceeded Event")
-    # The backup role wakes the cluster, whose status follows.
+    # The reconcile_backup role wakes the cluster, whose status follows.
     wait_for(lambda: get("pgc", "db", namespace)["status"].get("lastBackupTimestamp") == stop, 60,
              "the cluster's lastBackupTimestamp does not follow the PostgresBackup")
 

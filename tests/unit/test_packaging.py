@@ -14,14 +14,14 @@ def test_watches_maps_each_custom_resource_to_its_role():
     watches = yaml.safe_load((REPO / "watches.yaml").read_text())
     assert [(w["group"], w["version"], w["kind"], w["role"]) for w in watches] == [
         ("postgres.example.com", "v1", "PostgresCluster", "postgres.cluster.reconcile"),
-        ("postgres.example.com", "v1", "PostgresBackup", "postgres.cluster.backup"),
+        ("postgres.example.com", "v1", "PostgresBackup", "postgres.cluster.reconcile_backup"),
     ]
     for watch in watches:
         for role in (watch["role"], watch["finalizer"]["role"]):
             assert (REPO / "roles" / role.split(".")[-1] / "tasks/main.yml").is_file()
     backup = watches[1]
-    assert backup["finalizer"] == {"name": "postgres.example.com/expire", "role": "postgres.cluster.backup",
-                                   "vars": {"backup_finalize": True}}
+    assert backup["finalizer"] == {"name": "postgres.example.com/expire", "role": "postgres.cluster.reconcile_backup",
+                                   "vars": {"reconcile_backup_finalize": True}}
     assert backup["watchDependentResources"] is True  # its Job wakes it
 
 

@@ -283,7 +283,7 @@ def test_backup_role_job_is_owned_by_its_postgresbackup_and_takes_its_type():
     pgc = sample_pgc(backup=S3)
     backup = {"metadata": {"name": "before-upgrade", "namespace": "prod", "uid": "b-1"},
               "spec": {"cluster": "example", "type": "incr"}}
-    job = render("backup", "job.yaml.j2", __backup=backup, __backup_pgc=pgc)
+    job = render("reconcile_backup", "job.yaml.j2", __reconcile_backup=backup, __reconcile_backup_pgc=pgc)
     assert job["metadata"]["name"] == "before-upgrade-backup"
     assert job["metadata"]["ownerReferences"][0]["kind"] == "PostgresBackup"
     assert job["metadata"]["labels"]["postgres.example.com/backup"] == "before-upgrade"
@@ -360,8 +360,9 @@ def test_backup_expire_job_runs_pgbackrest_expire_on_the_backup_set_for_the_clus
                        "spec": {"cluster": "example", "expireOnDelete": True}})
 
     def expire_job(label, **variables):
-        return render("backup", "job-expire.yaml.j2", __backup=backup, __backup_status=wrap_var({"label": label}),
-                      __backup_pgc=wrap_var(pgc), **variables)
+        return render("reconcile_backup", "job-expire.yaml.j2", __reconcile_backup=backup,
+                      __reconcile_backup_status=wrap_var({"label": label}), __reconcile_backup_pgc=wrap_var(pgc),
+                      **variables)
 
     job = expire_job("20261129-020000F")
     meta = job["metadata"]
@@ -381,7 +382,7 @@ def test_backup_expire_job_runs_pgbackrest_expire_on_the_backup_set_for_the_clus
     assert {"key": "job.conf", "path": "pgbackrest.conf"} in \
         {v["name"]: v for v in pod["spec"]["volumes"]}["pgbackrest-config"]["configMap"]["items"]
     # The set reaches pgBackRest through the environment, as it was written; the wait follows the deadline.
-    odd = expire_job(USER_TEXT, backup_expire_timeout=120)
+    odd = expire_job(USER_TEXT, reconcile_backup_expire_timeout=120)
     container = odd["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "PGC_BACKUP_SET", "value": USER_TEXT} in container["env"]
     assert USER_TEXT not in container["command"][-1]
