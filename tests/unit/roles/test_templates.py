@@ -12,7 +12,7 @@ from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
 from ansible.utils.unsafe_proxy import wrap_var
 
-from ansible_collections.postgres.cluster.plugins.filter import backup, backup_jobs, pods
+from ansible_collections.postgres.cluster.plugins.filter import backup, pods
 from ansible_collections.postgres.cluster.plugins.filter import pgc as pgc_filters
 from ansible_collections.postgres.cluster.plugins.filter.backup import pgc_pgbackrest_environment, pgc_pgbackrest_settings
 from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize, pgc_patroni_config, pgc_prometheus_rules
@@ -21,7 +21,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.events import eve
 REPO = Path(__file__).resolve().parents[3]
 init_plugin_loader()  # lookups (password) in templates resolve as they do in a play
 # The collection's own filters, by the names templates call them (postgres.cluster.*).
-COLLECTION_FILTERS = {"postgres.cluster." + name: f for module in (backup, backup_jobs, pods, pgc_filters)
+COLLECTION_FILTERS = {"postgres.cluster." + name: f for module in (backup, pods, pgc_filters)
                       for name, f in module.FilterModule().filters().items()}
 SAMPLE = REPO / "config/samples/postgres_v1_postgrescluster.yaml"
 
