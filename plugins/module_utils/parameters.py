@@ -22,8 +22,9 @@ from ansible_collections.postgres.cluster.plugins.module_utils.pg_parameters imp
 
 DEFAULT_MAJOR = 15
 # A GUC name: letters, digits and underscores, not starting with a digit; one dot for the
-# parameters of an extension (pg_stat_statements.max).
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+# parameters of an extension (pg_stat_statements.max). The CRD's rule on spec.configuration keys
+# has the same pattern (a unit test keeps them equal).
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*([.][A-Za-z_][A-Za-z0-9_]*)?$"
 NAME_RE = re.compile(NAME_PATTERN)
 # Newline, carriage return, NUL and every other control character: none belongs in a value, and a
 # line break in one ends postgresql.conf's quoted string.
@@ -196,7 +197,8 @@ def value_error(entry, value):
 
 
 def _text(value):
-    """What Patroni writes into postgresql.conf for a value."""
+    """A value as PostgreSQL reads it from postgresql.conf, where Patroni writes str(value) (the
+    case of True does not matter to PostgreSQL)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -225,7 +227,7 @@ def _type_name(value):
 def name_error(name, major):
     """Why a parameter name is refused for ``major``, or None. A major without catalogue gets the
     syntax check only; dotted names must belong to an extension the catalogue lists."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         return ("is not a parameter name: letters, digits and underscores, with at most one dot "
                 "(an extension's parameter such as pg_stat_statements.max)")
     if major not in PARAMETERS:

@@ -224,14 +224,14 @@ def repository_errors(repository, field):
             elif key in CHOICES and value not in CHOICES[key]:
                 errors.append("%s.%s must be one of %s, not %r" % (where, key, ", ".join(CHOICES[key]), value))
             elif key in SECRET_FIELDS + ("storageClassName",) and value and (
-                    len(value) > 253 or not OBJECT_NAME_RE.match(value)):
+                    len(value) > 253 or not OBJECT_NAME_RE.fullmatch(value)):
                 errors.append("%s.%s %r is not a Kubernetes object name" % (where, key, value))
             elif key == "endpoint" and value:
                 try:
                     _split_endpoint(value, kind)
                 except SpecError:
                     errors.append("%s.endpoint %r is not a host or host:port" % (where, value))
-            elif key == "size" and not VOLUME_SIZE_RE.match(value):
+            elif key == "size" and not VOLUME_SIZE_RE.fullmatch(value):
                 errors.append("%s.size %r must be a size such as 10Gi (Mi, Gi or Ti)" % (where, value))
         settings = {**defaults, **{k: v for k, v in store.items() if v is not None and k in defaults}}
         required = REQUIRED_FIELDS[kind]

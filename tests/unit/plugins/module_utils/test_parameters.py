@@ -158,6 +158,8 @@ def test_a_major_without_catalogue_gets_the_syntax_checks_only():
     assert parameter_errors("io_combine_limit", "128kB", 17) == []
     assert parameter_errors("shared_bufers", "1", 17) == []
     assert parameter_errors("a b", "1", 17)
+    # A trailing line break is not the end of a name.
+    assert parameter_errors("work_mem\n", "1", 17)
     assert parameter_errors("work_mem", "4MB\n", 17)
 
 
