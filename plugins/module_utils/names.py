@@ -40,6 +40,28 @@ NAME_SUFFIXES = {
     "backup_claim": "-backup",
 }
 
+# The longest name Kubernetes takes for the objects named after a cluster. Services are DNS labels
+# (63), and so is the cluster's name as a label value. A StatefulSet's pods carry the label
+# controller-revision-hash=<statefulset>-<hash of up to 10 characters>, so 52. The API takes CronJob
+# names of 52 characters at most, as its controller names each Job <cronjob>-<minutes since the
+# epoch>. A Job's name is its pods' job-name label (63; the controller shortens the pods' generated
+# names itself). Every other name is a DNS subdomain (253).
+NAME_LIMITS = {
+    "statefulset": 52,
+    "service_rw": 63,
+    "service_ro": 63,
+    "service_headless": 63,
+    "service_metrics": 63,
+    "repo_host": 63,
+    "backup_cronjob": 52,
+    "logical_cronjob": 52,
+}
+LABEL_VALUE_LIMIT = 63
+JOB_NAME_LIMIT = 63
+OBJECT_NAME_LIMIT = 253
+# The Jobs the restore playbook runs, named <cluster>-<job>.
+RESTORE_JOBS = ("check", "restore", "logical-restore")
+
 # Also names of another cluster's objects: the source of a bootstrap from its backups.
 TLS_SECRET_SUFFIX = NAME_SUFFIXES["backup_tls"]
 REPO_HOST_SUFFIX = NAME_SUFFIXES["repo_host"]
@@ -84,6 +106,21 @@ PATRONI_PORT = 8008
 def cluster_names(name):
     """The name of each object a cluster owns, by its key in NAME_SUFFIXES."""
     return {key: name + suffix for key, suffix in NAME_SUFFIXES.items()}
+
+
+def restore_job(name, job):
+    """The name of a Job of the restore playbook (check, restore or logical-restore)."""
+    return "%s-%s" % (name, job)
+
+
+def derived_names(name):
+    """(key, name, longest name Kubernetes takes) of every name made from a cluster's: the cluster
+    label's value, the objects of NAME_SUFFIXES, Patroni's ConfigMaps and the restore Jobs."""
+    derived = [("label", name, LABEL_VALUE_LIMIT)]
+    derived += [(key, value, NAME_LIMITS.get(key, OBJECT_NAME_LIMIT)) for key, value in cluster_names(name).items()]
+    derived += [("dcs_" + kind, patroni_configmap(name, kind), OBJECT_NAME_LIMIT) for kind in PATRONI_CONFIGMAP_SUFFIXES]
+    derived += [("restore_" + job, restore_job(name, job), JOB_NAME_LIMIT) for job in RESTORE_JOBS]
+    return derived
 
 
 def labels(name):

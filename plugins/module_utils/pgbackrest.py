@@ -169,10 +169,84 @@ VOLUME_DEFAULTS = {"size": "10Gi", "storageClassName": ""}
 LOGICAL_DEFAULTS = {"schedule": "", "databases": [], "retention": 7}
 
 
-def _truthy(value):
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "y", "on")
-    return bool(value)
+def _flag(value, field):
+    """A boolean of the spec. Anything else is refused, never read: verifyTLS "false" (a string)
+    must not turn certificate checks off, nor encryption "false" the cipher."""
+    if not isinstance(value, bool):
+        raise SpecError("%s must be true or false, not %r" % (field, value))
+    return value
+
+
+# What each kind of repository must have, and the fields that take one of a few words.
+REQUIRED_FIELDS = {"s3": ("endpoint", "bucket", "secretName"), "gcs": ("bucket",),
+                   "azure": ("account", "container", "secretName"), "volume": ()}
+CHOICES = {"uriStyle": ("host", "path"), "keyType": GCS_KEY_TYPES}
+# A Kubernetes object name (DNS subdomain), as the Secrets and StorageClasses named here must be.
+OBJECT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SECRET_FIELDS = ("secretName", "caSecretName")
+VOLUME_SIZE_RE = re.compile(r"^\d+(Gi|Mi|Ti)$")
+
+
+def _what(value):
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def repository_errors(repository, field):
+    """What is wrong with a repository as the spec gives it (``field``: spec.backup.repository, or
+    spec.bootstrap.fromBackup.repository): its shape, the type of each field, what is required,
+    one message per problem, each naming the field. Empty for a repository the settings can use."""
+    if not isinstance(repository, dict):
+        return ["%s must be a mapping with one of s3, gcs, azure or volume, not %s" % (field, _what(repository))]
+    kinds = OBJECT_STORES + ("volume",)
+    errors = ["%s.%s is not a kind of repository (s3, gcs, azure or volume)" % (field, key)
+              for key in sorted(map(str, repository)) if key not in kinds]
+    given = [k for k in kinds if repository.get(k) is not None]
+    if len(given) != 1:
+        errors.append("%s takes exactly one of s3, gcs, azure or volume%s"
+                      % (field, ", not %s" % " and ".join(given) if given else ""))
+    for kind in given:
+        where = "%s.%s" % (field, kind)
+        store = repository[kind]
+        defaults = STORE_DEFAULTS.get(kind, VOLUME_DEFAULTS)
+        if not isinstance(store, dict):
+            errors.append("%s must be a mapping, not %s" % (where, _what(store)))
+            continue
+        for key in sorted(store, key=str):
+            value = store[key]
+            if key not in defaults:
+                errors.append("%s.%s is not a field of a%s %s repository" % (where, key, "n" if kind == "azure" else "", kind))
+            elif value is None:
+                continue
+            elif type(value) is not type(defaults[key]):
+                errors.append("%s.%s must be %s, not %s" % (
+                    where, key, "true or false" if isinstance(defaults[key], bool) else "a string", _what(value)))
+            elif key in CHOICES and value not in CHOICES[key]:
+                errors.append("%s.%s must be one of %s, not %r" % (where, key, ", ".join(CHOICES[key]), value))
+            elif key in SECRET_FIELDS + ("storageClassName",) and value and (
+                    len(value) > 253 or not OBJECT_NAME_RE.fullmatch(value)):
+                errors.append("%s.%s %r is not a Kubernetes object name" % (where, key, value))
+            elif key == "endpoint" and value:
+                try:
+                    _split_endpoint(value, kind)
+                except SpecError:
+                    errors.append("%s.endpoint %r is not a host or host:port" % (where, value))
+            elif key == "size" and not VOLUME_SIZE_RE.fullmatch(value):
+                errors.append("%s.size %r must be a size such as 10Gi (Mi, Gi or Ti)" % (where, value))
+        settings = {**defaults, **{k: v for k, v in store.items() if v is not None and k in defaults}}
+        required = REQUIRED_FIELDS[kind]
+        if kind == "gcs" and settings["keyType"] != "auto":
+            required += ("secretName",)
+        errors += ["%s.%s is required" % (where, key) for key in required if not settings[key]]
+    return errors
+
+
+def _mapping(value, field):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError("%s must be a mapping, not %r" % (field, value))
+    return dict(value)
 
 
 def pgc_pgbackrest_settings(pgc):
@@ -180,27 +254,32 @@ def pgc_pgbackrest_settings(pgc):
     posix or none), ``store`` (the settings of s3, gcs or azure, else None), ``retention_full``,
     ``stanza``, ``encryption_secret`` and ``volume_claim``."""
     spec = pgc["spec"]
-    backup = dict(spec.get("backup") or {})
-    repository = dict(backup.get("repository") or {})
+    # Where these settings are in the spec: spec.backup, or the source's (spec.bootstrap.fromBackup).
+    field = pgc.get("backup_field", "spec.backup")
+    backup = _mapping(spec.get("backup"), field)
+    repository = _mapping(backup.get("repository"), field + ".repository")
     kinds = [k for k in OBJECT_STORES + ("volume",) if repository.get(k) is not None]
     if len(kinds) > 1:
-        raise SpecError("spec.backup.repository takes exactly one of s3, gcs, azure or volume, not %s"
-                        % " and ".join(kinds))
+        raise SpecError("%s.repository takes exactly one of s3, gcs, azure or volume, not %s"
+                        % (field, " and ".join(kinds)))
     kind = kinds[0] if kinds else ""
     stores = dict.fromkeys(OBJECT_STORES)
     volume = None
     if kind in OBJECT_STORES:
-        store = {**STORE_DEFAULTS[kind], **{k: v for k, v in repository[kind].items() if v is not None}}
-        store["verifyTLS"] = _truthy(store["verifyTLS"])
+        given = _mapping(repository[kind], "%s.repository.%s" % (field, kind))
+        store = {**STORE_DEFAULTS[kind], **{k: v for k, v in given.items() if v is not None}}
+        store["verifyTLS"] = _flag(store["verifyTLS"], "%s.repository.%s.verifyTLS" % (field, kind))
         store["path"] = store["path"] or "/pgc/%s/%s" % (pgc["namespace"], pgc["name"])
         if not store["path"].startswith("/"):
             store["path"] = "/" + store["path"]
         stores[kind] = store
     elif kind == "volume":
-        volume = {**VOLUME_DEFAULTS, **{k: v for k, v in repository["volume"].items() if v is not None}}
+        given = _mapping(repository["volume"], field + ".repository.volume")
+        volume = {**VOLUME_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
     encryption = backup.get("encryption")
-    encryption = (kind in OBJECT_STORES) if encryption is None else _truthy(encryption)
-    logical = {**LOGICAL_DEFAULTS, **{k: v for k, v in (backup.get("logical") or {}).items() if v is not None}}
+    encryption = (kind in OBJECT_STORES) if encryption is None else _flag(encryption, field + ".encryption")
+    logical = {**LOGICAL_DEFAULTS, **{k: v for k, v in _mapping(backup.get("logical"), field + ".logical").items()
+                                      if v is not None}}
     logical["databases"] = list(logical["databases"]) or [spec.get("credentials", {}).get("appDatabase") or "app"]
     retention = spec.get("backupRetention")
     return {
@@ -359,7 +438,7 @@ def _source_pgc(pgc):
     backup = {"repository": source["repository"], "encryption": source.get("encryption"),
               "encryptionSecretName": source.get("encryptionSecretName") or ""}
     return {"name": source["cluster"], "namespace": pgc["namespace"], "spec": {"backup": backup},
-            "from_backup": source}
+            "from_backup": source, "backup_field": "spec.bootstrap.fromBackup"}
 
 
 def pgc_pgbackrest_config(pgc, role="pod", pg_host="", repo_host="", tls_dir=TLS_DIR, pg_path=PGDATA,

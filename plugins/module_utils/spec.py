@@ -13,9 +13,13 @@ metrics server turns schedules into intervals with the same grammar the validati
 
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
+import ipaddress
+import re
 
+from ansible_collections.postgres.cluster.plugins.module_utils import parameters
 from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     API_VERSION,
     CLUSTER_LABEL,
@@ -27,6 +31,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     RESTORE_ANNOTATION,
     cluster_names,
     data_claim,
+    derived_names,
     labels,
     patroni_configmap,
 )
@@ -53,6 +58,11 @@ SPEC_DEFAULTS = {
     "volumeClaimRetention": {},
     "backup": {},
     "bootstrap": {},
+    # NetworkPolicy peers: who reaches PostgreSQL (none: every pod of the namespace) and who scrapes
+    # the exporter.
+    "allowedClients": [],
+    "metricsClients": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+    "audit": {},
 }
 
 VOLUME_CLAIM_RETENTION_DEFAULTS = {"whenScaled": "Retain", "whenDeleted": "Retain"}
@@ -65,6 +75,10 @@ CREDENTIALS_DEFAULTS = {
     "appDatabase": "app",
 }
 
+AUDIT_DEFAULTS = {"enabled": False, "log": ["ddl", "role"], "logParameter": False}
+# pgaudit's statement classes (pgaudit.log).
+AUDIT_CLASSES = ("read", "write", "function", "role", "ddl", "misc", "misc_set", "all")
+
 # postgresql.conf parameters that the operator and Patroni set themselves: a value in
 # spec.configuration would break replication, failover, archiving or the pods' layout.
 OWNED_PARAMETERS = frozenset((
@@ -75,11 +89,28 @@ OWNED_PARAMETERS = frozenset((
     "recovery_target_lsn", "recovery_target_name", "recovery_target_time", "recovery_target_timeline",
     "recovery_target_xid", "primary_conninfo", "primary_slot_name", "promote_trigger_file",
     "hot_standby", "synchronous_standby_names", "wal_log_hints",
+    # With a library set, PostgreSQL 15 ignores archive_command (the operator's pgBackRest).
+    "archive_library",
 ))
+# Parameters that spec.audit sets, by the field that sets them.
+AUDIT_PARAMETERS = {"pgaudit.log": "spec.audit.log", "pgaudit.log_parameter": "spec.audit.logParameter"}
+# Parameters whose value is a shell command the postmaster runs.
+SHELL_PARAMETERS = frozenset(("ssl_passphrase_command",))
 
 # Repositories of images known to run PostgreSQL without Patroni.
 IMAGES_WITHOUT_PATRONI = frozenset(("postgres", "library/postgres", "docker.io/library/postgres",
                                     "docker.io/postgres", "bitnami/postgresql", "docker.io/bitnami/postgresql"))
+
+
+# An image reference with a tag, a digest or both: [registry[:port]/]path[:tag][@digest]. Without
+# either, the kubelet would pull whatever :latest is that day. The CRD's spec.image has the same
+# pattern (a unit test keeps the two equal).
+IMAGE_PATTERN = (
+    r"^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*(:[0-9]+)?/)?"
+    r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha(256:[a-f0-9]{64}|512:[a-f0-9]{128}))$"
+)
+IMAGE_RE = re.compile(IMAGE_PATTERN)
 
 
 def _image_repository(image):
@@ -88,6 +119,19 @@ def _image_repository(image):
     if ":" in last:
         name = name[: len(name) - len(last)] + last.split(":", 1)[0]
     return name
+
+
+def _image_tag(image):
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else ""
+
+
+def postgres_major(spec):
+    """The PostgreSQL major a cluster runs, whose parameters spec.configuration is checked against:
+    the leading number of the image's tag (ghcr.io/pgc-operator/postgres:15, :16.4-bookworm), else
+    15 (the default image's). The spec has no version field of its own."""
+    match = re.match(r"\d+", _image_tag(str(spec.get("image") or "")))
+    return int(match.group(0)) if match else parameters.DEFAULT_MAJOR
 
 
 # --- cron ----------------------------------------------------------------------------------------
@@ -245,26 +289,404 @@ def cron_interval_seconds(schedule, today=None):
 
 # --- the spec ------------------------------------------------------------------------------------
 
-def pgc_spec_errors(pgc):
-    """Return what is wrong with a cluster's spec that the CRD schema cannot express, one
-    message per problem, each naming the field."""
+# A cluster's name becomes Services (DNS labels), the label every member carries and the prefix of
+# every object it owns; the CRD's rule says the same.
+CLUSTER_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+CLUSTER_NAME_LIMIT = 40
+ROLE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Role names starting with pg_ are PostgreSQL's, and MONITOR_ROLE is trusted on the pods' own socket
+# without a password; initdb creates these databases.
+RESERVED_DATABASES = ("postgres", "template0", "template1")
+OBJECT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+TARGET_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}(:?\d{2})?)$")
+BACKUP_LABEL_RE = re.compile(r"^\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Label selectors (metav1.LabelSelector) as Kubernetes checks them.
+LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+PEER_FIELDS = ("podSelector", "namespaceSelector", "ipBlock")
+
+# The objects of names.derived_names: (what each is, the feature that needs it, None for every
+# cluster).
+DERIVED_OBJECTS = {
+    "label": ("the label value", None),
+    "statefulset": ("the StatefulSet", None),
+    "service_rw": ("the Service", None),
+    "service_ro": ("the Service", None),
+    "service_headless": ("the Service", None),
+    "service_metrics": ("the Service", "spec.enableMonitoring"),
+    "repo_host": ("the repository host's Service", "a volume repository"),
+    "backup_cronjob": ("the CronJob", "spec.backupSchedule"),
+    "logical_cronjob": ("the CronJob", "spec.backup.logical.schedule"),
+    "restore_check": ("the Job", "restores (playbooks/restore.yml)"),
+    "restore_restore": ("the Job", "restores (playbooks/restore.yml)"),
+    "restore_logical-restore": ("the Job", "restores (playbooks/restore.yml)"),
+}
+
+
+def _what(value):
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _field(parent, key):
+    """parent.key, or parent[<key>] for a key that is not a plain word (it may hold a line break)."""
+    key = str(key)
+    return "%s.%s" % (parent, key) if re.fullmatch(r"[A-Za-z0-9_.-]+", key) else "%s[%r]" % (parent, key)
+
+
+def _control_errors(value, field):
+    """Every string of the spec, keys included, free of line breaks, NUL and other control
+    characters: each may end up in a config file, an environment variable or a command line."""
+    if isinstance(value, str):
+        return ["%s must not contain a line break, a NUL or another control character" % field] \
+            if CONTROL_RE.search(value) else []
+    errors = []
+    if isinstance(value, dict):
+        for key in sorted(value, key=str):
+            child = _field(field, key)
+            if CONTROL_RE.search(str(key)):
+                errors.append("%s: the key must not contain a line break, a NUL or another control character" % child)
+            else:
+                errors += _control_errors(value[key], child)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            errors += _control_errors(item, "%s[%d]" % (field, index))
+    return errors
+
+
+def _unknown_fields(mapping, known, field):
+    return ["%s is not a field of %s" % (_field(field, key), field) for key in sorted(mapping, key=str)
+            if key not in known]
+
+
+def _image_errors(image):
+    if not isinstance(image, str) or not image:
+        return ["spec.image must be an image reference such as %s" % SPEC_DEFAULTS["image"]]
+    errors = []
+    if not IMAGE_RE.fullmatch(image):
+        errors.append("spec.image %r must name a tag or a digest, such as %s or <image>@sha256:<digest>"
+                      % (image, SPEC_DEFAULTS["image"]))
+    if _image_repository(image) in IMAGES_WITHOUT_PATRONI:
+        errors.append("spec.image %s has no Patroni, which manages replication and failover: use %s or an "
+                      "image built from images/postgres" % (image, SPEC_DEFAULTS["image"]))
+    return errors
+
+
+def _configuration_errors(configuration, major):
+    if not isinstance(configuration, dict):
+        return ["spec.configuration must be a mapping of parameter names to values, not %s" % _what(configuration)]
+    errors = []
+    seen = {}
+    # PostgreSQL folds parameter names to lower case: WAL_LEVEL is wal_level.
+    for key in sorted(configuration, key=str):
+        field = _field("spec.configuration", key)
+        if not isinstance(key, str) or not parameters.NAME_RE.fullmatch(key):
+            errors.append("%s: %s" % (field, parameters.name_error(key, major)))
+            continue
+        lower = key.lower()
+        if lower in seen:
+            errors.append("%s and spec.configuration.%s name the same parameter" % (field, seen[lower]))
+            continue
+        seen[lower] = key
+        if lower in OWNED_PARAMETERS:
+            errors.append("%s is set by the operator and cannot be overridden" % field)
+        elif lower in AUDIT_PARAMETERS:
+            errors.append("%s is set from %s" % (field, AUDIT_PARAMETERS[lower]))
+        elif lower in SHELL_PARAMETERS:
+            errors.append("%s runs a shell command in every member and cannot be set" % field)
+        else:
+            errors += ["%s: %s" % (field, problem) for problem in parameters.parameter_errors(key, configuration[key], major)]
+    wal_level = configuration.get(seen.get("wal_level"), "replica")
+    if str(wal_level).lower() not in ("replica", "logical"):
+        errors.append("spec.configuration.wal_level must be replica or logical: streaming replicas need it")
+    return errors
+
+
+def _name_errors(name, spec):
+    """The cluster's name, and every name made from it that the spec's features need, within what
+    Kubernetes takes."""
+    if not CLUSTER_NAME_RE.fullmatch(name) or len(name) > CLUSTER_NAME_LIMIT:
+        return ["metadata.name %r must be at most %d characters, start with a lowercase letter, contain only "
+                "lowercase letters, digits and '-', and end with a letter or digit" % (name, CLUSTER_NAME_LIMIT)]
+    backup = spec.get("backup") if isinstance(spec.get("backup"), dict) else {}
+    logical = backup.get("logical") if isinstance(backup.get("logical"), dict) else {}
+    repository = backup.get("repository") if isinstance(backup.get("repository"), dict) else {}
+    wanted = {
+        None: True,
+        "spec.enableMonitoring": bool(spec.get("enableMonitoring")),
+        "a volume repository": repository.get("volume") is not None,
+        "spec.backupSchedule": bool(spec.get("backupSchedule")),
+        "spec.backup.logical.schedule": bool(logical.get("schedule")),
+        "restores (playbooks/restore.yml)": bool(repository),
+    }
+    errors = []
+    for key, derived, limit in derived_names(name):
+        what, feature = DERIVED_OBJECTS.get(key, ("the object", None))
+        if len(derived) <= limit or not wanted[feature]:
+            continue
+        longest = limit - (len(derived) - len(name))
+        errors.append("metadata.name %s is too long%s: %s %s would have %d characters, more than the %d Kubernetes "
+                      "allows; use a name of at most %d characters" % (
+                          name, " for " + feature if feature else "", what, derived, len(derived), limit, longest))
+    return errors
+
+
+def _credentials_errors(credentials):
+    if not isinstance(credentials, dict):
+        return ["spec.credentials must be a mapping, not %s" % _what(credentials)]
+    errors = _unknown_fields(credentials, CREDENTIALS_DEFAULTS, "spec.credentials")
+    roles = {}
+    for key in ("superuser", "replicationUser", "appUser", "appDatabase"):
+        value = credentials.get(key)
+        field = "spec.credentials." + key
+        if not isinstance(value, str) or not ROLE_NAME_RE.fullmatch(value):
+            errors.append("%s %r must be a lowercase name of at most 63 letters, digits and underscores" % (field, value))
+        elif value.startswith("pg_") or value == MONITOR_ROLE:
+            errors.append("%s %s is reserved (pg_ names are PostgreSQL's, %s the exporter's)" % (field, value, MONITOR_ROLE))
+        elif key == "appDatabase":
+            if value in RESERVED_DATABASES:
+                errors.append("%s %s is one of the server's own databases (%s)" % (field, value, ", ".join(RESERVED_DATABASES)))
+        elif value in roles:
+            errors.append("%s and spec.credentials.%s are the same role %s: each needs its own" % (field, roles[value], value))
+        else:
+            roles[value] = key
+    secret = credentials.get("secretName")
+    if not isinstance(secret, str) or (secret and (len(secret) > 253 or not OBJECT_NAME_RE.fullmatch(secret))):
+        errors.append("spec.credentials.secretName %r is not a Kubernetes object name" % (secret,))
+    return errors
+
+
+def _backup_errors(pgc):
+    """spec.backup and spec.bootstrap.fromBackup: their shape first, then what the backup settings
+    make of them."""
+    from ansible_collections.postgres.cluster.plugins.module_utils import pgbackrest  # it imports this module
+
     spec = pgc["spec"]
     errors = []
-    if _image_repository(spec["image"]) in IMAGES_WITHOUT_PATRONI:
-        errors.append("spec.image %s has no Patroni, which manages replication and failover: use %s or an "
-                      "image built from images/postgres" % (spec["image"], SPEC_DEFAULTS["image"]))
-    configuration = spec.get("configuration") or {}
-    for key in sorted(configuration):
-        if key in OWNED_PARAMETERS:
-            errors.append("spec.configuration.%s is set by the operator and cannot be overridden" % key)
-    if str(configuration.get("wal_level", "replica")) not in ("replica", "logical"):
-        errors.append("spec.configuration.wal_level must be replica or logical: streaming replicas need it")
-    errors.extend(cron_errors(spec.get("backupSchedule") or "", "spec.backupSchedule"))
-    logical = (spec.get("backup") or {}).get("logical") or {}
-    errors.extend(cron_errors(logical.get("schedule") or "", "spec.backup.logical.schedule"))
-    if logical.get("schedule") and not ((spec.get("backup") or {}).get("repository") or {}).get("s3"):
+    backup = spec.get("backup")
+    if not isinstance(backup, dict):
+        return ["spec.backup must be a mapping, not %s" % _what(backup)]
+    if backup.get("repository") is not None:
+        errors += pgbackrest.repository_errors(backup["repository"], "spec.backup.repository")
+    if backup.get("encryption") is not None and not isinstance(backup["encryption"], bool):
+        errors.append("spec.backup.encryption must be true or false, not %r" % (backup["encryption"],))
+    secret = backup.get("encryptionSecretName")
+    if secret and (not isinstance(secret, str) or not OBJECT_NAME_RE.fullmatch(secret)):
+        errors.append("spec.backup.encryptionSecretName %r is not a Kubernetes object name" % (secret,))
+    bootstrap = spec.get("bootstrap")
+    if not isinstance(bootstrap, dict):
+        return errors + ["spec.bootstrap must be a mapping, not %s" % _what(bootstrap)]
+    errors += _unknown_fields(bootstrap, ("fromBackup",), "spec.bootstrap")
+    source = bootstrap.get("fromBackup")
+    if source is not None:
+        errors += _from_backup_errors(source, pgbackrest)
+    if errors:
+        return errors
+    try:
+        pgbackrest.pgc_pgbackrest_environment(pgc)
+        pgbackrest.pgc_pgbackrest_source_environment(pgc)
+        pgbackrest.pgc_pgbackrest_volumes(pgc)
+    except SpecError as problem:
+        errors.append(str(problem))
+    return errors
+
+
+def _from_backup_errors(source, pgbackrest):
+    field = "spec.bootstrap.fromBackup"
+    if not isinstance(source, dict):
+        return ["%s must be a mapping, not %s" % (field, _what(source))]
+    errors = _unknown_fields(source, ("cluster", "repository", "encryption", "encryptionSecretName", "targetTime",
+                                      "backup"), field)
+    cluster = source.get("cluster")
+    if not isinstance(cluster, str) or not CLUSTER_NAME_RE.fullmatch(cluster) or len(cluster) > CLUSTER_NAME_LIMIT:
+        errors.append("%s.cluster %r must be the name of a PostgresCluster" % (field, cluster))
+    if source.get("repository") is not None:
+        errors += pgbackrest.repository_errors(source["repository"], field + ".repository")
+    if source.get("encryption") is not None and not isinstance(source["encryption"], bool):
+        errors.append("%s.encryption must be true or false, not %r" % (field, source["encryption"]))
+    secret = source.get("encryptionSecretName")
+    if secret and (not isinstance(secret, str) or not OBJECT_NAME_RE.fullmatch(secret)):
+        errors.append("%s.encryptionSecretName %r is not a Kubernetes object name" % (field, secret))
+    target = source.get("targetTime")
+    if target is not None and (not isinstance(target, str) or not TARGET_TIME_RE.fullmatch(target)):
+        errors.append("%s.targetTime %r must be a time with its zone, such as 2026-01-31T12:00:00Z" % (field, target))
+    label = source.get("backup")
+    if label is not None and (not isinstance(label, str) or not BACKUP_LABEL_RE.fullmatch(label)):
+        errors.append("%s.backup %r must be a pgBackRest backup label, such as 20260131-120000F" % (field, label))
+    if target and label:
+        errors.append("%s takes targetTime or backup, not both" % field)
+    return errors
+
+
+def _label_name_errors(key, field):
+    prefix, slash, name = str(key).rpartition("/")
+    if not isinstance(key, str) or (slash and (not prefix or len(prefix) > 253 or not OBJECT_NAME_RE.fullmatch(prefix))) \
+            or len(name) > 63 or not LABEL_NAME_RE.fullmatch(name):
+        return ["%s: %r is not a label key ([prefix/]name, the name at most 63 letters, digits, '-', '_' or '.')"
+                % (field, key)]
+    return []
+
+
+def _label_value_errors(value, field):
+    if not isinstance(value, str) or (value and (len(value) > 63 or not LABEL_NAME_RE.fullmatch(value))):
+        return ["%s: %r is not a label value (at most 63 letters, digits, '-', '_' or '.')" % (field, value)]
+    return []
+
+
+def _selector_errors(selector, field):
+    if not isinstance(selector, dict):
+        return ["%s must be a label selector (matchLabels, matchExpressions), not %s" % (field, _what(selector))]
+    errors = _unknown_fields(selector, ("matchLabels", "matchExpressions"), field)
+    match_labels = selector.get("matchLabels") or {}
+    if not isinstance(match_labels, dict):
+        errors.append("%s.matchLabels must be a mapping of labels, not %s" % (field, _what(match_labels)))
+    else:
+        for key in sorted(match_labels, key=str):
+            errors += _label_name_errors(key, field + ".matchLabels")
+            errors += _label_value_errors(match_labels[key], _field(field + ".matchLabels", key))
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(expressions, list):
+        return errors + ["%s.matchExpressions must be a list, not %s" % (field, _what(expressions))]
+    for index, expression in enumerate(expressions):
+        where = "%s.matchExpressions[%d]" % (field, index)
+        if not isinstance(expression, dict):
+            errors.append("%s must be a mapping of key, operator and values" % where)
+            continue
+        errors += _unknown_fields(expression, ("key", "operator", "values"), where)
+        errors += _label_name_errors(expression.get("key"), where + ".key")
+        operator, values = expression.get("operator"), expression.get("values")
+        if operator not in SELECTOR_OPERATORS:
+            errors.append("%s.operator must be one of %s, not %r" % (where, ", ".join(SELECTOR_OPERATORS), operator))
+        elif values is not None and not isinstance(values, list):
+            errors.append("%s.values must be a list, not %s" % (where, _what(values)))
+        elif operator in ("In", "NotIn") and not values:
+            errors.append("%s.values must not be empty with %s" % (where, operator))
+        elif operator in ("Exists", "DoesNotExist") and values:
+            errors.append("%s.values must be empty with %s" % (where, operator))
+        else:
+            for position, value in enumerate(values or []):
+                errors += _label_value_errors(value, "%s.values[%d]" % (where, position))
+    return errors
+
+
+def _network(text, field):
+    """An IP network from a CIDR; a message when it is not one."""
+    if not isinstance(text, str) or "/" not in text:
+        return None, "%s %r is not a CIDR such as 10.0.0.0/8" % (field, text)
+    try:
+        return ipaddress.ip_network(text, strict=False), None
+    except ValueError:
+        return None, "%s %r is not a CIDR such as 10.0.0.0/8" % (field, text)
+
+
+def _peers_errors(peers, field):
+    """A list of NetworkPolicy peers: each a podSelector and/or namespaceSelector, or an ipBlock."""
+    if not isinstance(peers, list):
+        return ["%s must be a list of NetworkPolicy peers, not %s" % (field, _what(peers))]
+    errors = []
+    for index, peer in enumerate(peers):
+        where = "%s[%d]" % (field, index)
+        if not isinstance(peer, dict):
+            errors.append("%s must be a mapping of podSelector, namespaceSelector or ipBlock, not %s" % (where, _what(peer)))
+            continue
+        errors += _unknown_fields(peer, PEER_FIELDS, where)
+        given = [k for k in PEER_FIELDS if peer.get(k) is not None]
+        if not given:
+            errors.append("%s needs a podSelector, a namespaceSelector or an ipBlock" % where)
+        elif "ipBlock" in given and len(given) > 1:
+            errors.append("%s takes an ipBlock or selectors, not both" % where)
+        for key in ("podSelector", "namespaceSelector"):
+            if peer.get(key) is not None:
+                errors += _selector_errors(peer[key], "%s.%s" % (where, key))
+        block = peer.get("ipBlock")
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            errors.append("%s.ipBlock must be a mapping of cidr and except, not %s" % (where, _what(block)))
+            continue
+        errors += _unknown_fields(block, ("cidr", "except"), where + ".ipBlock")
+        network, problem = _network(block.get("cidr"), where + ".ipBlock.cidr")
+        if problem:
+            errors.append(problem)
+        excepted = block.get("except") or []
+        if not isinstance(excepted, list):
+            errors.append("%s.ipBlock.except must be a list of CIDRs, not %s" % (where, _what(excepted)))
+            continue
+        for position, text in enumerate(excepted):
+            inner, problem = _network(text, "%s.ipBlock.except[%d]" % (where, position))
+            if problem:
+                errors.append(problem)
+            elif network is not None and (inner.version != network.version or not inner.subnet_of(network)
+                                          or inner.prefixlen <= network.prefixlen):
+                errors.append("%s.ipBlock.except[%d] %s must be a smaller network inside %s" % (
+                    where, position, text, block["cidr"]))
+    return errors
+
+
+def _audit_errors(audit):
+    if not isinstance(audit, dict):
+        return ["spec.audit must be a mapping, not %s" % _what(audit)]
+    errors = _unknown_fields(audit, AUDIT_DEFAULTS, "spec.audit")
+    for key in ("enabled", "logParameter"):
+        if not isinstance(audit.get(key), bool):
+            errors.append("spec.audit.%s must be true or false, not %r" % (key, audit.get(key)))
+    classes = audit.get("log")
+    if not isinstance(classes, list):
+        return errors + ["spec.audit.log must be a list of pgaudit classes, not %s" % _what(classes)]
+    for index, name in enumerate(classes):
+        if name not in AUDIT_CLASSES:
+            errors.append("spec.audit.log[%d] %r is not a pgaudit class (%s)" % (index, name, ", ".join(AUDIT_CLASSES)))
+        elif name in classes[:index]:
+            errors.append("spec.audit.log[%d] %s is listed twice" % (index, name))
+    return errors
+
+
+def pgc_spec_errors(pgc):
+    """Return what is wrong with a cluster's spec that the CRD schema cannot express (and what it
+    does, for a spec that never went through the API server), one message per problem, each naming
+    the field. Never raises: a spec of the wrong shape gets messages too."""
+    spec = pgc["spec"]
+    errors = _control_errors({k: v for k, v in spec.items() if k != "configuration"}, "spec")
+    checks = (
+        lambda: _name_errors(pgc["name"], spec),
+        lambda: _image_errors(spec.get("image")),
+        lambda: _configuration_errors(spec.get("configuration"), postgres_major(spec)),
+        lambda: _credentials_errors(spec.get("credentials")),
+        lambda: cron_errors(spec.get("backupSchedule") or "", "spec.backupSchedule"),
+        lambda: _logical_errors(spec),
+        lambda: _backup_errors(pgc),
+        lambda: _peers_errors(spec.get("allowedClients"), "spec.allowedClients"),
+        lambda: _peers_errors(spec.get("metricsClients"), "spec.metricsClients"),
+        lambda: _audit_errors(spec.get("audit")),
+    )
+    for check in checks:
+        try:
+            errors += check()
+        except (AttributeError, KeyError, TypeError, ValueError) as problem:
+            # A shape the checks did not foresee: refused all the same.
+            errors.append("spec cannot be read: %s" % problem)
+    return errors
+
+
+def _logical_errors(spec):
+    backup = spec.get("backup") if isinstance(spec.get("backup"), dict) else {}
+    logical = backup.get("logical") or {}
+    if not isinstance(logical, dict):
+        return ["spec.backup.logical must be a mapping, not %s" % _what(logical)]
+    errors = cron_errors(logical.get("schedule") or "", "spec.backup.logical.schedule")
+    repository = backup.get("repository") if isinstance(backup.get("repository"), dict) else {}
+    if logical.get("schedule") and not repository.get("s3"):
         errors.append("spec.backup.logical.schedule needs spec.backup.repository.s3: logical dumps go to object storage")
     return errors
+
+
+def _merged_defaults(value, defaults, field):
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise SpecError("%s must be a mapping, not %s" % (field, _what(value)))
+    return {**copy.deepcopy(defaults), **{k: v for k, v in value.items() if v is not None}}
 
 
 def pgc_normalize(cluster):
@@ -276,11 +698,17 @@ def pgc_normalize(cluster):
     namespace = meta.get("namespace")
     if not name or not namespace:
         raise SpecError("pgc_normalize needs metadata.name and metadata.namespace")
-    spec = dict(SPEC_DEFAULTS)
-    spec.update({k: v for k, v in (cluster.get("spec") or {}).items() if v is not None})
-    spec["credentials"] = {**CREDENTIALS_DEFAULTS, **(spec.get("credentials") or {})}
-    spec["volumeClaimRetention"] = {**VOLUME_CLAIM_RETENTION_DEFAULTS, **(spec.get("volumeClaimRetention") or {})}
-    spec["backup"] = dict(spec.get("backup") or {})
+    given = cluster.get("spec") or {}
+    if not isinstance(given, dict):
+        raise SpecError("spec must be a mapping, not %s" % _what(given))
+    # Copies: the defaults' lists and mappings are never shared with a fact.
+    spec = copy.deepcopy(SPEC_DEFAULTS)
+    spec.update({k: v for k, v in given.items() if v is not None})
+    spec["credentials"] = _merged_defaults(spec["credentials"], CREDENTIALS_DEFAULTS, "spec.credentials")
+    spec["volumeClaimRetention"] = _merged_defaults(spec["volumeClaimRetention"], VOLUME_CLAIM_RETENTION_DEFAULTS,
+                                                    "spec.volumeClaimRetention")
+    spec["audit"] = _merged_defaults(spec["audit"], AUDIT_DEFAULTS, "spec.audit")
+    spec["backup"] = _merged_defaults(spec["backup"], {}, "spec.backup")
     if spec["backupSchedule"] and not spec["backup"].get("repository"):
         # A schedule with nowhere named to keep the backups: a volume of the cluster's own, served by
         # its repository host, as a schedule alone asks for.
@@ -294,6 +722,8 @@ def pgc_normalize(cluster):
         "uid": meta.get("uid", ""),
         "generation": meta.get("generation", 0),
         "spec": spec,
+        # The PostgreSQL major whose parameters spec.configuration is checked against.
+        "postgres_major": postgres_major(spec),
         "status": cluster.get("status") or {},
         "names": dict(cluster_names(name),
                       # Patroni's own ConfigMaps (not the operator's), and the first member's data.

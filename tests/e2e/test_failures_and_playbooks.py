@@ -96,8 +96,8 @@ def test_templates_in_the_spec_are_data_not_code(operator, namespace):
     """A "{{ ... }}" in a postgresql.conf value reaches Patroni's configuration as it is: the operator
     never evaluates what users write."""
     probe = "{{ lookup('ansible.builtin.pipe', 'touch /tmp/pgc-injected') }}"
-    apply(postgres_cluster("db", replicas=1, configuration={"application_name": probe}), namespace)
+    apply(postgres_cluster("db", replicas=1, configuration={"log_line_prefix": probe}), namespace)
     wait_for_phase("db", namespace, "Running", ready=1)
     config = yaml.safe_load(get("configmap", "db-patroni", namespace)["data"]["patroni.yml"])
-    assert config["bootstrap"]["dcs"]["postgresql"]["parameters"]["application_name"] == probe
+    assert config["bootstrap"]["dcs"]["postgresql"]["parameters"]["log_line_prefix"] == probe
     assert not os.path.exists("/tmp/pgc-injected")

@@ -52,3 +52,30 @@ def test_the_cluster_fact_names_patronis_configmaps_and_the_first_members_data()
     assert (found["dcs_leader"], found["dcs_config"], found["dcs_failover"], found["dcs_sync"]) == (
         "main-leader", "main-config", "main-failover", "main-sync")
     assert found["data_claim_0"] == "data-main-0"
+
+
+def test_derived_names_carry_the_limit_kubernetes_puts_on_each():
+    derived = {key: (name, limit) for key, name, limit in names.derived_names("db")}
+    assert derived["label"] == ("db", 63)
+    assert derived["statefulset"] == ("db", 52)  # its pods' controller-revision-hash label: <name>-<10>
+    assert derived["service_headless"] == ("db-pods", 63)
+    assert derived["backup_cronjob"] == ("db-backup", 52)
+    assert derived["logical_cronjob"] == ("db-logical-backup", 52)
+    assert derived["restore_logical-restore"] == ("db-logical-restore", 63)
+    assert derived["dcs_leader"] == ("db-leader", 253)
+    assert derived["credentials"] == ("db-credentials", 253)
+    # Every object a cluster owns is there.
+    assert set(names.NAME_SUFFIXES) <= set(derived)
+
+
+def test_the_longest_cluster_name_fits_every_object_but_the_logical_backup_cronjob():
+    too_long = [key for key, name, limit in names.derived_names("a" * 40) if len(name) > limit]
+    assert too_long == ["logical_cronjob"]
+    assert not [key for key, name, limit in names.derived_names("a" * 37) if len(name) > limit]
+
+
+def test_restore_jobs_are_the_jobs_the_restore_role_runs():
+    tasks = "".join(p.read_text() for p in (REPO / "roles/restore/tasks").glob("*.yml"))
+    assert sorted(set(re.findall(r"__restore_job: ([\w-]+)$", tasks, re.M))) == sorted(names.RESTORE_JOBS)
+    assert "name: {{ pgc.name }}-{{ __restore_job }}" in (REPO / "roles/restore/templates/job.yaml.j2").read_text()
+    assert names.restore_job("db", "check") == "db-check"

@@ -442,3 +442,60 @@ def test_pgc_backup_tls_fits_the_longest_names_kubernetes_allows():
     long["name"] = "c" * 40
     bundle = pgbackrest.pgc_backup_tls(long)
     assert bundle["ca.crt"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+@pytest.mark.parametrize("value", ["false", "no", "0", "", 0, "off"])
+def test_a_verify_tls_that_is_not_a_boolean_never_turns_checks_off(value):
+    backup = {"repository": {"s3": {**S3["repository"]["s3"], "verifyTLS": value}}}
+    with pytest.raises(SpecError, match=r"^spec\.backup\.repository\.s3\.verifyTLS must be true or false"):
+        pgbackrest.pgc_pgbackrest_settings(pgc(backup))
+
+
+def test_an_encryption_that_is_not_a_boolean_never_turns_the_cipher_off():
+    with pytest.raises(SpecError, match=r"^spec\.backup\.encryption must be true or false, not 'false'"):
+        pgbackrest.pgc_pgbackrest_settings(pgc({**S3, "encryption": "false"}))
+
+
+def test_the_source_settings_name_the_fields_of_spec_bootstrap_from_backup():
+    source = {"cluster": "old", "repository": {"s3": {**S3["repository"]["s3"], "verifyTLS": "false"}}}
+    with pytest.raises(SpecError, match=r"^spec\.bootstrap\.fromBackup\.repository\.s3\.verifyTLS must be true"):
+        pgbackrest.pgc_pgbackrest_source_environment(pgc(bootstrap={"fromBackup": source}))
+    with pytest.raises(SpecError, match=r"^spec\.bootstrap\.fromBackup\.repository must be a mapping"):
+        pgbackrest.pgc_pgbackrest_source_environment(pgc(bootstrap={"fromBackup": {"cluster": "old",
+                                                                                   "repository": "s3://b"}}))
+
+
+def test_repository_errors_accepts_what_the_settings_use():
+    for backup in (S3, VOLUME, {"repository": {"gcs": {"bucket": "bkt", "keyType": "auto"}}},
+                   {"repository": {"azure": {"account": "acct", "container": "pg", "secretName": "az",
+                                             "verifyTLS": False, "caSecretName": ""}}}):
+        assert pgbackrest.repository_errors(backup["repository"], "spec.backup.repository") == []
+
+
+@pytest.mark.parametrize("repository, message", [
+    ("s3://bucket", "spec.bootstrap.fromBackup.repository must be a mapping with one of s3, gcs, azure or volume, "
+                    "not a string"),
+    ({}, "spec.bootstrap.fromBackup.repository takes exactly one of s3, gcs, azure or volume"),
+    ({"s4": {}}, "spec.bootstrap.fromBackup.repository.s4 is not a kind of repository"),
+    ({"s3": "bucket"}, "spec.bootstrap.fromBackup.repository.s3 must be a mapping, not a string"),
+    ({"s3": {**S3["repository"]["s3"], "verifyTLS": "false"}},
+     "spec.bootstrap.fromBackup.repository.s3.verifyTLS must be true or false, not a string"),
+    ({"s3": {**S3["repository"]["s3"], "bucket": 42}},
+     "spec.bootstrap.fromBackup.repository.s3.bucket must be a string, not a number"),
+    ({"s3": {**S3["repository"]["s3"], "buckets": "x"}},
+     "spec.bootstrap.fromBackup.repository.s3.buckets is not a field of a s3 repository"),
+    ({"s3": {"bucket": "b"}}, "spec.bootstrap.fromBackup.repository.s3.endpoint is required"),
+    ({"s3": {**S3["repository"]["s3"], "uriStyle": "vhost"}},
+     "spec.bootstrap.fromBackup.repository.s3.uriStyle must be one of host, path, not 'vhost'"),
+    ({"s3": {**S3["repository"]["s3"], "secretName": "Keys_With_Caps"}},
+     "spec.bootstrap.fromBackup.repository.s3.secretName 'Keys_With_Caps' is not a Kubernetes object name"),
+    ({"s3": {**S3["repository"]["s3"], "endpoint": "host:port"}},
+     "spec.bootstrap.fromBackup.repository.s3.endpoint 'host:port' is not a host or host:port"),
+    ({"gcs": {"bucket": "bkt"}}, "spec.bootstrap.fromBackup.repository.gcs.secretName is required"),
+    ({"volume": {"size": "10GB"}}, "spec.bootstrap.fromBackup.repository.volume.size '10GB' must be a size"),
+    ({"volume": {}, "s3": S3["repository"]["s3"]},
+     "spec.bootstrap.fromBackup.repository takes exactly one of s3, gcs, azure or volume, not s3 and volume"),
+])
+def test_repository_errors_names_the_field(repository, message):
+    errors = pgbackrest.repository_errors(repository, "spec.bootstrap.fromBackup.repository")
+    assert any(message in error for error in errors), errors

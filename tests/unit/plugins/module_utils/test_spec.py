@@ -11,12 +11,14 @@ import yaml
 from ansible_collections.postgres.cluster.plugins.module_utils.spec import (
     CREDENTIALS_DEFAULTS,
     SPEC_DEFAULTS,
+    SpecError,
     CronError,
     cron_errors,
     cron_interval_seconds,
     parse_cron,
     pgc_normalize,
     pgc_spec_errors,
+    postgres_major,
 )
 from tests.unit.plugins.module_utils.samples import cluster
 
@@ -69,7 +71,10 @@ def test_a_schedule_without_repository_gets_a_volume_repository():
     assert plain["spec"]["backup"] == {}
 
 
-@pytest.mark.parametrize("image", ["postgres:15", "postgres", "docker.io/library/postgres:16@sha256:abc",
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("image", ["postgres:15", "docker.io/library/postgres:16@" + DIGEST,
                                    "library/postgres:17-alpine", "bitnami/postgresql:15"])
 def test_pgc_spec_errors_refuses_images_without_patroni(image):
     (error,) = pgc_spec_errors(pgc_normalize(cluster(image=image)))
@@ -77,9 +82,26 @@ def test_pgc_spec_errors_refuses_images_without_patroni(image):
 
 
 @pytest.mark.parametrize("image", ["ghcr.io/pgc-operator/postgres:15", "registry.local:5000/postgres-patroni:16",
-                                   "registry.local:5000/team/postgres:15"])
+                                   "registry.local:5000/team/postgres:15", "ghcr.io/pgc-operator/postgres@" + DIGEST,
+                                   "ghcr.io/pgc-operator/postgres:15.4-bookworm@" + DIGEST])
 def test_pgc_spec_errors_accepts_other_images(image):
     assert pgc_spec_errors(pgc_normalize(cluster(image=image))) == []
+
+
+@pytest.mark.parametrize("image", ["ghcr.io/pgc-operator/postgres", "registry.local:5000/postgres",
+                                   "ghcr.io/pgc-operator/postgres@sha256:abc", "ghcr.io/pgc-operator/postgres:15 ",
+                                   "ghcr.io/pgc-operator/postgres:15\n", "Ghcr.io/PGC/postgres:15"])
+def test_pgc_spec_errors_refuses_an_image_without_tag_or_digest(image):
+    errors = pgc_spec_errors(pgc_normalize(cluster(image=image)))
+    assert f"spec.image {image!r} must name a tag or a digest, such as ghcr.io/pgc-operator/postgres:15 or " \
+           "<image>@sha256:<digest>" in errors
+
+
+@pytest.mark.parametrize("image, major", [("ghcr.io/pgc-operator/postgres:15", 15), ("reg:5000/pg:16.4-bookworm", 16),
+                                          ("reg/pg:17@" + DIGEST, 17), ("reg/pg@" + DIGEST, 15), ("reg/pg:latest", 15)])
+def test_the_postgres_major_is_the_image_tags_leading_number(image, major):
+    assert postgres_major({"image": image}) == major
+    assert pgc_normalize(cluster(image=image))["postgres_major"] == major
 
 
 def test_pgc_spec_errors_names_each_owned_parameter():
@@ -132,3 +154,251 @@ def test_cron_errors_and_parse_cron_read_one_grammar(schedule):
 def test_cron_interval_seconds_of_a_daily_schedule_is_a_day():
     assert cron_interval_seconds("30 2 * * *", datetime.date(2026, 11, 29)) == 86400
     assert cron_interval_seconds("0 0 * * 1,4", datetime.date(2026, 11, 29)) == 4 * 86400
+
+
+def errors_of(name="db", **spec):
+    obj = cluster(**spec)
+    obj["metadata"]["name"] = name
+    return pgc_normalize(obj)
+
+
+S3 = {"endpoint": "s3.eu-west-1.amazonaws.com", "bucket": "pg-backups", "secretName": "db-backup-s3"}
+
+
+def test_the_sample_and_a_cluster_of_defaults_have_no_errors():
+    sample = yaml.safe_load((REPO / "config/samples/postgres_v1_postgrescluster.yaml").read_text())
+    sample["metadata"]["namespace"] = "prod"
+    assert pgc_spec_errors(pgc_normalize(sample)) == []
+    assert pgc_spec_errors(pgc_normalize(cluster())) == []
+
+
+# --- spec.configuration --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["x = 1\narchive_command", "max_connections\n", "work mem", "ssl=on", "a'b",
+                                 "a#b", "a.b.c", "1abc", ""])
+def test_a_configuration_key_that_is_not_a_parameter_name_is_refused(key):
+    (error,) = pgc_spec_errors(pgc_normalize(cluster(configuration={key: "1"})))
+    assert error.endswith(": is not a parameter name: letters, digits and underscores, with at most one dot (an "
+                          "extension's parameter such as pg_stat_statements.max)")
+    # The field is named, and a line break of the key is quoted, not written into the message.
+    assert error.startswith("spec.configuration") and "\n" not in error
+    assert error.startswith("spec.configuration[%r]" % key) or error.startswith("spec.configuration." + key)
+
+
+def test_operator_owned_parameters_are_refused_in_any_case():
+    errors = pgc_spec_errors(pgc_normalize(cluster(configuration={
+        "ARCHIVE_COMMAND": "cp %p /x", "Listen_Addresses": "*", "archive_library": "basic_archive",
+        "WAL_LEVEL": "minimal"})))
+    assert errors == [
+        "spec.configuration.ARCHIVE_COMMAND is set by the operator and cannot be overridden",
+        "spec.configuration.Listen_Addresses is set by the operator and cannot be overridden",
+        "spec.configuration.archive_library is set by the operator and cannot be overridden",
+        "spec.configuration.wal_level must be replica or logical: streaming replicas need it",
+    ]
+    assert pgc_spec_errors(pgc_normalize(cluster(configuration={"WAL_LEVEL": "Logical"}))) == []
+
+
+def test_one_parameter_given_twice_in_different_cases_is_refused():
+    assert pgc_spec_errors(pgc_normalize(cluster(configuration={"work_mem": "4MB", "WORK_MEM": "8MB"}))) == [
+        "spec.configuration.work_mem and spec.configuration.WORK_MEM name the same parameter"]
+
+
+def test_parameters_of_other_fields_and_shell_commands_are_refused():
+    assert pgc_spec_errors(pgc_normalize(cluster(configuration={
+        "pgaudit.log": "all", "ssl_passphrase_command": "sh -c id"}))) == [
+        "spec.configuration.pgaudit.log is set from spec.audit.log",
+        "spec.configuration.ssl_passphrase_command runs a shell command in every member and cannot be set",
+    ]
+
+
+@pytest.mark.parametrize("configuration, error", [
+    ({"shared_bufers": "1GB"}, "spec.configuration.shared_bufers: unknown parameter (did you mean shared_buffers?)"),
+    ({"work_mem": "4MB\n"}, "spec.configuration.work_mem: must not contain a line break, a NUL or another control "
+                            "character"),
+    ({"log_line_prefix": "%m\r"}, "spec.configuration.log_line_prefix: must not contain a line break"),
+    ({"work_mem": ["4MB"]}, "spec.configuration.work_mem: must be a string, a number or a boolean, not a list"),
+    ({"work_mem": {"a": 1}}, "spec.configuration.work_mem: must be a string, a number or a boolean, not a mapping"),
+    ({"shared_buffers": "8kB"}, "spec.configuration.shared_buffers: 8kB (1 8kB) is outside the valid range 16 .. "
+                                "1073741823"),
+    ({"max_connections": "lots"}, "spec.configuration.max_connections: lots is not a number"),
+    ({"ssl": "maybe"}, "spec.configuration.ssl: must be a boolean (on, off, true, false, yes, no, 1, 0)"),
+    ({"log_statement": "everything"}, "spec.configuration.log_statement: must be one of none, ddl, mod, all"),
+    ({"statement_timeout": "5m"}, "spec.configuration.statement_timeout: 5m has an invalid unit 'm'"),
+    ({"nosuch.thing": "1"}, "spec.configuration.nosuch.thing: unknown parameter: nosuch is not an extension"),
+])
+def test_configuration_values_are_checked_against_the_catalogue(configuration, error):
+    (message,) = pgc_spec_errors(pgc_normalize(cluster(configuration=configuration)))
+    assert message.startswith(error), message
+
+
+def test_valid_configuration_passes_and_a_major_without_catalogue_gets_syntax_checks_only():
+    configuration = {"shared_buffers": "1GB", "max_connections": 200, "random_page_cost": "1.1", "ssl": "on",
+                     "SYNCHRONOUS_COMMIT": "remote_apply", "pg_stat_statements.max": "10000",
+                     "auto_explain.log_min_duration": "250ms", "pgaudit.log_catalog": "off"}
+    assert pgc_spec_errors(pgc_normalize(cluster(configuration=configuration))) == []
+    newer = cluster(image="ghcr.io/pgc-operator/postgres:17", configuration={"io_combine_limit": "128kB"})
+    assert pgc_spec_errors(pgc_normalize(newer)) == []
+    newer["spec"]["configuration"] = {"io_combine_limit\n": "1", "port": "1"}
+    assert len(pgc_spec_errors(pgc_normalize(newer))) == 2
+
+
+# --- names -----------------------------------------------------------------------------------------
+
+def test_a_name_too_long_for_the_logical_backup_cronjob_is_refused_naming_the_feature():
+    name = "a" * 40
+    spec = {"backup": {"repository": {"s3": S3}, "logical": {"schedule": "30 3 * * *"}}}
+    assert pgc_spec_errors(errors_of(name, **spec)) == [
+        "metadata.name %s is too long for spec.backup.logical.schedule: the CronJob %s-logical-backup would have "
+        "55 characters, more than the 52 Kubernetes allows; use a name of at most 37 characters" % (name, name)]
+    assert pgc_spec_errors(errors_of("a" * 37, **spec)) == []
+    # Without logical backups the longest name fits everything.
+    assert pgc_spec_errors(errors_of(name, backupSchedule="0 2 * * *")) == []
+
+
+@pytest.mark.parametrize("name", ["a" * 41, "Db", "db-", "1db", "db_1"])
+def test_a_name_that_is_no_cluster_name_is_refused(name):
+    (error,) = pgc_spec_errors(errors_of(name))
+    assert error.startswith("metadata.name %r must be at most 40 characters" % name)
+
+
+# --- credentials -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("credentials, error", [
+    ({"appUser": "postgres"}, "spec.credentials.appUser and spec.credentials.superuser are the same role postgres"),
+    ({"replicationUser": "postgres"}, "spec.credentials.replicationUser and spec.credentials.superuser are the same"),
+    ({"superuser": "pg_admin"}, "spec.credentials.superuser pg_admin is reserved"),
+    ({"appUser": "pgc_monitor"}, "spec.credentials.appUser pgc_monitor is reserved"),
+    ({"appDatabase": "template1"}, "spec.credentials.appDatabase template1 is one of the server's own databases"),
+    ({"appUser": "App; DROP"}, "spec.credentials.appUser 'App; DROP' must be a lowercase name"),
+    ({"secretName": "Bad_Name"}, "spec.credentials.secretName 'Bad_Name' is not a Kubernetes object name"),
+    ({"password": "x"}, "spec.credentials.password is not a field of spec.credentials"),
+])
+def test_credentials_must_be_distinct_unreserved_roles(credentials, error):
+    (message,) = pgc_spec_errors(pgc_normalize(cluster(credentials=credentials)))
+    assert message.startswith(error), message
+
+
+# --- backups ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("repository, error", [
+    ("s3://pg-backups", "spec.bootstrap.fromBackup.repository must be a mapping with one of s3, gcs, azure or volume, "
+                        "not a string"),
+    ({"s3": "pg-backups"}, "spec.bootstrap.fromBackup.repository.s3 must be a mapping, not a string"),
+    ({"s3": {**S3, "verifyTLS": "false"}}, "spec.bootstrap.fromBackup.repository.s3.verifyTLS must be true or false, "
+                                           "not a string"),
+    ({"bucket": "pg-backups"}, "spec.bootstrap.fromBackup.repository.bucket is not a kind of repository"),
+])
+def test_a_from_backup_repository_of_the_wrong_shape_is_refused_naming_the_field(repository, error):
+    errors = pgc_spec_errors(pgc_normalize(cluster(bootstrap={"fromBackup": {"cluster": "old",
+                                                                             "repository": repository}})))
+    assert errors and errors[0].startswith(error), errors
+
+
+def test_verify_tls_or_encryption_given_as_strings_are_refused():
+    errors = pgc_spec_errors(pgc_normalize(cluster(backup={"repository": {"s3": {**S3, "verifyTLS": "false"}},
+                                                           "encryption": "false"})))
+    assert errors == ["spec.backup.repository.s3.verifyTLS must be true or false, not a string",
+                      "spec.backup.encryption must be true or false, not 'false'"]
+
+
+@pytest.mark.parametrize("source, error", [
+    ({"cluster": "Old"}, "spec.bootstrap.fromBackup.cluster 'Old' must be the name of a PostgresCluster"),
+    ({"cluster": "old", "backup": "latest; rm -rf /"}, "spec.bootstrap.fromBackup.backup 'latest; rm -rf /' must be "
+                                                       "a pgBackRest backup label"),
+    ({"cluster": "old", "targetTime": "yesterday"}, "spec.bootstrap.fromBackup.targetTime 'yesterday' must be a time"),
+    ({"cluster": "old", "encryption": "no"}, "spec.bootstrap.fromBackup.encryption must be true or false"),
+    ({"cluster": "old", "targetTime": "2026-01-31T12:00:00Z", "backup": "20260131-120000F"},
+     "spec.bootstrap.fromBackup takes targetTime or backup, not both"),
+])
+def test_from_backup_fields_are_checked(source, error):
+    (message,) = pgc_spec_errors(pgc_normalize(cluster(bootstrap={"fromBackup": source})))
+    assert message.startswith(error), message
+
+
+def test_an_incomplete_repository_is_refused_before_anything_is_created():
+    assert pgc_spec_errors(pgc_normalize(cluster(backup={"repository": {"s3": {"bucket": "pg-backups"}}}))) == [
+        "spec.backup.repository.s3.endpoint is required", "spec.backup.repository.s3.secretName is required"]
+
+
+# --- new fields ----------------------------------------------------------------------------------
+
+def test_pgc_normalize_defaults_the_network_and_audit_fields_without_sharing_them():
+    one, two = pgc_normalize(cluster()), pgc_normalize(cluster(audit={"enabled": True}))
+    assert one["spec"]["allowedClients"] == []
+    assert one["spec"]["metricsClients"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}]
+    assert one["spec"]["audit"] == {"enabled": False, "log": ["ddl", "role"], "logParameter": False}
+    assert two["spec"]["audit"] == {"enabled": True, "log": ["ddl", "role"], "logParameter": False}
+    one["spec"]["metricsClients"].clear()
+    one["spec"]["audit"]["log"].append("all")
+    assert SPEC_DEFAULTS["metricsClients"] and pgc_normalize(cluster())["spec"]["audit"]["log"] == ["ddl", "role"]
+
+
+def test_valid_network_peers_and_audit_pass():
+    peers = [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "web"}}},
+             {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["a", "b"]}]},
+              "podSelector": {}},
+             {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+             {"ipBlock": {"cidr": "2001:db8::/32"}}]
+    assert pgc_spec_errors(pgc_normalize(cluster(allowedClients=peers, metricsClients=[],
+                                                 audit={"enabled": True, "log": ["read", "write"]}))) == []
+
+
+@pytest.mark.parametrize("peer, error", [
+    ({}, "spec.allowedClients[0] needs a podSelector, a namespaceSelector or an ipBlock"),
+    ({"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}, "spec.allowedClients[0] takes an ipBlock or selectors"),
+    ({"ipBlock": {"cidr": "10.0.0.0/33"}}, "spec.allowedClients[0].ipBlock.cidr '10.0.0.0/33' is not a CIDR"),
+    ({"ipBlock": {"cidr": "10.0.0.1"}}, "spec.allowedClients[0].ipBlock.cidr '10.0.0.1' is not a CIDR"),
+    ({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["192.168.0.0/16"]}},
+     "spec.allowedClients[0].ipBlock.except[0] 192.168.0.0/16 must be a smaller network inside 10.0.0.0/8"),
+    ({"podSelector": {"matchLabels": {"app": "web server"}}},
+     "spec.allowedClients[0].podSelector.matchLabels.app: 'web server' is not a label value"),
+    ({"podSelector": {"matchLabels": {"-app": "web"}}}, "spec.allowedClients[0].podSelector.matchLabels: '-app' is "
+                                                        "not a label key"),
+    ({"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "In"}]}},
+     "spec.allowedClients[0].namespaceSelector.matchExpressions[0].values must not be empty with In"),
+    ({"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Like", "values": ["a"]}]}},
+     "spec.allowedClients[0].namespaceSelector.matchExpressions[0].operator must be one of In, NotIn"),
+    ({"podSelector": "app=web"}, "spec.allowedClients[0].podSelector must be a label selector"),
+    ({"hostSelector": {}}, "spec.allowedClients[0].hostSelector is not a field of spec.allowedClients[0]"),
+    ("10.0.0.0/8", "spec.allowedClients[0] must be a mapping of podSelector, namespaceSelector or ipBlock"),
+])
+def test_network_peers_are_refused_naming_the_field(peer, error):
+    errors = pgc_spec_errors(pgc_normalize(cluster(allowedClients=[peer])))
+    assert errors and errors[0].startswith(error), errors
+    errors = pgc_spec_errors(pgc_normalize(cluster(metricsClients=[peer])))
+    assert errors and errors[0].startswith(error.replace("allowedClients", "metricsClients")), errors
+
+
+@pytest.mark.parametrize("audit, error", [
+    ({"enabled": "yes"}, "spec.audit.enabled must be true or false, not 'yes'"),
+    ({"log": ["ddl", "everything"]}, "spec.audit.log[1] 'everything' is not a pgaudit class"),
+    ({"log": ["ddl", "ddl"]}, "spec.audit.log[1] ddl is listed twice"),
+    ({"log": "ddl,role"}, "spec.audit.log must be a list of pgaudit classes, not a string"),
+    ({"logParameters": True}, "spec.audit.logParameters is not a field of spec.audit"),
+])
+def test_audit_is_refused_naming_the_field(audit, error):
+    (message,) = pgc_spec_errors(pgc_normalize(cluster(audit=audit)))
+    assert message.startswith(error), message
+
+
+# --- anything else -------------------------------------------------------------------------------
+
+def test_control_characters_anywhere_in_the_spec_are_refused():
+    errors = pgc_spec_errors(pgc_normalize(cluster(storageClassName="fast\nssd",
+                                                   resources={"limits": {"memory\r": "1Gi"}})))
+    assert errors == [
+        "spec.resources.limits['memory\\r']: the key must not contain a line break, a NUL or another control character",
+        "spec.storageClassName must not contain a line break, a NUL or another control character",
+    ]
+
+
+@pytest.mark.parametrize("spec", [{"bootstrap": "from backup"}, {"allowedClients": "everyone"},
+                                  {"configuration": ["work_mem=4MB"]}, {"backup": {"logical": "nightly"}}])
+def test_pgc_spec_errors_never_raises_on_a_spec_of_the_wrong_shape(spec):
+    assert pgc_spec_errors(pgc_normalize(cluster(**spec)))
+
+
+def test_pgc_normalize_refuses_a_field_that_must_be_a_mapping():
+    with pytest.raises(SpecError, match=r"^spec\.credentials must be a mapping, not a string"):
+        pgc_normalize(cluster(credentials="postgres"))

@@ -1,0 +1,149 @@
+"""The PostgresCluster CRD's schema: what it refuses on the API server, and that it agrees with the
+Python checks of plugins/module_utils (which refuse the same and what the schema cannot say).
+
+The OpenAPI part is checked here with jsonschema; the CEL rules are checked to exist and to say
+what the Python code says, and run for real in tests/e2e/test_validation.py.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from ansible_collections.postgres.cluster.plugins.module_utils import names, parameters, pgbackrest, spec
+
+REPO = Path(__file__).resolve().parents[2]
+CRD = yaml.safe_load((REPO / "config/crd/bases/postgres.example.com_postgresclusters.yaml").read_text())
+SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+SPEC = SCHEMA["properties"]["spec"]["properties"]
+SAMPLE = yaml.safe_load((REPO / "config/samples/postgres_v1_postgrescluster.yaml").read_text())
+S3 = {"endpoint": "s3.example.com", "bucket": "pg-backups", "secretName": "keys"}
+
+
+def openapi_errors(obj):
+    return sorted(e.message for e in jsonschema.Draft4Validator(SCHEMA).iter_errors(obj))
+
+
+def with_spec(**fields):
+    obj = copy.deepcopy(SAMPLE)
+    obj["spec"].update(fields)
+    return obj
+
+
+def rules(schema):
+    return [r["rule"] for r in schema.get("x-kubernetes-validations", [])]
+
+
+def walk(schema, path="spec"):
+    yield path, schema
+    for key, child in (schema.get("properties") or {}).items():
+        yield from walk(child, path + "." + key)
+    if isinstance(schema.get("items"), dict):
+        yield from walk(schema["items"], path + "[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from walk(schema["additionalProperties"], path + ".*")
+
+
+def test_the_sample_validates():
+    assert openapi_errors(SAMPLE) == []
+
+
+@pytest.mark.parametrize("fields", [
+    {"image": "ghcr.io/pgc-operator/postgres"},
+    {"image": "registry.local:5000/postgres"},
+    {"bootstrap": {"fromBackup": {"cluster": "old", "repository": "s3://pg-backups"}}},
+    {"bootstrap": {"fromBackup": {"cluster": "old", "repository": {"s3": {**S3, "verifyTLS": "false"}}}}},
+    {"backup": {"repository": {"gcs": {"bucket": "pg-backups", "verifyTLS": "false"}}}},
+    {"bootstrap": {"fromBackup": {"cluster": "old", "backup": "latest"}}},
+    {"credentials": {"secretName": "Not_A_Name"}},
+    {"audit": {"enabled": "true"}},
+    {"audit": {"log": ["everything"]}},
+    {"allowedClients": [{"ipBlock": {}}]},
+    {"metricsClients": [{"podSelector": {"matchExpressions": [{"key": "a", "operator": "Like"}]}}]},
+], ids=["image-no-tag", "image-port-no-tag", "from-backup-repository-string", "from-backup-verify-tls-string",
+        "verify-tls-string", "backup-label", "secret-name", "audit-enabled-string", "audit-class", "ip-block-no-cidr",
+        "selector-operator"])
+def test_the_schema_refuses_bad_input(fields):
+    assert openapi_errors(with_spec(**fields))
+
+
+def test_the_schema_takes_the_new_fields():
+    assert openapi_errors(with_spec(
+        allowedClients=[{"podSelector": {"matchLabels": {"app": "web"}}},
+                        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+        metricsClients=[], audit={"enabled": True, "log": ["ddl", "write"], "logParameter": False},
+        image="ghcr.io/pgc-operator/postgres@sha256:" + "0" * 64,
+        bootstrap={"fromBackup": {"cluster": "old", "backup": "20260131-120000F", "repository": {"s3": S3}}})) == []
+
+
+def test_image_pattern_is_the_python_one():
+    assert SPEC["image"]["pattern"] == spec.IMAGE_PATTERN
+
+
+def test_verify_tls_is_a_boolean_wherever_it_appears():
+    found = [path for path, schema in walk(SCHEMA["properties"]["spec"]) if path.endswith(".verifyTLS")]
+    assert len(found) == 6, found  # s3, gcs and azure, of spec.backup and of spec.bootstrap.fromBackup
+    for path, schema in walk(SCHEMA["properties"]["spec"]):
+        if path.endswith(".verifyTLS"):
+            assert schema["type"] == "boolean", path
+
+
+def test_from_backup_repository_has_the_shape_of_the_backup_repository():
+    own = dict(SPEC["backup"]["properties"]["repository"])
+    source = dict(SPEC["bootstrap"]["properties"]["fromBackup"]["properties"]["repository"])
+    own.pop("description"), source.pop("description")
+    assert source == own
+    assert "x-kubernetes-preserve-unknown-fields" not in source
+
+
+def test_repository_fields_are_those_the_backup_settings_know():
+    kinds = SPEC["backup"]["properties"]["repository"]["properties"]
+    assert set(kinds) == set(pgbackrest.STORE_DEFAULTS) | {"volume"}
+    for kind, schema in kinds.items():
+        defaults = pgbackrest.STORE_DEFAULTS.get(kind, pgbackrest.VOLUME_DEFAULTS)
+        assert set(schema["properties"]) == set(defaults), kind
+        for field, value in defaults.items():
+            assert schema["properties"][field]["type"] == ("boolean" if isinstance(value, bool) else "string"), field
+        assert set(schema.get("required", [])) <= set(pgbackrest.REQUIRED_FIELDS[kind]) | {"secretName"}, kind
+
+
+def test_credentials_cannot_change_and_always_exist():
+    credentials = SPEC["credentials"]
+    assert credentials["default"] == {}
+    for field in spec.CREDENTIALS_DEFAULTS:
+        schema = credentials["properties"][field]
+        assert "default" in schema, field  # else setting it later would escape the transition rule
+        assert "self == oldSelf" in rules(schema), field
+    assert {k: v["default"] for k, v in credentials["properties"].items()} == spec.CREDENTIALS_DEFAULTS
+
+
+def test_configuration_rules_say_what_the_python_checks_say():
+    configuration = SPEC["configuration"]
+    (key_rule,) = rules(configuration)
+    assert "k.matches('%s')" % parameters.NAME_PATTERN in key_rule
+    assert "anyOf" in configuration["additionalProperties"]  # scalars only: integers and strings
+    (value_rule,) = rules(configuration["additionalProperties"])
+    assert "x00-" in value_rule
+
+
+def test_the_name_rule_leaves_room_for_the_logical_backup_cronjob():
+    longest = names.NAME_LIMITS["logical_cronjob"] - len(names.NAME_SUFFIXES["logical_cronjob"])
+    assert any("size(self.metadata.name) <= %d" % longest in rule and "logical.schedule" in rule
+               for rule in rules(SCHEMA))
+    assert any("size(self.metadata.name) <= %d" % spec.CLUSTER_NAME_LIMIT in rule for rule in rules(SCHEMA))
+
+
+def test_audit_and_peers_agree_with_the_python_defaults_and_choices():
+    audit = SPEC["audit"]["properties"]
+    assert {k: v["default"] for k, v in audit.items()} == spec.AUDIT_DEFAULTS
+    assert tuple(audit["log"]["items"]["enum"]) == spec.AUDIT_CLASSES
+    for field in ("allowedClients", "metricsClients"):
+        peer = SPEC[field]["items"]
+        assert tuple(peer["properties"]) == spec.PEER_FIELDS
+        assert rules(peer["properties"]["ipBlock"]["properties"]["cidr"]) == ["isCIDR(self)"]
+        expression = peer["properties"]["podSelector"]["properties"]["matchExpressions"]["items"]
+        assert tuple(expression["properties"]["operator"]["enum"]) == spec.SELECTOR_OPERATORS
