@@ -27,6 +27,8 @@ NAME_SUFFIXES = {
     "service_ro": "-ro",
     "service_headless": "-pods",
     "credentials": "-credentials",
+    "patroni_api": "-patroni-api",
+    "network_policy": "",
     "patroni_config": "-patroni",
     "patroni_account": "-patroni",
     "pdb": "",

@@ -70,6 +70,8 @@ def pgc_patroni_config(pgc):
             # Leader lock and dynamic configuration in ConfigMaps of the cluster's namespace.
             "use_endpoints": False,
         },
+        # Its unsafe endpoints (PATCH /config, POST /failover, ...) ask for the user and password the
+        # pods get from the Secret <name>-patroni-api (PATRONI_RESTAPI_USERNAME, _PASSWORD).
         "restapi": {"listen": "0.0.0.0:%d" % PATRONI_PORT},
         "bootstrap": {
             "dcs": {

@@ -131,6 +131,9 @@ def _postgres_env(pgc, backup_env):
         _secret_env("PATRONI_SUPERUSER_PASSWORD", secret, "superuser-password"),
         {"name": "PATRONI_REPLICATION_USERNAME", "value": credentials["replicationUser"]},
         _secret_env("PATRONI_REPLICATION_PASSWORD", secret, "replication-password"),
+        # Patroni asks for them on its unsafe endpoints (PATCH /config, POST /failover, ...).
+        _secret_env("PATRONI_RESTAPI_USERNAME", pgc["names"]["patroni_api"], "username"),
+        _secret_env("PATRONI_RESTAPI_PASSWORD", pgc["names"]["patroni_api"], "password"),
         # The application role and database, created once by Patroni's post_bootstrap script.
         {"name": "PGC_APP_USERNAME", "value": credentials["appUser"]},
         {"name": "PGC_APP_DATABASE", "value": credentials["appDatabase"]},

@@ -460,21 +460,26 @@ class DataPlane:
 
     def _script_env(self) -> dict[str, str]:
         """The PGC_* variables the StatefulSet gives the postgres container (what the scripts of
-        the ConfigMap read), with values from the Secret where the StatefulSet refers to it."""
+        the ConfigMap read) and the REST API's credentials, with values from the Secrets the
+        StatefulSet refers to."""
         sts = self.kube.run("get", "statefulset", self.cluster, "-n", self.namespace, "--ignore-not-found", "-o", "json")
         if not sts.strip():
             return {}
         container = json.loads(sts)["spec"]["template"]["spec"]["containers"][0]
         env = {}
+        secrets = {self.secret_name: self.credentials}
         for var in container.get("env") or []:
-            if not var["name"].startswith("PGC_"):
+            if not var["name"].startswith(("PGC_", "PATRONI_RESTAPI_")):
                 continue
             if "value" in var:
                 env[var["name"]] = var["value"]
-            else:
-                ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
-                if ref.get("name") == self.secret_name and ref.get("key") in self.credentials:
-                    env[var["name"]] = self.credentials[ref["key"]]
+                continue
+            ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if ref.get("name") and ref["name"] not in secrets:
+                data = (self.kube.json("get", "secret", ref["name"], "-n", self.namespace).get("data") or {})
+                secrets[ref["name"]] = {k: base64.b64decode(v).decode() for k, v in data.items()}
+            if ref.get("key") in secrets.get(ref.get("name"), {}):
+                env[var["name"]] = secrets[ref["name"]][ref["key"]]
         return env
 
     def _service_account(self) -> dict[str, str]:

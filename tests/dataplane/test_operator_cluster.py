@@ -7,8 +7,12 @@ playbook moving the leader through Patroni's Kubernetes DCS.
 
 from __future__ import annotations
 
+import base64
+import json
 import statistics
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -76,6 +80,37 @@ def test_the_application_role_owns_its_database(plane):
         conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
         owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()").fetchone()[0]
     assert owner == c["app-username"]
+
+
+def _patch_config(member, body, auth=None):
+    """PATCH /config on a member's REST API; the HTTP status."""
+    request = urllib.request.Request(f"http://127.0.0.1:{member.api_port}/config", data=json.dumps(body).encode(),
+                                     method="PATCH", headers={"Content-Type": "application/json"})
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(("%s:%s" % auth).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_patronis_unsafe_endpoints_ask_for_the_operators_credentials(kube, namespace, plane):
+    """Anyone who reaches port 8008 could rewrite the configuration (an archive_command runs as
+    postgres on every member): without the Secret's user and password Patroni refuses."""
+    leader = plane.wait_for_leader(timeout=60)
+    member = plane.member(leader)
+    # The probes' endpoints stay open.
+    for path in ("/readiness", "/liveness"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{member.api_port}{path}", timeout=5) as response:
+            assert response.status == 200, path
+    attack = {"postgresql": {"parameters": {"archive_command": "touch /tmp/pgc-owned"}}}
+    assert _patch_config(member, attack) == 401
+    assert _patch_config(member, attack, auth=("patroni", "wrong")) == 401
+    assert "archive_command" not in ((plane.member(leader).rest("/config").get("postgresql") or {}).get("parameters") or {})
+    secret = kube.json("get", "secret", f"{CLUSTER}-patroni-api", "-n", namespace)["data"]
+    auth = tuple(base64.b64decode(secret[k]).decode() for k in ("username", "password"))
+    assert _patch_config(member, {"loop_wait": 10}, auth=auth) == 200
 
 
 def test_the_exporter_role_monitors_over_the_socket_and_reads_no_data(plane):
