@@ -72,7 +72,7 @@ if [ ! -e "$policy_rc" ]; then
   own_policy_rc=1
   trap 'rm -f "$policy_rc"' EXIT
 fi
-apt_install "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" acl util-linux \
+apt_install "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" "postgresql-$PG_MAJOR-pgaudit" acl util-linux \
   prometheus prometheus-postgres-exporter \
   pgbackrest nginx-light openssl
 if [ -n "$own_policy_rc" ]; then

@@ -37,6 +37,19 @@ DEFAULT_PARAMETERS = {
     "password_encryption": "scram-sha-256",
 }
 
+# With spec.audit: PostgreSQL's log as JSON lines (jsonlog needs the collector) in the data
+# directory's log/, a file a weekday, overwritten a week later. spec.configuration goes over them.
+AUDIT_LOGGING = {
+    "logging_collector": "on",
+    "log_destination": "jsonlog",
+    "log_directory": "log",
+    "log_filename": "postgresql-%a.log",
+    "log_rotation_age": "1d",
+    "log_rotation_size": 0,
+    "log_truncate_on_rotation": "on",
+}
+DEFAULT_AUDIT_CLASSES = ("ddl", "role")
+
 # Patroni's timing: a failed leader is replaced within about ttl + loop_wait seconds.
 PATRONI_TIMING = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
 # Where the StatefulSet mounts the ConfigMap <name>-patroni: patroni.yml and the scripts Patroni runs.
@@ -57,7 +70,12 @@ def pgc_patroni_config(pgc):
     spec = pgc["spec"]
     credentials = spec["credentials"]
     parameters = dict(DEFAULT_PARAMETERS)
+    audit = spec.get("audit") or {}
+    if audit.get("enabled"):
+        parameters.update(AUDIT_LOGGING)
     parameters.update(spec.get("configuration") or {})
+    if audit.get("enabled"):
+        parameters.update(audit_parameters(audit, parameters.get("shared_preload_libraries", "")))
     # Patroni's pg_rewind needs hint bits in the WAL; owned, so never in spec.configuration.
     parameters["wal_log_hints"] = "on"
     config = {
@@ -112,6 +130,20 @@ def pgc_patroni_config(pgc):
     }
     # WAL archiving, the replicas' restore_command and a bootstrap from a backup, when configured.
     return _merged(config, pgc_patroni_backup_config(pgc))
+
+
+def audit_parameters(audit, preload=""):
+    """pgaudit's parameters for spec.audit: the library added to shared_preload_libraries (a
+    restart), its classes (pgaudit.log) and whether statements' parameters are logged. The
+    library's hooks log without CREATE EXTENSION."""
+    libraries = [name.strip() for name in str(preload or "").split(",") if name.strip()]
+    if "pgaudit" not in libraries:
+        libraries.append("pgaudit")
+    return {
+        "shared_preload_libraries": ",".join(libraries),
+        "pgaudit.log": ",".join(audit.get("log") or DEFAULT_AUDIT_CLASSES),
+        "pgaudit.log_parameter": "on" if audit.get("logParameter") else "off",
+    }
 
 
 def _merged(base, extra):

@@ -32,8 +32,9 @@ from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import
     pgc_pgbackrest_volumes,
 )
 
-# The database image's user (images/postgres): every pod of the cluster runs as it.
+# The database image's user (images/postgres): every pod of the cluster runs as it, but the exporter.
 POSTGRES_UID = 999
+NOBODY_UID = 65534
 DATA_MOUNT = PGDATA.rsplit("/", 1)[0]
 SOCKET_DIR = "/var/run/postgresql"
 PATRONI_CONFIG_DIR = "/etc/patroni"
@@ -211,7 +212,9 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
                      "value": "host=%s user=%s dbname=postgres sslmode=disable" % (SOCKET_DIR, pgc["monitor_role"])}],
             "ports": [_port("metrics", EXPORTER_PORT)],
             "readinessProbe": {"httpGet": {"path": "/", "port": "metrics"}, "periodSeconds": 10},
-            "securityContext": container_security_context(),
+            # Not the database's user: on the shared socket, peer authentication would let that
+            # user in as the superuser. As nobody it gets its own role's trust line alone.
+            "securityContext": dict(container_security_context(), runAsUser=NOBODY_UID, runAsGroup=NOBODY_UID),
             "resources": exporter_resources or {},
             "volumeMounts": [_mount("socket", SOCKET_DIR, True), _mount("patroni-config", EXPORTER_CONFIG_DIR, True)],
         })

@@ -32,7 +32,9 @@ def operator(kube):
 @pytest.fixture(scope="module")
 def rendered(kube, namespace, operator):
     """The cluster as the operator makes it: its kwok pods Running, its ConfigMap and Secret written."""
-    e2e.apply(e2e.postgres_cluster(CLUSTER, replicas=3), namespace)
+    # Audited from the start: pgaudit is loaded at the bootstrap, its lines in the JSON log.
+    e2e.apply(e2e.postgres_cluster(CLUSTER, replicas=3, audit={"enabled": True, "log": ["ddl", "role", "write"]}),
+              namespace)
     e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=3, timeout=120)
     yield CLUSTER
     e2e.kubectl("delete", "pgc", CLUSTER, "-n", namespace, "--wait=false", check=False)
@@ -111,6 +113,51 @@ def test_patronis_unsafe_endpoints_ask_for_the_operators_credentials(kube, names
     secret = kube.json("get", "secret", f"{CLUSTER}-patroni-api", "-n", namespace)["data"]
     auth = tuple(base64.b64decode(secret[k]).decode() for k in ("username", "password"))
     assert _patch_config(member, {"loop_wait": 10}, auth=auth) == 200
+
+
+def test_no_password_is_on_any_command_line(kube, namespace, plane):
+    """Every process of the members (Patroni, PostgreSQL and its children, what they run) is listed
+    by anyone on the host: no password of the cluster's Secrets is on a command line."""
+    import psutil
+    leader = plane.wait_for_leader(timeout=60)
+    plane.wait_streaming(leader, timeout=60)
+    passwords = {v for k, v in plane.credentials.items() if k.endswith("password")}
+    api = kube.json("get", "secret", f"{CLUSTER}-patroni-api", "-n", namespace)["data"]
+    passwords.add(base64.b64decode(api["password"]).decode())
+    assert len(passwords) == 4 and all(len(p) >= 16 for p in passwords)
+    seen = 0
+    for member in plane.members.values():
+        for pid in member.pids():
+            try:
+                cmdline = " ".join(psutil.Process(pid).cmdline())
+            except psutil.Error:
+                continue
+            seen += 1
+            assert not any(p in cmdline for p in passwords), f"a password is on the command line of {pid}"
+    assert seen >= 3 * len(plane.members)
+
+
+def test_audit_writes_pgaudit_lines_to_the_json_log(plane):
+    leader = plane.wait_for_leader(timeout=60)
+    with plane.member(leader).connect() as conn:
+        assert conn.execute("SHOW shared_preload_libraries").fetchone()[0] == "pgaudit"
+        conn.execute("CREATE TABLE audited (id int)")
+        conn.execute("INSERT INTO audited VALUES (1)")
+        conn.execute("SELECT * FROM audited").fetchall()
+
+    def audit_lines():
+        lines = []
+        for path in (plane.member(leader).data_dir / "log").glob("*.json"):
+            for line in path.read_text(errors="replace").splitlines():
+                record = json.loads(line)  # every line is one JSON object
+                if str(record.get("message", "")).startswith("AUDIT:"):
+                    lines.append(record["message"])
+        return lines if any("CREATE TABLE audited" in m for m in lines) else None
+    lines = wait_for(audit_lines, 30, "no pgaudit line for the CREATE TABLE in the JSON log")
+    assert any(",DDL,CREATE TABLE," in m for m in lines)
+    assert any(",WRITE,INSERT," in m and "audited" in m for m in lines)
+    # read is not among the classes asked for.
+    assert not any(",READ,SELECT," in m and "FROM audited" in m for m in lines)
 
 
 def test_the_exporter_role_monitors_over_the_socket_and_reads_no_data(plane):

@@ -154,3 +154,18 @@ def test_a_lock_without_a_usable_ttl_has_the_clusters_own():
         annotations = {"leader": "db-0", "renewTime": NOW.isoformat(), "ttl": ttl}
         assert lock_holder(annotations, NOW + datetime.timedelta(seconds=29)) == "db-0"
         assert lock_holder(annotations, NOW + datetime.timedelta(seconds=30)) is None
+
+
+def test_audit_loads_pgaudit_beside_the_users_libraries_and_logs_json():
+    plain = pgc_patroni_config(pgc_normalize(cluster()))["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert "shared_preload_libraries" not in plain and "log_destination" not in plain
+    pgc = pgc_normalize(cluster(audit={"enabled": True, "log": ["write", "ddl"]},
+                                configuration={"shared_preload_libraries": "pg_stat_statements"}))
+    parameters = pgc_patroni_config(pgc)["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert parameters["shared_preload_libraries"] == "pg_stat_statements,pgaudit"
+    assert (parameters["pgaudit.log"], parameters["pgaudit.log_parameter"]) == ("write,ddl", "off")
+    assert (parameters["log_destination"], parameters["logging_collector"]) == ("jsonlog", "on")
+    # Already listed: not twice.
+    pgc = pgc_normalize(cluster(audit={"enabled": True}, configuration={"shared_preload_libraries": "pgaudit"}))
+    parameters = pgc_patroni_config(pgc)["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert (parameters["shared_preload_libraries"], parameters["pgaudit.log"]) == ("pgaudit", "ddl,role")

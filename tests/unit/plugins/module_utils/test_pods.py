@@ -110,6 +110,8 @@ def test_a_member_with_a_repository_and_monitoring_runs_the_pgbackrest_server_an
     assert config["items"] == [{"key": "pod.conf", "path": "pgbackrest.conf"}]
     exporter = by_name["exporter"]
     assert exporter["image"] == "exporter:1"
+    # Never the database's user, which peer authentication on the shared socket makes the superuser.
+    assert exporter["securityContext"]["runAsUser"] not in (0, pod["securityContext"]["runAsUser"])
     assert exporter["env"] == [{"name": "DATA_SOURCE_NAME",
                                 "value": "host=/var/run/postgresql user=pgc_monitor dbname=postgres sslmode=disable"}]
 
