@@ -22,6 +22,7 @@ pgc_failure_message = as_filter(status.pgc_failure_message, unsafe=True)
 pgc_status_differs = as_filter(status.pgc_status_differs)
 pgc_switchover_plan = as_filter(plans.pgc_switchover_plan)
 pgc_restart_plan = as_filter(plans.pgc_restart_plan)
+pgc_steps_with_work = as_filter(plans.pgc_steps_with_work)
 # The annotations hold Prometheus templates ({{ $labels.name }}), not Ansible ones.
 pgc_prometheus_rules = as_filter(monitoring.pgc_prometheus_rules, unsafe=True)
 pgc_requeue_period = as_filter(requeue.pending_requeue_period)
@@ -46,5 +47,6 @@ class FilterModule:
             "pgc_status_transitions": pgc_status_transitions,
             "pgc_dcs_config": pgc_dcs_config,
             "pgc_restart_plan": pgc_restart_plan,
+            "pgc_steps_with_work": pgc_steps_with_work,
             "pgc_prometheus_rules": pgc_prometheus_rules,
         }

@@ -3,11 +3,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The next step of a change that moves members one at a time: a switchover, a rolling restart."""
+"""The next step of a change that moves members one at a time (a switchover, a rolling restart),
+and which of a reconcile's optional steps have work."""
 
 from __future__ import annotations
 
 from ansible_collections.postgres.cluster.plugins.module_utils.names import pod_ordinal
+from ansible_collections.postgres.cluster.plugins.module_utils.patroni import pgc_dcs_config
 from ansible_collections.postgres.cluster.plugins.module_utils.status import cluster_health
 
 
@@ -84,3 +86,29 @@ def pgc_restart_plan(observed, pgc):
         plan.update(action="restart", member=pending[0]["name"],
                     message="Restarting %s, the only member, to apply parameters that need a restart" % pending[0]["name"])
     return plan
+
+
+def pgc_steps_with_work(observed, pgc):
+    """The reconcile's steps that run only when they have work, and have some now, in the order
+    they run (roles/reconcile/tasks/steps_with_work.yml), from what the observe step read:
+
+    - ``credentials``: a Secret is missing, or one the user named must be checked;
+    - ``restore_source``: a new cluster restores from a cluster whose repository the spec does not name;
+    - ``scale``: a scale-down, which may remove the primary;
+    - ``configure``: Patroni's dynamic configuration differs from the spec, or a member waits for a restart.
+    """
+    observed = observed or {}
+    spec = pgc["spec"]
+    steps = []
+    secrets = observed.get("secrets") or {}
+    if (any(found is None for found in secrets.values()) or spec["credentials"].get("secretName")
+            or (spec.get("backup") or {}).get("encryptionSecretName")):
+        steps.append("credentials")
+    from_backup = (spec.get("bootstrap") or {}).get("fromBackup")
+    if from_backup is not None and not from_backup.get("repository"):
+        steps.append("restore_source")
+    if int(spec["replicas"]) < int((pgc.get("status") or {}).get("currentReplicas") or 0):
+        steps.append("scale")
+    if pgc_dcs_config(observed.get("config"), pgc) or pgc_restart_plan(observed, pgc)["action"] != "none":
+        steps.append("configure")
+    return steps

@@ -26,6 +26,7 @@ LOGIC = {
     "pgc_status_differs": status.pgc_status_differs,
     "pgc_switchover_plan": plans.pgc_switchover_plan,
     "pgc_restart_plan": plans.pgc_restart_plan,
+    "pgc_steps_with_work": plans.pgc_steps_with_work,
     "pgc_prometheus_rules": monitoring.pgc_prometheus_rules,
     "pgc_requeue_period": requeue.pending_requeue_period,
     "pgc_monitoring": monitoring.pgc_monitoring,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.postgres.cluster.plugins.module_utils.plans import pgc_restart_plan, pgc_switchover_plan
+from ansible_collections.postgres.cluster.plugins.module_utils.patroni import pgc_dcs_config
+from ansible_collections.postgres.cluster.plugins.module_utils.plans import pgc_restart_plan, pgc_steps_with_work, pgc_switchover_plan
 from ansible_collections.postgres.cluster.plugins.module_utils.spec import pgc_normalize
 from tests.unit.plugins.module_utils.samples import cluster, observed
 
@@ -56,3 +57,21 @@ def test_pgc_switchover_plan_needs_one_primary():
 def test_pgc_switchover_plan_takes_the_ordinal_limit_as_text():
     pods = [pod("db-0", "replica"), pod("db-1", "replica"), pod("db-2", "primary")]
     assert pgc_switchover_plan(pods, "", "2")["candidate"] == "db-0"
+
+
+def test_a_settled_cluster_has_no_optional_step_to_run():
+    pgc = pgc_normalize(dict(cluster(replicas=3), status={"currentReplicas": 3}))
+    settled = dict(observed(), secrets={"db-credentials": ["app-password"]},
+                   config=pgc_dcs_config({}, pgc) or {})
+    assert pgc_steps_with_work(settled, pgc) == []
+
+
+def test_each_optional_step_runs_when_it_has_work():
+    pgc = pgc_normalize(dict(cluster(replicas=2), status={"currentReplicas": 3}))
+    seen = dict(observed(**{"db-1": {"pendingRestart": True}}), secrets={"db-credentials": None})
+    assert pgc_steps_with_work(seen, pgc) == ["credentials", "scale", "configure"]
+    # A Secret the user named is checked on every reconcile; a source without repository is looked up.
+    named = pgc_normalize(cluster(credentials={"secretName": "mine"},
+                                  bootstrap={"fromBackup": {"cluster": "old"}}))
+    assert pgc_steps_with_work(dict(observed(), secrets={"mine": ["app-password"]}), named) == [
+        "credentials", "restore_source"]
