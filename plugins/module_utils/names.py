@@ -28,6 +28,7 @@ NAME_SUFFIXES = {
     "service_headless": "-pods",
     "credentials": "-credentials",
     "patroni_api": "-patroni-api",
+    "server_tls": "-tls",
     "network_policy": "",
     "patroni_config": "-patroni",
     "patroni_account": "-patroni",

@@ -160,6 +160,29 @@ def test_audit_writes_pgaudit_lines_to_the_json_log(plane):
     assert not any(",READ,SELECT," in m and "FROM audited" in m for m in lines)
 
 
+def test_replication_runs_over_tls_and_nothing_from_outside_the_pod_without_it(plane):
+    """The members stream over TLS 1.2 or newer checked against the cluster's CA; a connection
+    without TLS finds no pg_hba line but the pod's own loopback."""
+    import psycopg
+    leader = plane.wait_for_leader(timeout=60)
+    plane.wait_streaming(leader, timeout=60)
+    member = plane.member(leader)
+    with member.connect() as conn:
+        rows = conn.execute("SELECT s.ssl, s.version FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)").fetchall()
+        assert len(rows) == len(plane.members) - 1 and all(ssl for ssl, _ in rows), rows
+        assert all(version in ("TLSv1.2", "TLSv1.3") for _, version in rows), rows
+        rules = conn.execute("SELECT type, address FROM pg_hba_file_rules WHERE error IS NULL").fetchall()
+        assert {address for kind, address in rules if kind == "host"} <= {"127.0.0.1", "::1"}, rules
+    c = plane.credentials
+    login = dict(host="127.0.0.1", port=member.pg_port, user=c["replication-username"],
+                 password=c["replication-password"], dbname="postgres", replication="database", connect_timeout=3)
+    with pytest.raises(psycopg.OperationalError, match="no encryption"):
+        psycopg.connect(sslmode="disable", **login).close()
+    ca = member.dir / "tls" / "ca.crt"
+    with psycopg.connect(sslmode="verify-ca", sslrootcert=str(ca), **login) as conn:
+        assert conn.info.pgconn.ssl_in_use
+
+
 def test_the_exporter_role_monitors_over_the_socket_and_reads_no_data(plane):
     """pgc_monitor, created at bootstrap, connects without a password over the member's socket (the
     exporter sidecar's DSN), sees every session and the replication state, and reads no table."""

@@ -154,7 +154,9 @@ def test_provision_statefulset_runs_patroni_with_passwords_from_the_credentials_
     assert container["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": "patroni"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/liveness", "port": "patroni"}
     assert {"name": "patroni-config", "mountPath": "/etc/patroni", "readOnly": True} in container["volumeMounts"]
-    assert pod["volumes"] == [{"name": "patroni-config", "configMap": {"name": "example-patroni"}},
+    assert pod["volumes"] == [{"name": "tls", "secret": {"secretName": "example-tls", "defaultMode": 0o440, "items": [
+                                  {"key": k, "path": k} for k in ("tls.crt", "tls.key", "ca.crt")]}},
+                              {"name": "patroni-config", "configMap": {"name": "example-patroni"}},
                               {"name": "socket", "emptyDir": {}}]
     assert pod["serviceAccountName"] == "example-patroni"
     term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]

@@ -41,8 +41,15 @@ def test_pgc_patroni_config_merges_the_spec_over_replication_defaults():
     assert parameters["password_encryption"] == "scram-sha-256"
     assert dcs["postgresql"]["use_pg_rewind"] is True
     pg = config["postgresql"]
-    assert pg["authentication"] == {"superuser": {"username": "admin"}, "replication": {"username": "standby"}}
-    assert "host replication standby 0.0.0.0/0 scram-sha-256" in pg["pg_hba"]
+    # Patroni's connections to the leader (streaming, pg_basebackup, pg_rewind) check its certificate.
+    tls = {"sslmode": "verify-ca", "sslrootcert": "/var/lib/postgresql/data/tls/ca.crt"}
+    assert pg["authentication"] == {"superuser": dict(tls, username="admin"), "replication": dict(tls, username="standby")}
+    assert "hostssl replication standby 0.0.0.0/0 scram-sha-256" in pg["pg_hba"]
+    # From outside the pod, TLS or nothing: no line lets a plain TCP connection in but loopback's.
+    remote = [line for line in pg["pg_hba"] if line.startswith("host") and "127.0.0.1" not in line and "::1/" not in line]
+    assert remote and all(line.startswith("hostssl ") for line in remote)
+    assert (parameters["ssl"], parameters["ssl_min_protocol_version"]) == ("on", "TLSv1.2")
+    assert parameters["ssl_cert_file"] == "../tls/tls.crt"
     assert not [rule for rule in pg["pg_hba"] if rule.split()[0] == "host" and rule.split()[-1] != "scram-sha-256"]
     assert "password" not in str(config).replace("password_encryption", "")
 
