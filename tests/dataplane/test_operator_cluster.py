@@ -165,7 +165,7 @@ def test_replication_runs_over_tls_and_nothing_from_outside_the_pod_without_it(p
     without TLS finds no pg_hba line but the pod's own loopback."""
     import psycopg
     leader = plane.wait_for_leader(timeout=60)
-    plane.wait_streaming(leader, timeout=60)
+    plane.wait_streaming(leader, timeout=120)
     member = plane.member(leader)
     with member.connect() as conn:
         rows = conn.execute("SELECT s.ssl, s.version FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)").fetchall()
@@ -175,7 +175,7 @@ def test_replication_runs_over_tls_and_nothing_from_outside_the_pod_without_it(p
         assert {address for kind, address in rules if kind == "host"} <= {"127.0.0.1", "::1"}, rules
     c = plane.credentials
     login = dict(host="127.0.0.1", port=member.pg_port, user=c["replication-username"],
-                 password=c["replication-password"], dbname="postgres", replication="database", connect_timeout=3)
+                 password=c["replication-password"], replication="true", connect_timeout=3)
     with pytest.raises(psycopg.OperationalError, match="no encryption"):
         psycopg.connect(sslmode="disable", **login).close()
     ca = member.dir / "tls" / "ca.crt"
