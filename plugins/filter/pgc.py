@@ -5,7 +5,7 @@ plans and monitoring. The logic is in plugins/module_utils; these are its names 
 
 from __future__ import annotations
 
-from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, requeue, spec, status
+from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, requeue, spec, status, tls
 from ansible_collections.postgres.cluster.plugins.plugin_utils.filters import as_filter
 
 pgc_normalize = as_filter(spec.pgc_normalize)
@@ -27,6 +27,8 @@ pgc_steps_with_work = as_filter(plans.pgc_steps_with_work)
 pgc_prometheus_rules = as_filter(monitoring.pgc_prometheus_rules, unsafe=True)
 pgc_requeue_period = as_filter(requeue.pending_requeue_period)
 pgc_monitoring = as_filter(monitoring.pgc_monitoring)
+pgc_server_tls = as_filter(tls.pgc_server_tls)
+pgc_server_tls_secret = as_filter(tls.pgc_server_tls_secret)
 
 
 class FilterModule:
@@ -49,4 +51,6 @@ class FilterModule:
             "pgc_restart_plan": pgc_restart_plan,
             "pgc_steps_with_work": pgc_steps_with_work,
             "pgc_prometheus_rules": pgc_prometheus_rules,
+            "pgc_server_tls": pgc_server_tls,
+            "pgc_server_tls_secret": pgc_server_tls_secret,
         }

@@ -32,6 +32,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.pods import (
     pgc_job_pod_spec,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.spec import SpecError
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import CLIENT_CA_DIR
 
 MESSAGE_LIMIT = 400
 
@@ -85,6 +86,9 @@ def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=N
         credentials = pgc["spec"]["credentials"]
         environment += [
             {"name": "PGHOST", "value": names["service_rw"]},
+            # TLS, with the server's name checked against the cluster's CA.
+            {"name": "PGSSLMODE", "value": "verify-full"},
+            {"name": "PGSSLROOTCERT", "value": CLIENT_CA_DIR + "/ca.crt"},
             {"name": "PGPORT", "value": str(POSTGRES_PORT)},
             {"name": "PGUSER", "value": credentials["superuser"]},
             {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": pgc["credentials_secret"],

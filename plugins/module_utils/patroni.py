@@ -27,6 +27,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     pod_ordinal,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import pgc_patroni_backup_config
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import SERVER_TLS_DIR
 
 # postgresql.conf defaults fit for streaming replication; spec.configuration goes over them.
 DEFAULT_PARAMETERS = {
@@ -36,6 +37,30 @@ DEFAULT_PARAMETERS = {
     "wal_keep_size": "256MB",
     "password_encryption": "scram-sha-256",
 }
+
+# TLS for every connection from outside the pod, TLS 1.2 at least. The files are the server
+# certificate's Secret, mounted beside the data directory (module_utils/tls.py): the same relative
+# paths on every member. ssl and its files take effect on a reload.
+TLS_PARAMETERS = {
+    "ssl": "on",
+    "ssl_cert_file": "../%s/tls.crt" % SERVER_TLS_DIR,
+    "ssl_key_file": "../%s/tls.key" % SERVER_TLS_DIR,
+    "ssl_ca_file": "../%s/ca.crt" % SERVER_TLS_DIR,
+}
+DEFAULT_TLS_PARAMETERS = {"ssl_min_protocol_version": "TLSv1.2"}
+
+# With spec.audit: PostgreSQL's log as JSON lines (jsonlog needs the collector) in the data
+# directory's log/, a file a weekday, overwritten a week later. spec.configuration goes over them.
+AUDIT_LOGGING = {
+    "logging_collector": "on",
+    "log_destination": "jsonlog",
+    "log_directory": "log",
+    "log_filename": "postgresql-%a.log",
+    "log_rotation_age": "1d",
+    "log_rotation_size": 0,
+    "log_truncate_on_rotation": "on",
+}
+DEFAULT_AUDIT_CLASSES = ("ddl", "role")
 
 # Patroni's timing: a failed leader is replaced within about ttl + loop_wait seconds.
 PATRONI_TIMING = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
@@ -56,8 +81,17 @@ def pgc_patroni_config(pgc):
     """
     spec = pgc["spec"]
     credentials = spec["credentials"]
-    parameters = dict(DEFAULT_PARAMETERS)
+    parameters = dict(DEFAULT_PARAMETERS, **DEFAULT_TLS_PARAMETERS)
+    audit = spec.get("audit") or {}
+    if audit.get("enabled"):
+        parameters.update(AUDIT_LOGGING)
     parameters.update(spec.get("configuration") or {})
+    if audit.get("enabled"):
+        parameters.update(audit_parameters(audit, parameters.get("shared_preload_libraries", "")))
+    parameters.update(TLS_PARAMETERS)
+    # Patroni's own connections (replication, pg_basebackup, pg_rewind) check the leader's
+    # certificate against the cluster's CA.
+    client_tls = {"sslmode": "verify-ca", "sslrootcert": "%s/%s/ca.crt" % (PGDATA.rsplit("/", 1)[0], SERVER_TLS_DIR)}
     # Patroni's pg_rewind needs hint bits in the WAL; owned, so never in spec.configuration.
     parameters["wal_log_hints"] = "on"
     config = {
@@ -70,6 +104,8 @@ def pgc_patroni_config(pgc):
             # Leader lock and dynamic configuration in ConfigMaps of the cluster's namespace.
             "use_endpoints": False,
         },
+        # Its unsafe endpoints (PATCH /config, POST /failover, ...) ask for the user and password the
+        # pods get from the Secret <name>-patroni-api (PATRONI_RESTAPI_USERNAME, _PASSWORD).
         "restapi": {"listen": "0.0.0.0:%d" % PATRONI_PORT},
         "bootstrap": {
             "dcs": {
@@ -86,30 +122,47 @@ def pgc_patroni_config(pgc):
             "listen": "0.0.0.0:%d" % POSTGRES_PORT,
             "data_dir": PGDATA,
             "pgpass": "/tmp/pgpass",
+            # A new replica copies the leader at once, instead of after a spread checkpoint (minutes).
+            "basebackup": [{"checkpoint": "fast"}],
             # A member that starts, stops or changes role tells the operator, which then reconciles
             # the cluster: the status follows a failover without polling.
             "callbacks": {action: "python3 %s/%s" % (PATRONI_CONFIG_DIR, CALLBACK_SCRIPT)
                           for action in ("on_start", "on_stop", "on_role_change")},
             "authentication": {
-                "superuser": {"username": credentials["superuser"]},
-                "replication": {"username": credentials["replicationUser"]},
+                "superuser": dict(client_tls, username=credentials["superuser"]),
+                "replication": dict(client_tls, username=credentials["replicationUser"]),
             },
-            # Passwords everywhere but over the pod's own socket; replicas stream with their role.
+            # Passwords everywhere but over the pod's own socket; from outside the pod TLS only (no
+            # line accepts a connection without it); replicas stream with their role.
             "pg_hba": [
                 # Only the exporter in the same pod reaches the socket (a volume the two share).
                 "local all %s trust" % MONITOR_ROLE,
                 "local all all peer",
                 "host all all 127.0.0.1/32 scram-sha-256",
                 "host all all ::1/128 scram-sha-256",
-                "host replication %s 0.0.0.0/0 scram-sha-256" % credentials["replicationUser"],
-                "host replication %s ::/0 scram-sha-256" % credentials["replicationUser"],
-                "host all all 0.0.0.0/0 scram-sha-256",
-                "host all all ::/0 scram-sha-256",
+                "hostssl replication %s 0.0.0.0/0 scram-sha-256" % credentials["replicationUser"],
+                "hostssl replication %s ::/0 scram-sha-256" % credentials["replicationUser"],
+                "hostssl all all 0.0.0.0/0 scram-sha-256",
+                "hostssl all all ::/0 scram-sha-256",
             ],
         },
     }
     # WAL archiving, the replicas' restore_command and a bootstrap from a backup, when configured.
     return _merged(config, pgc_patroni_backup_config(pgc))
+
+
+def audit_parameters(audit, preload=""):
+    """pgaudit's parameters for spec.audit: the library added to shared_preload_libraries (a
+    restart), its classes (pgaudit.log) and whether statements' parameters are logged. The
+    library's hooks log without CREATE EXTENSION."""
+    libraries = [name.strip() for name in str(preload or "").split(",") if name.strip()]
+    if "pgaudit" not in libraries:
+        libraries.append("pgaudit")
+    return {
+        "shared_preload_libraries": ",".join(libraries),
+        "pgaudit.log": ",".join(audit.get("log") or DEFAULT_AUDIT_CLASSES),
+        "pgaudit.log_parameter": "on" if audit.get("logParameter") else "off",
+    }
 
 
 def _merged(base, extra):

@@ -89,6 +89,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     REPO_HOST_SUFFIX,
     VOLUME_CLAIM_SUFFIX,
 )
+from ansible_collections.postgres.cluster.plugins.module_utils import tls
 from ansible_collections.postgres.cluster.plugins.module_utils.spec import SpecError
 
 # Where a database pod or a backup Job finds things (the StatefulSet and Job templates mount them).
@@ -720,62 +721,6 @@ def _tls_names(pgc, extra_names):
 def pgc_backup_tls(pgc, extra_names=None):
     """Return a new CA and a certificate signed by it for the pgBackRest TLS servers and clients of a
     cluster: ``{"ca.crt", "tls.crt", "tls.key"}``, PEM text (the Secret ``<name>-backup-tls``)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    # An hour back: clocks of the nodes may differ a little.
-    not_before = now - datetime.timedelta(hours=1)
-    not_after = now + datetime.timedelta(days=TLS_VALIDITY_DAYS)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    # A common name holds at most 64 characters; a namespace alone may have 63. The cluster goes in
-    # the organizational unit, which has the same limit, cut to fit.
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pgc backup CA"),
-                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME,
-                                            ("%s/%s" % (pgc["namespace"], pgc["name"]))[:64])])
-    ca = (x509.CertificateBuilder()
-          .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    alt_names = []
-    for entry in _tls_names(pgc, extra_names):
-        try:
-            address = ipaddress.ip_address(entry)
-        except ValueError:
-            alt_names.append(x509.DNSName(entry))
-        else:
-            # pgBackRest matches the host it connects to against DNS names only: an address is both.
-            alt_names += [x509.IPAddress(address), x509.DNSName(entry)]
-    leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TLS_CLIENT_CN)]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=True, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            # One certificate for both ends of every connection.
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem = serialization.Encoding.PEM
-    return {
-        "ca.crt": ca.public_bytes(pem).decode(),
-        "tls.crt": leaf.public_bytes(pem).decode(),
-        "tls.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
-    }
+    # One certificate for both ends of every connection.
+    return tls.issue("pgc backup CA", "%s/%s" % (pgc["namespace"], pgc["name"]), TLS_CLIENT_CN,
+                     _tls_names(pgc, extra_names), server=True, client=True, days=TLS_VALIDITY_DAYS)

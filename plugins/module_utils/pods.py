@@ -22,6 +22,12 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     labels,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import CALLBACK_SCRIPT
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
+    CLIENT_CA_DIR,
+    SERVER_TLS_DIR,
+    SERVER_TLS_KEYS,
+    pgc_server_tls_secret,
+)
 from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import (
     TLS_DIR,
     TLS_PORT,
@@ -32,8 +38,9 @@ from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import
     pgc_pgbackrest_volumes,
 )
 
-# The database image's user (images/postgres): every pod of the cluster runs as it.
+# The database image's user (images/postgres): every pod of the cluster runs as it, but the exporter.
 POSTGRES_UID = 999
+NOBODY_UID = 65534
 DATA_MOUNT = PGDATA.rsplit("/", 1)[0]
 SOCKET_DIR = "/var/run/postgresql"
 PATRONI_CONFIG_DIR = "/etc/patroni"
@@ -70,8 +77,11 @@ def _mount(name, path, read_only=False):
     return mount
 
 
-def _secret(name, secret_name):
-    return {"name": name, "secret": {"secretName": secret_name, "defaultMode": SECRET_MODE}}
+def _secret(name, secret_name, keys=None):
+    source = {"secretName": secret_name, "defaultMode": SECRET_MODE}
+    if keys is not None:
+        source["items"] = [{"key": key, "path": key} for key in keys]
+    return {"name": name, "secret": source}
 
 
 def _config_map(name, config_map, items=None):
@@ -131,6 +141,9 @@ def _postgres_env(pgc, backup_env):
         _secret_env("PATRONI_SUPERUSER_PASSWORD", secret, "superuser-password"),
         {"name": "PATRONI_REPLICATION_USERNAME", "value": credentials["replicationUser"]},
         _secret_env("PATRONI_REPLICATION_PASSWORD", secret, "replication-password"),
+        # Patroni asks for them on its unsafe endpoints (PATCH /config, POST /failover, ...).
+        _secret_env("PATRONI_RESTAPI_USERNAME", pgc["names"]["patroni_api"], "username"),
+        _secret_env("PATRONI_RESTAPI_PASSWORD", pgc["names"]["patroni_api"], "password"),
         # The application role and database, created once by Patroni's post_bootstrap script.
         {"name": "PGC_APP_USERNAME", "value": credentials["appUser"]},
         {"name": "PGC_APP_DATABASE", "value": credentials["appDatabase"]},
@@ -158,8 +171,12 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
     if from_backup is not None and "volume" in (from_backup.get("repository") or {}):
         source_tls = cluster_names(from_backup["cluster"])["backup_tls"]
 
-    mounts = [_mount("data", DATA_MOUNT), _mount("patroni-config", PATRONI_CONFIG_DIR, True), _mount("socket", SOCKET_DIR)]
-    volumes = [_config_map("patroni-config", names["patroni_config"]), _empty_dir("socket")]
+    # The server certificate beside the data directory; PostgreSQL accepts its key readable by the
+    # group when root owns it, as the kubelet does.
+    mounts = [_mount("data", DATA_MOUNT), _mount("tls", DATA_MOUNT + "/" + SERVER_TLS_DIR, True),
+              _mount("patroni-config", PATRONI_CONFIG_DIR, True), _mount("socket", SOCKET_DIR)]
+    volumes = [_secret("tls", pgc_server_tls_secret(pgc), SERVER_TLS_KEYS),
+               _config_map("patroni-config", names["patroni_config"]), _empty_dir("socket")]
     if backup or from_backup is not None:
         mounts.append(_mount("pgbackrest-config", PGBACKREST_CONFIG_DIR, True))
         items = ([("pod.conf", "pgbackrest.conf")] if backup else []) + ([("source.conf", "source.conf")]
@@ -208,7 +225,9 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
                      "value": "host=%s user=%s dbname=postgres sslmode=disable" % (SOCKET_DIR, pgc["monitor_role"])}],
             "ports": [_port("metrics", EXPORTER_PORT)],
             "readinessProbe": {"httpGet": {"path": "/", "port": "metrics"}, "periodSeconds": 10},
-            "securityContext": container_security_context(),
+            # Not the database's user: on the shared socket, peer authentication would let that
+            # user in as the superuser. As nobody it gets its own role's trust line alone.
+            "securityContext": dict(container_security_context(), runAsUser=NOBODY_UID, runAsGroup=NOBODY_UID),
             "resources": exporter_resources or {},
             "volumeMounts": [_mount("socket", SOCKET_DIR, True), _mount("patroni-config", EXPORTER_CONFIG_DIR, True)],
         })
@@ -286,6 +305,10 @@ def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None):
             "topologyKey": "kubernetes.io/hostname",
             "labelSelector": {"matchLabels": {COMPONENT_LABEL: pgc["name"], JOB_LABEL: "repo-host"}},
         }]}}
+    if any(e["name"] == "PGSSLROOTCERT" for e in env):
+        # A Job that connects to the database checks its certificate against the cluster's CA.
+        mounts.append(_mount("tls", CLIENT_CA_DIR, True))
+        volumes.append(_secret("tls", pgc_server_tls_secret(pgc), ["ca.crt"]))
     if data_claim:
         mounts.append(_mount("data", DATA_MOUNT))
         volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": data_claim}})

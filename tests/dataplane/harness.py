@@ -56,6 +56,8 @@ ROLE_LABEL = "role"
 LOOPBACK = "127.0.0.1"
 # Where a pod mounts the ConfigMap <cluster>-patroni (patroni.yml and the scripts Patroni runs).
 POD_CONFIG_DIR = "/etc/patroni"
+# The parent of a pod's data directory, where its server certificate (volume tls) is mounted too.
+POD_DATA_MOUNT = "/var/lib/postgresql/data"
 # Mark every process of a data plane (PostgreSQL keeps them in its environment), for the sweepers:
 # the work directory, and the pid of the process that runs the harness.
 MARKER = "PGC_DATAPLANE_RUN"
@@ -277,6 +279,11 @@ class Member:
         # The scripts of the ConfigMap, from the member's directory instead of /etc/patroni.
         for key, command in (pg.get("callbacks") or {}).items():
             pg["callbacks"][key] = command.replace(POD_CONFIG_DIR + "/", f"{self.dir}/")
+        # Patroni's client certificate settings name files under the pod's data mount.
+        for auth in (pg.get("authentication") or {}).values():
+            for key, value in list(auth.items()):
+                if isinstance(value, str) and value.startswith(POD_DATA_MOUNT + "/"):
+                    auth[key] = str(self.dir) + value[len(POD_DATA_MOUNT):]
         bootstrap = cfg.get("bootstrap") or {}
         if bootstrap.get("post_bootstrap"):
             bootstrap["post_bootstrap"] = bootstrap["post_bootstrap"].replace(POD_CONFIG_DIR + "/", f"{self.dir}/")
@@ -290,6 +297,13 @@ class Member:
         os.chmod(self.kubeconfig_path, 0o600)
         for name, text in self.plane.scripts.items():
             (self.dir / name).write_text(text)
+        if self.plane.tls_files:
+            # Beside the data directory, as the volume tls in a pod: ../tls/ from the data directory.
+            tls = self.dir / "tls"
+            tls.mkdir(exist_ok=True)
+            for name, text in self.plane.tls_files.items():
+                (tls / name).write_text(text)
+                os.chmod(tls / name, 0o600)
         self.plane.write_service_account(self.dir / "serviceaccount")
         self.plane.give(self.dir)
 
@@ -421,6 +435,7 @@ class DataPlane:
         self.scripts: dict[str, str] = {}
         self.service_account: dict[str, str] = {}
         self.script_env: dict[str, str] = {}
+        self.tls_files: dict[str, str] = {}
         self._owner = pwd.getpwnam(RUN_AS) if os.geteuid() == 0 else None
         self._pod_uids: dict[str, str] = {}
         self._follower = None
@@ -457,25 +472,44 @@ class DataPlane:
         self.scripts = {k: v for k, v in (cm.get("data") or {}).items() if k != "patroni.yml"}
         self.service_account = self._service_account()
         self.script_env = self._script_env()
+        self.tls_files = self._tls_files()
 
     def _script_env(self) -> dict[str, str]:
         """The PGC_* variables the StatefulSet gives the postgres container (what the scripts of
-        the ConfigMap read), with values from the Secret where the StatefulSet refers to it."""
+        the ConfigMap read) and the REST API's credentials, with values from the Secrets the
+        StatefulSet refers to."""
         sts = self.kube.run("get", "statefulset", self.cluster, "-n", self.namespace, "--ignore-not-found", "-o", "json")
         if not sts.strip():
             return {}
         container = json.loads(sts)["spec"]["template"]["spec"]["containers"][0]
         env = {}
+        secrets = {self.secret_name: self.credentials}
         for var in container.get("env") or []:
-            if not var["name"].startswith("PGC_"):
+            if not var["name"].startswith(("PGC_", "PATRONI_RESTAPI_")):
                 continue
             if "value" in var:
                 env[var["name"]] = var["value"]
-            else:
-                ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
-                if ref.get("name") == self.secret_name and ref.get("key") in self.credentials:
-                    env[var["name"]] = self.credentials[ref["key"]]
+                continue
+            ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if ref.get("name") and ref["name"] not in secrets:
+                data = (self.kube.json("get", "secret", ref["name"], "-n", self.namespace).get("data") or {})
+                secrets[ref["name"]] = {k: base64.b64decode(v).decode() for k, v in data.items()}
+            if ref.get("key") in secrets.get(ref.get("name"), {}):
+                env[var["name"]] = secrets[ref["name"]][ref["key"]]
         return env
+
+    def _tls_files(self) -> dict[str, str]:
+        """The files of the StatefulSet's volume tls (PostgreSQL's server certificate), from its Secret."""
+        sts = self.kube.run("get", "statefulset", self.cluster, "-n", self.namespace, "--ignore-not-found", "-o", "json")
+        if not sts.strip():
+            return {}
+        volumes = json.loads(sts)["spec"]["template"]["spec"].get("volumes") or []
+        source = next((v["secret"] for v in volumes if v["name"] == "tls" and "secret" in v), None)
+        if not source:
+            return {}
+        data = self.kube.json("get", "secret", source["secretName"], "-n", self.namespace).get("data") or {}
+        keys = [item["key"] for item in source.get("items") or []] or list(data)
+        return {key: base64.b64decode(data[key]).decode() for key in keys}
 
     def _service_account(self) -> dict[str, str]:
         """A token of the cluster's Patroni ServiceAccount, as a pod would have it mounted, and the API

@@ -7,8 +7,12 @@ playbook moving the leader through Patroni's Kubernetes DCS.
 
 from __future__ import annotations
 
+import base64
+import json
 import statistics
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -28,7 +32,9 @@ def operator(kube):
 @pytest.fixture(scope="module")
 def rendered(kube, namespace, operator):
     """The cluster as the operator makes it: its kwok pods Running, its ConfigMap and Secret written."""
-    e2e.apply(e2e.postgres_cluster(CLUSTER, replicas=3), namespace)
+    # Audited from the start: pgaudit is loaded at the bootstrap, its lines in the JSON log.
+    e2e.apply(e2e.postgres_cluster(CLUSTER, replicas=3, audit={"enabled": True, "log": ["ddl", "role", "write"]}),
+              namespace)
     e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=3, timeout=120)
     yield CLUSTER
     e2e.kubectl("delete", "pgc", CLUSTER, "-n", namespace, "--wait=false", check=False)
@@ -76,6 +82,105 @@ def test_the_application_role_owns_its_database(plane):
         conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
         owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()").fetchone()[0]
     assert owner == c["app-username"]
+
+
+def _patch_config(member, body, auth=None):
+    """PATCH /config on a member's REST API; the HTTP status."""
+    request = urllib.request.Request(f"http://127.0.0.1:{member.api_port}/config", data=json.dumps(body).encode(),
+                                     method="PATCH", headers={"Content-Type": "application/json"})
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(("%s:%s" % auth).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_patronis_unsafe_endpoints_ask_for_the_operators_credentials(kube, namespace, plane):
+    """Anyone who reaches port 8008 could rewrite the configuration (an archive_command runs as
+    postgres on every member): without the Secret's user and password Patroni refuses."""
+    leader = plane.wait_for_leader(timeout=60)
+    member = plane.member(leader)
+    # The probes' endpoints stay open.
+    for path in ("/readiness", "/liveness"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{member.api_port}{path}", timeout=5) as response:
+            assert response.status == 200, path
+    attack = {"postgresql": {"parameters": {"archive_command": "touch /tmp/pgc-owned"}}}
+    assert _patch_config(member, attack) == 401
+    assert _patch_config(member, attack, auth=("patroni", "wrong")) == 401
+    assert "archive_command" not in ((plane.member(leader).rest("/config").get("postgresql") or {}).get("parameters") or {})
+    secret = kube.json("get", "secret", f"{CLUSTER}-patroni-api", "-n", namespace)["data"]
+    auth = tuple(base64.b64decode(secret[k]).decode() for k in ("username", "password"))
+    assert _patch_config(member, {"loop_wait": 10}, auth=auth) == 200
+
+
+def test_no_password_is_on_any_command_line(kube, namespace, plane):
+    """Every process of the members (Patroni, PostgreSQL and its children, what they run) is listed
+    by anyone on the host: no password of the cluster's Secrets is on a command line."""
+    import psutil
+    leader = plane.wait_for_leader(timeout=60)
+    plane.wait_streaming(leader, timeout=60)
+    passwords = {v for k, v in plane.credentials.items() if k.endswith("password")}
+    api = kube.json("get", "secret", f"{CLUSTER}-patroni-api", "-n", namespace)["data"]
+    passwords.add(base64.b64decode(api["password"]).decode())
+    assert len(passwords) == 4 and all(len(p) >= 16 for p in passwords)
+    seen = 0
+    for member in plane.members.values():
+        for pid in member.pids():
+            try:
+                cmdline = " ".join(psutil.Process(pid).cmdline())
+            except psutil.Error:
+                continue
+            seen += 1
+            assert not any(p in cmdline for p in passwords), f"a password is on the command line of {pid}"
+    assert seen >= 3 * len(plane.members)
+
+
+def test_audit_writes_pgaudit_lines_to_the_json_log(plane):
+    leader = plane.wait_for_leader(timeout=60)
+    with plane.member(leader).connect() as conn:
+        assert conn.execute("SHOW shared_preload_libraries").fetchone()[0] == "pgaudit"
+        conn.execute("CREATE TABLE audited (id int)")
+        conn.execute("INSERT INTO audited VALUES (1)")
+        conn.execute("SELECT * FROM audited").fetchall()
+
+    def audit_lines():
+        lines = []
+        for path in (plane.member(leader).data_dir / "log").glob("*.json"):
+            for line in path.read_text(errors="replace").splitlines():
+                record = json.loads(line)  # every line is one JSON object
+                if str(record.get("message", "")).startswith("AUDIT:"):
+                    lines.append(record["message"])
+        return lines if any("CREATE TABLE audited" in m for m in lines) else None
+    lines = wait_for(audit_lines, 30, "no pgaudit line for the CREATE TABLE in the JSON log")
+    assert any(",DDL,CREATE TABLE," in m for m in lines)
+    assert any(",WRITE,INSERT," in m and "audited" in m for m in lines)
+    # read is not among the classes asked for.
+    assert not any(",READ,SELECT," in m and "FROM audited" in m for m in lines)
+
+
+def test_replication_runs_over_tls_and_nothing_from_outside_the_pod_without_it(plane):
+    """The members stream over TLS 1.2 or newer checked against the cluster's CA; a connection
+    without TLS finds no pg_hba line but the pod's own loopback."""
+    import psycopg
+    leader = plane.wait_for_leader(timeout=60)
+    plane.wait_streaming(leader, timeout=120)
+    member = plane.member(leader)
+    with member.connect() as conn:
+        rows = conn.execute("SELECT s.ssl, s.version FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)").fetchall()
+        assert len(rows) == len(plane.members) - 1 and all(ssl for ssl, _ in rows), rows
+        assert all(version in ("TLSv1.2", "TLSv1.3") for _, version in rows), rows
+        rules = conn.execute("SELECT type, address FROM pg_hba_file_rules WHERE error IS NULL").fetchall()
+        assert {address for kind, address in rules if kind == "host"} <= {"127.0.0.1", "::1"}, rules
+    c = plane.credentials
+    login = dict(host="127.0.0.1", port=member.pg_port, user=c["replication-username"],
+                 password=c["replication-password"], replication="true", connect_timeout=3)
+    with pytest.raises(psycopg.OperationalError, match="no encryption"):
+        psycopg.connect(sslmode="disable", **login).close()
+    ca = member.dir / "tls" / "ca.crt"
+    with psycopg.connect(sslmode="verify-ca", sslrootcert=str(ca), **login) as conn:
+        assert conn.info.pgconn.ssl_in_use
 
 
 def test_the_exporter_role_monitors_over_the_socket_and_reads_no_data(plane):

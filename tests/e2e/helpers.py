@@ -145,7 +145,7 @@ def unique_name(hint):
 # lock renewed every loop) are not the operator's and are left out.
 MANAGED_KINDS = ("postgresclusters", "statefulsets", "services", "configmaps", "serviceaccounts", "roles",
                  "rolebindings", "poddisruptionbudgets", "cronjobs", "deployments", "secrets",
-                 "persistentvolumeclaims")
+                 "persistentvolumeclaims", "networkpolicies")
 MONITORING_KINDS = ("podmonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com")
 PATRONI_CONFIGMAPS = re.compile(r"-(leader|config|failover|sync)$")
 

@@ -5,15 +5,20 @@
 # StatefulSet passes them as PGC_APP_*) and the monitoring role of the exporter sidecar
 # (PGC_MONITOR_USERNAME: pg_monitor only, no password, reachable on the pod's socket alone),
 # then tells the operator the cluster exists.
-# The password reaches psql as a variable on stdin, never on a command line.
+# The password reaches psql from its environment (\getenv), never on a command line, and the
+# session logs no statement, so that CREATE ROLE ... PASSWORD is in no log either.
 set -eu
 scope=$1
 conninfo=$2
 
 psql --no-psqlrc --quiet -v ON_ERROR_STOP=1 \
-    -v app_user="$PGC_APP_USERNAME" -v app_password="$PGC_APP_PASSWORD" -v app_db="$PGC_APP_DATABASE" \
+    -v app_user="$PGC_APP_USERNAME" -v app_db="$PGC_APP_DATABASE" \
     -v monitor_user="$PGC_MONITOR_USERNAME" \
     "$conninfo" <<'SQL'
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET pgaudit.log = 'none';
+\getenv app_password PGC_APP_PASSWORD
 SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'app_user', :'app_password')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user')

@@ -28,9 +28,20 @@ def test_the_callback_ignores_a_call_it_does_not_understand():
     assert proc.returncode == 0 and "usage" in proc.stderr
 
 
-def test_the_post_bootstrap_script_passes_the_password_on_stdin_only():
-    text = POST_BOOTSTRAP.read_text()
-    assert subprocess.run(["sh", "-n", str(POST_BOOTSTRAP)]).returncode == 0
-    assert "$PGC_APP_PASSWORD" in text and "<<'SQL'" in text
-    # psql sees a variable, which it quotes as a literal itself (%L), never a command line with it.
-    assert "-c" not in text.split()
+def test_the_post_bootstrap_script_keeps_the_password_off_command_lines_and_logs(tmp_path):
+    """psql gets the password from its environment; a fake psql records what it was given."""
+    fake = tmp_path / "psql"
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD.argv"\ncat > "$RECORD.stdin"\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "RECORD": str(tmp_path / "psql"), "PGC_APP_USERNAME": "shop",
+           "PGC_APP_PASSWORD": "s3cret-Pw", "PGC_APP_DATABASE": "shopdb", "PGC_MONITOR_USERNAME": "pgc_monitor"}
+    proc = subprocess.run(["sh", str(POST_BOOTSTRAP), "db", "host=/tmp"], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    argv = (tmp_path / "psql.argv").read_text()
+    script = (tmp_path / "psql.stdin").read_text()
+    assert "s3cret-Pw" not in argv and "s3cret-Pw" not in script
+    assert "app_user=shop" in argv.splitlines()
+    assert "\\getenv app_password PGC_APP_PASSWORD" in script
+    # No statement of the session is logged: CREATE ROLE ... PASSWORD would be.
+    assert script.index("SET log_statement = 'none'") < script.index("CREATE ROLE")

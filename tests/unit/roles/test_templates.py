@@ -63,6 +63,7 @@ MANIFESTS = [
     ("service-rw.yaml.j2", "Service", "example"),
     ("service-ro.yaml.j2", "Service", "example-ro"),
     ("statefulset.yaml.j2", "StatefulSet", "example"),
+    ("networkpolicy.yaml.j2", "NetworkPolicy", "example"),
 ]
 
 
@@ -145,12 +146,17 @@ def test_provision_statefulset_runs_patroni_with_passwords_from_the_credentials_
                      ("PATRONI_REPLICATION_PASSWORD", "replication-password")):
         assert env[var]["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": key}
         assert "value" not in env[var]
+    # Patroni's REST API asks for the operator's own Secret on its unsafe endpoints.
+    assert env["PATRONI_RESTAPI_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": "example-patroni-api", "key": "username"}
+    assert env["PATRONI_RESTAPI_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "example-patroni-api", "key": "password"}
     assert env["PATRONI_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["PATRONI_POSTGRESQL_CONNECT_ADDRESS"]["value"] == "$(PATRONI_KUBERNETES_POD_IP):5432"
     assert container["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": "patroni"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/liveness", "port": "patroni"}
     assert {"name": "patroni-config", "mountPath": "/etc/patroni", "readOnly": True} in container["volumeMounts"]
-    assert pod["volumes"] == [{"name": "patroni-config", "configMap": {"name": "example-patroni"}},
+    assert pod["volumes"] == [{"name": "tls", "secret": {"secretName": "example-tls", "defaultMode": 0o440, "items": [
+                                  {"key": k, "path": k} for k in ("tls.crt", "tls.key", "ca.crt")]}},
+                              {"name": "patroni-config", "configMap": {"name": "example-patroni"}},
                               {"name": "socket", "emptyDir": {}}]
     assert pod["serviceAccountName"] == "example-patroni"
     term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
@@ -523,3 +529,14 @@ def test_switchover_failover_config_map_asks_patroni_to_hand_the_leader_lock_to_
     chosen = render("switchover", "configmap-failover.yaml.j2", pgc=wrap_var(pgc),
                     __switchover_plan=wrap_var(pgc_filters.pgc_switchover_plan(pods, "example-3")))
     assert chosen["metadata"]["annotations"] == {"leader": "example-1", "member": "example-3"}
+
+
+def test_patroni_api_secret_is_random_owned_by_the_cluster_and_issued_anew_when_gone():
+    pgc = sample_pgc()
+    first = render("credentials", "secret-patroni-api.yaml.j2", pgc=pgc)
+    second = render("credentials", "secret-patroni-api.yaml.j2", pgc=pgc)
+    assert (first["kind"], first["metadata"]["name"]) == ("Secret", "example-patroni-api")
+    assert first["metadata"]["ownerReferences"] == [pgc["owner_reference"]]
+    assert first["stringData"]["username"] == "patroni"
+    assert len(first["stringData"]["password"]) >= 24
+    assert first["stringData"]["password"] != second["stringData"]["password"]

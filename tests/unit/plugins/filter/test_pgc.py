@@ -10,7 +10,7 @@ import yaml
 from ansible.utils.unsafe_proxy import AnsibleUnsafe
 
 from ansible_collections.postgres.cluster.plugins.filter import pgc as flt
-from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, requeue, spec, status
+from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, requeue, spec, status, tls
 
 REPO = Path(__file__).resolve().parents[4]
 FILTERS = flt.FilterModule().filters()
@@ -28,6 +28,8 @@ LOGIC = {
     "pgc_restart_plan": plans.pgc_restart_plan,
     "pgc_steps_with_work": plans.pgc_steps_with_work,
     "pgc_prometheus_rules": monitoring.pgc_prometheus_rules,
+    "pgc_server_tls": tls.pgc_server_tls,
+    "pgc_server_tls_secret": tls.pgc_server_tls_secret,
     "pgc_requeue_period": requeue.pending_requeue_period,
     "pgc_monitoring": monitoring.pgc_monitoring,
 }

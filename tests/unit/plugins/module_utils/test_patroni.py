@@ -41,8 +41,15 @@ def test_pgc_patroni_config_merges_the_spec_over_replication_defaults():
     assert parameters["password_encryption"] == "scram-sha-256"
     assert dcs["postgresql"]["use_pg_rewind"] is True
     pg = config["postgresql"]
-    assert pg["authentication"] == {"superuser": {"username": "admin"}, "replication": {"username": "standby"}}
-    assert "host replication standby 0.0.0.0/0 scram-sha-256" in pg["pg_hba"]
+    # Patroni's connections to the leader (streaming, pg_basebackup, pg_rewind) check its certificate.
+    tls = {"sslmode": "verify-ca", "sslrootcert": "/var/lib/postgresql/data/tls/ca.crt"}
+    assert pg["authentication"] == {"superuser": dict(tls, username="admin"), "replication": dict(tls, username="standby")}
+    assert "hostssl replication standby 0.0.0.0/0 scram-sha-256" in pg["pg_hba"]
+    # From outside the pod, TLS or nothing: no line lets a plain TCP connection in but loopback's.
+    remote = [line for line in pg["pg_hba"] if line.startswith("host") and "127.0.0.1" not in line and "::1/" not in line]
+    assert remote and all(line.startswith("hostssl ") for line in remote)
+    assert (parameters["ssl"], parameters["ssl_min_protocol_version"]) == ("on", "TLSv1.2")
+    assert parameters["ssl_cert_file"] == "../tls/tls.crt"
     assert not [rule for rule in pg["pg_hba"] if rule.split()[0] == "host" and rule.split()[-1] != "scram-sha-256"]
     assert "password" not in str(config).replace("password_encryption", "")
 
@@ -154,3 +161,18 @@ def test_a_lock_without_a_usable_ttl_has_the_clusters_own():
         annotations = {"leader": "db-0", "renewTime": NOW.isoformat(), "ttl": ttl}
         assert lock_holder(annotations, NOW + datetime.timedelta(seconds=29)) == "db-0"
         assert lock_holder(annotations, NOW + datetime.timedelta(seconds=30)) is None
+
+
+def test_audit_loads_pgaudit_beside_the_users_libraries_and_logs_json():
+    plain = pgc_patroni_config(pgc_normalize(cluster()))["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert "shared_preload_libraries" not in plain and "log_destination" not in plain
+    pgc = pgc_normalize(cluster(audit={"enabled": True, "log": ["write", "ddl"]},
+                                configuration={"shared_preload_libraries": "pg_stat_statements"}))
+    parameters = pgc_patroni_config(pgc)["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert parameters["shared_preload_libraries"] == "pg_stat_statements,pgaudit"
+    assert (parameters["pgaudit.log"], parameters["pgaudit.log_parameter"]) == ("write,ddl", "off")
+    assert (parameters["log_destination"], parameters["logging_collector"]) == ("jsonlog", "on")
+    # Already listed: not twice.
+    pgc = pgc_normalize(cluster(audit={"enabled": True}, configuration={"shared_preload_libraries": "pgaudit"}))
+    parameters = pgc_patroni_config(pgc)["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert (parameters["shared_preload_libraries"], parameters["pgaudit.log"]) == ("pgaudit", "ddl,role")

@@ -90,7 +90,10 @@ def test_a_member_runs_patroni_alone_without_backups_or_monitoring():
     assert postgres["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": "patroni"}
     assert pod["terminationGracePeriodSeconds"] == 30
     assert pod["serviceAccountName"] == "db-patroni"
-    assert [v["name"] for v in pod["volumes"]] == ["patroni-config", "socket"]
+    assert [v["name"] for v in pod["volumes"]] == ["tls", "patroni-config", "socket"]
+    # The server certificate beside the data directory, where the configuration names it.
+    assert {"name": "tls", "mountPath": "/var/lib/postgresql/data/tls", "readOnly": True} in postgres["volumeMounts"]
+    assert pod["volumes"][0]["secret"]["secretName"] == "db-tls"
     assert "resources" not in postgres
 
 
@@ -110,6 +113,8 @@ def test_a_member_with_a_repository_and_monitoring_runs_the_pgbackrest_server_an
     assert config["items"] == [{"key": "pod.conf", "path": "pgbackrest.conf"}]
     exporter = by_name["exporter"]
     assert exporter["image"] == "exporter:1"
+    # Never the database's user, which peer authentication on the shared socket makes the superuser.
+    assert exporter["securityContext"]["runAsUser"] not in (0, pod["securityContext"]["runAsUser"])
     assert exporter["env"] == [{"name": "DATA_SOURCE_NAME",
                                 "value": "host=/var/run/postgresql user=pgc_monitor dbname=postgres sslmode=disable"}]
 
@@ -153,3 +158,15 @@ def test_a_job_on_a_volume_repository_runs_beside_its_host_and_a_restore_on_the_
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-db-1"}} in restore["volumes"]
     config = next(v for v in restore["volumes"] if v["name"] == "pgbackrest-config")["configMap"]
     assert config["items"] == [{"key": "pod.conf", "path": "pgbackrest.conf"}]
+
+
+def test_a_job_that_connects_to_the_database_checks_its_certificate_with_the_ca_alone():
+    normalized = pgc(backup={"repository": S3})
+    pod = pgc_backup_job_spec(normalized, "logical-backup")["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert (env["PGHOST"], env["PGSSLMODE"], env["PGSSLROOTCERT"]) == ("db", "verify-full", "/etc/pgc/tls/ca.crt")
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")["secret"]
+    # Never the server's key.
+    assert (tls["secretName"], tls["items"]) == ("db-tls", [{"key": "ca.crt", "path": "ca.crt"}])
+    backup = pgc_backup_job_spec(normalized, "backup")["template"]["spec"]
+    assert "tls" not in [v["name"] for v in backup["volumes"]]
