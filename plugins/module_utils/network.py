@@ -22,9 +22,6 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
 from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import TLS_PORT
 from ansible_collections.postgres.cluster.plugins.module_utils.pods import EXPORTER_PORT
 
-# Where Prometheus usually runs, when spec.metricsClients does not say.
-DEFAULT_METRICS_CLIENTS = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
-
 
 def _rule(port, peers):
     return {"ports": [{"protocol": "TCP", "port": port}], "from": peers}
@@ -39,16 +36,14 @@ def pgc_network_policy_spec(pgc):
     - Patroni's REST API (8008) from the members alone: they ask each other's state in an
       election; nothing of the operator calls it;
     - pgBackRest's TLS servers (8432) from the members, the repository host and the Jobs;
-    - the exporter (9187) from ``spec.metricsClients`` (default: the namespace ``monitoring``).
+    - the exporter (9187) from ``spec.metricsClients`` (normalized: the namespace ``monitoring``).
     """
     spec = pgc["spec"]
     members = {"podSelector": {"matchLabels": dict(pgc["selector"])}}
     # The Jobs' pods and the repository host: labelled as the cluster's, never as members.
     helpers = {"podSelector": {"matchLabels": {COMPONENT_LABEL: pgc["name"]}}}
     clients = list(spec.get("allowedClients") or []) or [{"podSelector": {}}]
-    metrics_clients = spec.get("metricsClients")
-    if metrics_clients is None:
-        metrics_clients = DEFAULT_METRICS_CLIENTS
+    metrics_clients = spec.get("metricsClients") or []
     ingress = [
         _rule(POSTGRES_PORT, clients + [members, helpers]),
         _rule(PATRONI_PORT, [members]),

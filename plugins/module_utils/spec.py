@@ -63,6 +63,7 @@ SPEC_DEFAULTS = {
     "allowedClients": [],
     "metricsClients": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
     "audit": {},
+    "tls": {},
 }
 
 VOLUME_CLAIM_RETENTION_DEFAULTS = {"whenScaled": "Retain", "whenDeleted": "Retain"}
@@ -76,6 +77,8 @@ CREDENTIALS_DEFAULTS = {
 }
 
 AUDIT_DEFAULTS = {"enabled": False, "log": ["ddl", "role"], "logParameter": False}
+# PostgreSQL's server certificate: a Secret of the user's (tls.crt, tls.key, ca.crt), or the operator's.
+TLS_DEFAULTS = {"secretName": ""}
 # pgaudit's statement classes (pgaudit.log).
 AUDIT_CLASSES = ("read", "write", "function", "role", "ddl", "misc", "misc_set", "all")
 
@@ -91,6 +94,8 @@ OWNED_PARAMETERS = frozenset((
     "hot_standby", "synchronous_standby_names", "wal_log_hints",
     # With a library set, PostgreSQL 15 ignores archive_command (the operator's pgBackRest).
     "archive_library",
+    # TLS from outside the pod, with the server certificate of spec.tls (module_utils/tls.py).
+    "ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file",
 ))
 # Parameters that spec.audit sets, by the field that sets them.
 AUDIT_PARAMETERS = {"pgaudit.log": "spec.audit.log", "pgaudit.log_parameter": "spec.audit.logParameter"}
@@ -642,6 +647,16 @@ def _audit_errors(audit):
     return errors
 
 
+def _tls_errors(tls):
+    if not isinstance(tls, dict):
+        return ["spec.tls must be a mapping, not %s" % _what(tls)]
+    errors = _unknown_fields(tls, TLS_DEFAULTS, "spec.tls")
+    secret = tls.get("secretName")
+    if secret and (not isinstance(secret, str) or not OBJECT_NAME_RE.fullmatch(secret)):
+        errors.append("spec.tls.secretName %r is not a Kubernetes object name" % (secret,))
+    return errors
+
+
 def pgc_spec_errors(pgc):
     """Return what is wrong with a cluster's spec that the CRD schema cannot express (and what it
     does, for a spec that never went through the API server), one message per problem, each naming
@@ -659,6 +674,7 @@ def pgc_spec_errors(pgc):
         lambda: _peers_errors(spec.get("allowedClients"), "spec.allowedClients"),
         lambda: _peers_errors(spec.get("metricsClients"), "spec.metricsClients"),
         lambda: _audit_errors(spec.get("audit")),
+        lambda: _tls_errors(spec.get("tls")),
     )
     for check in checks:
         try:
@@ -708,6 +724,7 @@ def pgc_normalize(cluster):
     spec["volumeClaimRetention"] = _merged_defaults(spec["volumeClaimRetention"], VOLUME_CLAIM_RETENTION_DEFAULTS,
                                                     "spec.volumeClaimRetention")
     spec["audit"] = _merged_defaults(spec["audit"], AUDIT_DEFAULTS, "spec.audit")
+    spec["tls"] = _merged_defaults(spec["tls"], TLS_DEFAULTS, "spec.tls")
     spec["backup"] = _merged_defaults(spec["backup"], {}, "spec.backup")
     if spec["backupSchedule"] and not spec["backup"].get("repository"):
         # A schedule with nowhere named to keep the backups: a volume of the cluster's own, served by

@@ -222,7 +222,7 @@ def test_parameters_of_other_fields_and_shell_commands_are_refused():
     ({"shared_buffers": "8kB"}, "spec.configuration.shared_buffers: 8kB (1 8kB) is outside the valid range 16 .. "
                                 "1073741823"),
     ({"max_connections": "lots"}, "spec.configuration.max_connections: lots is not a number"),
-    ({"ssl": "maybe"}, "spec.configuration.ssl: must be a boolean (on, off, true, false, yes, no, 1, 0)"),
+    ({"jit": "maybe"}, "spec.configuration.jit: must be a boolean (on, off, true, false, yes, no, 1, 0)"),
     ({"log_statement": "everything"}, "spec.configuration.log_statement: must be one of none, ddl, mod, all"),
     ({"statement_timeout": "5m"}, "spec.configuration.statement_timeout: 5m has an invalid unit 'm'"),
     ({"nosuch.thing": "1"}, "spec.configuration.nosuch.thing: unknown parameter: nosuch is not an extension"),
@@ -233,7 +233,7 @@ def test_configuration_values_are_checked_against_the_catalogue(configuration, e
 
 
 def test_valid_configuration_passes_and_a_major_without_catalogue_gets_syntax_checks_only():
-    configuration = {"shared_buffers": "1GB", "max_connections": 200, "random_page_cost": "1.1", "ssl": "on",
+    configuration = {"shared_buffers": "1GB", "max_connections": 200, "random_page_cost": "1.1", "jit": "on",
                      "SYNCHRONOUS_COMMIT": "remote_apply", "pg_stat_statements.max": "10000",
                      "auto_explain.log_min_duration": "250ms", "pgaudit.log_catalog": "off"}
     assert pgc_spec_errors(pgc_normalize(cluster(configuration=configuration))) == []
@@ -403,3 +403,11 @@ def test_pgc_spec_errors_never_raises_on_a_spec_of_the_wrong_shape(spec):
 def test_pgc_normalize_refuses_a_field_that_must_be_a_mapping():
     with pytest.raises(SpecError, match=r"^spec\.credentials must be a mapping, not a string"):
         pgc_normalize(cluster(credentials="postgres"))
+
+
+def test_tls_names_a_secret_and_its_parameters_are_the_operators():
+    assert pgc_spec_errors(pgc_normalize(cluster(tls={"secretName": "db-cert"}))) == []
+    errors = pgc_spec_errors(pgc_normalize(cluster(tls={"secretName": "Bad Name", "ca": "x"})))
+    assert any("spec.tls.secretName" in e for e in errors) and any("spec.tls" in e and "ca" in e for e in errors)
+    errors = pgc_spec_errors(pgc_normalize(cluster(configuration={"ssl": "off", "SSL_CERT_FILE": "/tmp/x"})))
+    assert len(errors) == 2 and all("set by the operator" in e for e in errors)
