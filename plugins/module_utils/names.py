@@ -101,6 +101,11 @@ def patroni_configmap(scope, kind):
     return scope + PATRONI_CONFIGMAP_SUFFIXES[kind]
 
 
+def member_pods(statefulset, replicas):
+    """The names of a StatefulSet's pods: <sts>-0 to <sts>-<replicas - 1>."""
+    return ["%s-%d" % (statefulset, n) for n in range(int(replicas))]
+
+
 def data_claim(statefulset, ordinal):
     """The PersistentVolumeClaim that holds the data of the member with this ordinal."""
     return "%s-%s-%d" % (DATA_VOLUME, statefulset, int(ordinal))

@@ -20,6 +20,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     POSTGRES_PORT,
     cluster_names,
     labels,
+    member_pods,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import CALLBACK_SCRIPT
 from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import (
@@ -226,6 +227,11 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
         "containers": containers,
         "volumes": volumes,
     }
+
+
+def pgc_member_pods(pgc):
+    """The names of the cluster's members (its StatefulSet's pods), as many as spec.replicas."""
+    return member_pods(pgc["names"]["statefulset"], pgc["spec"]["replicas"])
 
 
 def pgc_repository_host_pod_spec(pgc, server_resources=None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -164,16 +165,65 @@ def test_provision_patroni_config_map_holds_the_rendered_configuration():
     assert config["bootstrap"]["dcs"]["postgresql"]["parameters"]["max_connections"] == "200"
 
 
-def test_provision_patroni_role_grants_only_what_its_dcs_needs():
-    role = render("provision", "role-patroni.yaml.j2", pgc=sample_pgc())
-    assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]} == {
-        (("configmaps",), ("get", "list", "watch", "create", "update", "patch", "delete")),
-        (("pods",), ("get", "list", "watch", "update", "patch")),
-        (("postgresclusters",), ("patch",)),
+def _grants(role):
+    """(resource, verb) -> the names a Role's rules limit it to, or None for every object."""
+    grants = {}
+    for rule in role["rules"]:
+        for resource in rule["resources"]:
+            for verb in rule["verbs"]:
+                names = rule.get("resourceNames")
+                assert names != [], "an empty resourceNames names every object"
+                grants[(resource, verb)] = None if names is None else sorted(names)
+    return grants
+
+
+def test_provision_patroni_role_limits_patronis_writes_to_its_own_clusters_objects():
+    role = render("provision", "role-patroni.yaml.j2", pgc=sample_pgc(replicas=3))
+    dcs = sorted(["example-leader", "example-config", "example-failover", "example-sync"])
+    assert _grants(role) == {
+        ("configmaps", "get"): dcs, ("configmaps", "patch"): dcs,
+        # Neither can be limited by name: a create names no existing object, and Patroni lists by label.
+        ("configmaps", "create"): None, ("configmaps", "list"): None, ("configmaps", "watch"): None,
+        ("pods", "list"): None, ("pods", "watch"): None,
+        ("pods", "patch"): ["example-0", "example-1", "example-2"],
+        ("postgresclusters", "patch"): ["example"],
     }
-    # The callback may stamp its own cluster, and no other.
-    [own] = [r for r in role["rules"] if r["resources"] == ["postgresclusters"]]
-    assert (own["apiGroups"], own["resourceNames"]) == (["postgres.example.com"], ["example"])
+    # Every verb that reads or changes one object names its objects.
+    for (resource, verb), names in _grants(role).items():
+        if verb in ("get", "update", "patch", "delete"):
+            assert names, (resource, verb)
+    groups = {r["resources"][0]: r["apiGroups"] for r in role["rules"]}
+    assert groups["postgresclusters"] == ["postgres.example.com"] and groups["pods"] == [""]
+
+
+def test_provision_patroni_role_follows_the_number_of_members():
+    grants = _grants(render("provision", "role-patroni.yaml.j2", pgc=sample_pgc(replicas=5)))
+    assert grants[("pods", "patch")] == ["example-%d" % n for n in range(5)]
+    # No member, no pod named: an empty resourceNames would grant every pod.
+    assert ("pods", "patch") not in _grants(render("provision", "role-patroni.yaml.j2", pgc=sample_pgc(replicas=0)))
+
+
+def _patroni_dcs_requests():
+    """(resource, verb) of every API call in the installed Patroni's Kubernetes DCS, with
+    use_endpoints false (its ``*_kind`` calls are ConfigMaps)."""
+    patroni = pytest.importorskip("patroni.dcs.kubernetes")
+    source = Path(patroni.__file__).read_text()
+    verbs = {"read": ["get"], "list": ["list", "watch"], "create": ["create"], "patch": ["patch"],
+             "replace": ["update"], "delete": ["delete"], "delete_collection": ["deletecollection"]}
+    found = set()
+    for action, kind in re.findall(r"_api\.(\w+?)_namespaced_(\w+)\b", source):
+        resource = {"kind": "configmaps", "pod": "pods", "service": "services"}[kind]
+        found.update((resource, verb) for verb in verbs[action])
+    return found
+
+
+def test_provision_patroni_role_grants_what_patronis_kubernetes_dcs_calls_and_nothing_more():
+    granted = {key for key in _grants(render("provision", "role-patroni.yaml.j2", pgc=sample_pgc()))
+               if key[0] != "postgresclusters"}
+    # Left out on purpose: the Service only Endpoints need (use_endpoints), and `patronictl remove`
+    # (delete_cluster), which would wipe the cluster's state.
+    not_granted = {("services", "create"), ("configmaps", "deletecollection")}
+    assert _patroni_dcs_requests() - not_granted == granted
 
 
 def test_provision_patroni_config_map_ships_the_scripts_patroni_runs():
