@@ -28,7 +28,10 @@ NAME_SUFFIXES = {
     "service_headless": "-pods",
     "credentials": "-credentials",
     "patroni_config": "-patroni",
+    # The accounts a cluster's pods run as: Patroni's in the members, the backup and restore Jobs'
+    # in their pods. The admission policy (config/admission) knows them by these two suffixes.
     "patroni_account": "-patroni",
+    "jobs_account": "-jobs",
     "pdb": "",
     "service_metrics": "-metrics",
     "monitoring": "",

@@ -278,8 +278,8 @@ def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None):
     volumes += store_files["volumes"]
     pod = {
         "restartPolicy": "Never",
-        # The members' account: it may patch its own PostgresCluster (the stamp above) and no more.
-        "serviceAccountName": names["patroni_account"],
+        # The Jobs' account: it may patch its own PostgresCluster (the stamp above) and no more.
+        "serviceAccountName": names["jobs_account"],
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
     }

@@ -58,6 +58,9 @@ MANIFESTS = [
     ("serviceaccount-patroni.yaml.j2", "ServiceAccount", "example-patroni"),
     ("role-patroni.yaml.j2", "Role", "example-patroni"),
     ("rolebinding-patroni.yaml.j2", "RoleBinding", "example-patroni"),
+    ("serviceaccount-jobs.yaml.j2", "ServiceAccount", "example-jobs"),
+    ("role-jobs.yaml.j2", "Role", "example-jobs"),
+    ("rolebinding-jobs.yaml.j2", "RoleBinding", "example-jobs"),
     ("configmap-patroni.yaml.j2", "ConfigMap", "example-patroni"),
     ("poddisruptionbudget.yaml.j2", "PodDisruptionBudget", "example"),
     ("service-headless.yaml.j2", "Service", "example-pods"),
@@ -224,6 +227,56 @@ def test_provision_patroni_role_grants_what_patronis_kubernetes_dcs_calls_and_no
     # (delete_cluster), which would wipe the cluster's state.
     not_granted = {("services", "create"), ("configmaps", "deletecollection")}
     assert _patroni_dcs_requests() - not_granted == granted
+
+
+def provision_templates(pgc, monitoring_api=False):
+    """The templates the provision task applies for a cluster (its template expression, evaluated)."""
+    task = yaml.safe_load((REPO / "roles/provision/tasks/main.yml").read_text())[0]
+    variables = {"pgc": pgc, "__provision_backup": pgc_pgbackrest_settings(pgc),
+                 "__provision_monitoring": pgc_filters.pgc_monitoring(pgc, monitoring_api)}
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return templar.template(task["postgres.cluster.k8s_apply"]["template"])
+
+
+def test_provision_applies_the_jobs_account_only_with_a_backup_repository():
+    jobs = ["serviceaccount-jobs.yaml.j2", "role-jobs.yaml.j2", "rolebinding-jobs.yaml.j2"]
+    with_backups = provision_templates(sample_pgc(backup=S3))
+    assert set(jobs) <= set(with_backups)
+    # Before the CronJobs whose pods run as it.
+    assert max(with_backups.index(t) for t in jobs) < with_backups.index("cronjob-backup.yaml.j2")
+    assert not set(jobs) & set(provision_templates(sample_pgc(backupSchedule="")))
+    for template in with_backups:
+        assert (REPO / "roles/provision/templates" / template).is_file(), template
+
+
+def test_provision_jobs_account_may_stamp_its_own_cluster_and_nothing_else():
+    pgc = sample_pgc(backup=S3)
+    account = render("provision", "serviceaccount-jobs.yaml.j2", pgc=pgc)
+    assert account["automountServiceAccountToken"] is True  # the callback's stamp needs the token
+    role = render("provision", "role-jobs.yaml.j2", pgc=pgc)
+    assert _grants(role) == {("postgresclusters", "patch"): ["example"]}
+    assert role["rules"][0]["apiGroups"] == ["postgres.example.com"]
+    binding = render("provision", "rolebinding-jobs.yaml.j2", pgc=pgc)
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "example-jobs"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "example-jobs", "namespace": "prod"}]
+
+
+def test_job_pods_run_as_the_jobs_account_and_the_repository_host_has_no_token():
+    pgc = sample_pgc()  # a schedule, hence a volume repository and its host
+    cron = render("provision", "cronjob-backup.yaml.j2", pgc=pgc)
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == "example-jobs"
+    logical = render("provision", "cronjob-logical-backup.yaml.j2", pgc=sample_pgc(backup={**S3, "logical": {"schedule": "@daily"}}))
+    assert logical["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == "example-jobs"
+    backup = {"metadata": {"name": "nightly", "namespace": "prod", "uid": "b-1"}, "spec": {"cluster": "example"}}
+    job = render("reconcile_backup", "job.yaml.j2", __reconcile_backup=backup, __reconcile_backup_pgc=pgc)
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "example-jobs"
+    restore = render("restore", "job.yaml.j2", pgc=pgc, __restore_job="restore", __restore_job_timeout=600,
+                     __restore_data_claim="data-example-0", __restore_job_env=[])
+    assert restore["spec"]["template"]["spec"]["serviceAccountName"] == "example-jobs"
+    host = render("provision", "deployment-repository.yaml.j2", pgc=pgc)["spec"]["template"]["spec"]
+    assert host["automountServiceAccountToken"] is False and "serviceAccountName" not in host
+    members = render("provision", "statefulset.yaml.j2", pgc=pgc)["spec"]["template"]["spec"]
+    assert members["serviceAccountName"] == "example-patroni"
 
 
 def test_provision_patroni_config_map_ships_the_scripts_patroni_runs():

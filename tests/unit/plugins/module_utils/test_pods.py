@@ -153,3 +153,9 @@ def test_a_job_on_a_volume_repository_runs_beside_its_host_and_a_restore_on_the_
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-db-1"}} in restore["volumes"]
     config = next(v for v in restore["volumes"] if v["name"] == "pgbackrest-config")["configMap"]
     assert config["items"] == [{"key": "pod.conf", "path": "pgbackrest.conf"}]
+
+
+@pytest.mark.parametrize("job", ["backup", "logical-backup", "expire", "check", "restore", "logical-restore"])
+def test_every_job_runs_as_the_jobs_account_not_patronis(job):
+    pod = pgc_backup_job_spec(pgc(backup={"repository": S3}), job, data_claim="data-db-0")["template"]["spec"]
+    assert pod["serviceAccountName"] == "db-jobs"
