@@ -1,4 +1,4 @@
-"""What users deploy (config/default: CRD, RBAC, manager) is accepted by the API server."""
+"""What users deploy (config/default: CRD, RBAC, admission policy, manager) is accepted by the API server."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def test_default_kustomization_is_accepted_by_the_api_server(operator_rbac):
                   "-k", str(REPO / "config/default"))
     for obj in ("customresourcedefinition.apiextensions.k8s.io/postgresclusters.postgres.example.com",
                 "clusterrole.rbac.authorization.k8s.io/pgc-operator", "deployment.apps/pgc-operator",
-                "serviceaccount/pgc-operator", "namespace/pgc-system"):
+                "serviceaccount/pgc-operator", "namespace/pgc-system",
+                "validatingadmissionpolicy.admissionregistration.k8s.io/pgc-cluster-accounts",
+                "validatingadmissionpolicybinding.admissionregistration.k8s.io/pgc-cluster-accounts"):
         assert obj in out, out
 
 
