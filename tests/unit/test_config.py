@@ -3,6 +3,7 @@ operator's permissions, as kustomize builds them."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 import yaml
 
 from ansible_collections.postgres.cluster.plugins.module_utils import names
+from ansible_collections.postgres.cluster.plugins.module_utils.k8s_client import KNOWN_RESOURCES, UNCACHED_KINDS
+from tests.unit.roles.test_templates import render, sample_pgc
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
@@ -62,3 +65,114 @@ def test_default_install_includes_the_admission_policy_and_keeps_cluster_objects
             assert "namespace" not in obj["metadata"], (kind, name)
         else:
             assert obj["metadata"]["namespace"] == "pgc-system", (kind, name)
+
+
+# --- the operator's permissions ------------------------------------------------------------------
+
+# The roles the operator runs (watches.yaml and what they include); the restore and switchover
+# playbooks run by hand with the person's own credentials. restore's from_backup.yml is the one
+# file of restore that a reconcile includes.
+OPERATOR_TASKS = [p for role in ("reconcile", "validate", "observe", "credentials", "scale", "switchover", "configure",
+                                 "provision", "status", "cleanup", "reconcile_backup")
+                  for p in sorted((REPO / "roles" / role / "tasks").glob("*.yml"))] + [
+    REPO / "roles/restore/tasks/from_backup.yml"]
+
+
+def cluster_role():
+    [role] = [d for d in yaml.safe_load_all((REPO / "config/rbac/role.yaml").read_text()) if d]
+    return role
+
+
+def granted(role):
+    """{(apiGroup, resource): verbs} of a Role or ClusterRole without resourceNames."""
+    grants = {}
+    for rule in role["rules"]:
+        assert "resourceNames" not in rule, rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants.setdefault((group, resource), set()).update(rule["verbs"])
+    return grants
+
+
+def resource_of(api_version, kind):
+    group = api_version.rpartition("/")[0]
+    return group, KNOWN_RESOURCES[kind][0]
+
+
+def test_operator_holds_every_permission_it_grants_patroni_and_the_jobs():
+    """Kubernetes refuses a Role that grants what its creator does not hold (escalation check)."""
+    grants = granted(cluster_role())
+    pgc = sample_pgc()
+    for template in ("role-patroni.yaml.j2", "role-jobs.yaml.j2"):
+        for rule in render("provision", template, pgc=pgc)["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    assert set(rule["verbs"]) <= grants.get((group, resource), set()), (template, resource)
+
+
+def _tasks(items):
+    for task in items or []:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from _tasks(task.get(key))
+
+
+def _template_kind(role, name):
+    text = (REPO / "roles" / role / "templates" / name).read_text()
+    return re.search(r"^apiVersion: (\S+)$", text, re.M).group(1), re.search(r"^kind: (\w+)$", text, re.M).group(1)
+
+
+def _applied_kinds():
+    """(apiVersion, kind) -> verbs of each object the operator's roles render and write: created once
+    (create_only), else server-side applied or patched, which may create it."""
+    kinds = {}
+    for path in OPERATOR_TASKS:
+        role = path.parts[-3]
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            args = task.get("postgres.cluster.k8s_apply") or task.get("kubernetes.core.k8s") or {}
+            if not args.get("template"):
+                continue
+            verbs = {"get", "create"} if args.get("create_only") else {"get", "create", "patch"}
+            for name in re.findall(r"[\w-]+\.yaml\.j2", str(args["template"])):
+                kinds.setdefault(_template_kind(role, name), set()).update(verbs)
+    return kinds
+
+
+def _deleted_kinds():
+    """What the operator's roles delete: k8s_apply's `absent` and kubernetes.core's state absent."""
+    kinds = set()
+    for path in OPERATOR_TASKS:
+        text = path.read_text()
+        kinds.update(re.findall(r"['\"]?apiVersion['\"]?: ['\"]?([\w./]+)['\"]?, ['\"]?kind['\"]?: ['\"]?(\w+)", text))
+        for block in re.findall(r"state: absent\n((?:\s+\w+: .*\n)+)", text):
+            fields = dict(re.findall(r"(\w+): (\S+)", block))
+            kinds.add((fields["api_version"], fields["kind"]))
+    return kinds
+
+
+def test_operator_may_apply_what_its_roles_render_and_delete_what_they_remove():
+    grants = granted(cluster_role())
+    applied = _applied_kinds()
+    assert {"StatefulSet", "Role", "Secret", "Job", "CronJob", "ConfigMap"} <= {kind for _, kind in applied}
+    for (api_version, kind), need in applied.items():
+        if kind not in UNCACHED_KINDS:
+            need |= {"list", "watch"}  # read through the runtime's proxy: an informer of that kind
+        assert need <= grants.get(resource_of(api_version, kind), set()), kind
+    deleted = _deleted_kinds()
+    assert {("v1", "Pod"), ("apps/v1", "StatefulSet"), ("v1", "ConfigMap"), ("batch/v1", "CronJob")} <= deleted
+    for api_version, kind in deleted:
+        assert "delete" in grants.get(resource_of(api_version, kind), set()), kind
+
+
+def test_operator_holds_no_wildcard_no_update_of_workloads_and_secrets_by_name_only():
+    grants = granted(cluster_role())
+    assert all("*" not in verbs and "*" not in key[1] for key, verbs in grants.items())
+    # update (PUT) only where the runtime sets finalizers; everything else is server-side applied.
+    assert {key for key, verbs in grants.items() if "update" in verbs} == {
+        ("postgres.example.com", "postgresclusters"), ("postgres.example.com", "postgresbackups"),
+        ("postgres.example.com", "postgresclusters/finalizers"), ("postgres.example.com", "postgresbackups/finalizers")}
+    assert grants[("", "secrets")] == {"get", "create"}
+    # Jobs are created and read straight from the API server, never watched nor deleted.
+    assert grants[("batch", "jobs")] == {"get", "list", "create"}
+    assert "escalate" not in set().union(*grants.values()) and "bind" not in set().union(*grants.values())
+    assert grants[("networking.k8s.io", "networkpolicies")] == {"get", "list", "watch", "create", "patch", "delete"}
