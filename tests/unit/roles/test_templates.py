@@ -261,6 +261,23 @@ def test_provision_jobs_account_may_stamp_its_own_cluster_and_nothing_else():
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "example-jobs", "namespace": "prod"}]
 
 
+def test_operator_holds_every_permission_it_grants_patroni_and_the_jobs():
+    """Kubernetes refuses a Role that grants what its creator does not hold (its escalation check):
+    the operator's ClusterRole covers every rule of these Roles."""
+    [operator] = [d for d in yaml.safe_load_all((REPO / "config/rbac/role.yaml").read_text()) if d]
+    held = {}
+    for rule in operator["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                held.setdefault((group, resource), set()).update(rule["verbs"])
+    pgc = sample_pgc(backup=S3)
+    for template in ("role-patroni.yaml.j2", "role-jobs.yaml.j2"):
+        for rule in render("provision", template, pgc=pgc)["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    assert set(rule["verbs"]) <= held.get((group, resource), set()), (template, resource)
+
+
 def test_job_pods_run_as_the_jobs_account_and_the_repository_host_has_no_token():
     pgc = sample_pgc()  # a schedule, hence a volume repository and its host
     cron = render("provision", "cronjob-backup.yaml.j2", pgc=pgc)
