@@ -20,13 +20,13 @@ CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "Clust
 
 
 def build(path):
-    """The objects `kubectl kustomize config/<path>` renders, by (kind, name)."""
+    """The objects `kubectl kustomize config/<path>` renders, by (kind, name, namespace or None)."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl (hack/build-binaries.sh) is not on PATH")
     out = subprocess.run([kubectl, "kustomize", str(REPO / "config" / path)], check=True, capture_output=True,
                          text=True).stdout
-    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out) if d}
+    return {(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")): d for d in yaml.safe_load_all(out) if d}
 
 
 def policy():
@@ -57,13 +57,10 @@ def test_admission_policy_watches_the_writes_rbac_cannot_limit_and_denies():
 
 def test_default_install_includes_the_admission_policy_and_keeps_cluster_objects_out_of_namespaces():
     objects = build("default")
-    assert ("ValidatingAdmissionPolicy", "pgc-cluster-accounts") in objects
-    assert ("ValidatingAdmissionPolicyBinding", "pgc-cluster-accounts") in objects
-    for (kind, name), obj in objects.items():
-        if kind in CLUSTER_SCOPED:
-            assert "namespace" not in obj["metadata"], (kind, name)
-        else:
-            assert obj["metadata"]["namespace"] == "pgc-system", (kind, name)
+    assert ("ValidatingAdmissionPolicy", "pgc-cluster-accounts", None) in objects
+    assert ("ValidatingAdmissionPolicyBinding", "pgc-cluster-accounts", None) in objects
+    for kind, name, namespace in objects:
+        assert namespace == (None if kind in CLUSTER_SCOPED else "pgc-system"), (kind, name)
 
 
 # --- the operator's permissions ------------------------------------------------------------------
@@ -164,3 +161,48 @@ def test_operator_holds_no_wildcard_no_update_of_workloads_and_secrets_by_name_o
     assert grants[("batch", "jobs")] == {"get", "list", "create"}
     assert "escalate" not in set().union(*grants.values()) and "bind" not in set().union(*grants.values())
     assert grants[("networking.k8s.io", "networkpolicies")] == {"get", "list", "watch", "create", "patch", "delete"}
+
+
+# --- the two installs -----------------------------------------------------------------------------
+
+def _manager(objects):
+    deployment = objects[("Deployment", "pgc-operator", "pgc-system")]
+    pod = deployment["spec"]["template"]["spec"]
+    watch = {c["name"]: {e["name"]: e.get("value") for e in c.get("env", [])}.get("WATCH_NAMESPACE")
+             for c in pod["containers"]}
+    return deployment["metadata"]["namespace"], pod["serviceAccountName"], watch
+
+
+def test_cluster_wide_install_binds_the_cluster_role_and_watches_every_namespace():
+    objects = build("default")
+    namespace, account, watch = _manager(objects)
+    assert watch == {"manager": "", "cluster-metrics": ""}
+    binding = objects[("ClusterRoleBinding", "pgc-operator", None)]
+    assert binding["roleRef"]["name"] == "pgc-operator" and ("ClusterRole", "pgc-operator", None) in objects
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
+
+
+def test_namespaced_install_grants_roles_in_exactly_the_namespaces_it_watches():
+    objects = build("namespaced")
+    assert not {kind for kind, _, _ in objects} & {"ClusterRole", "ClusterRoleBinding"}
+    namespace, account, watch = _manager(objects)
+    # ansible-operator and the metrics container read the same comma-separated list.
+    assert len(set(watch.values())) == 1
+    watched = {ns.strip() for ns in watch["manager"].split(",")}
+    assert watched and "" not in watched
+    roles = {ns for kind, name, ns in objects if kind == "Role" and name == "pgc-operator"}
+    bindings = [o for (kind, name, _), o in objects.items() if kind == "RoleBinding" and name == "pgc-operator"]
+    assert roles == watched == {b["metadata"]["namespace"] for b in bindings}
+    for binding in bindings:
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pgc-operator"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
+    # The cluster-wide objects it still needs, and its own namespace's leader election.
+    for key in (("CustomResourceDefinition", "postgresclusters.postgres.example.com", None),
+                ("ValidatingAdmissionPolicy", "pgc-cluster-accounts", None),
+                ("Role", "pgc-operator-leader-election", namespace)):
+        assert key in objects, key
+
+
+def test_namespaced_role_holds_the_cluster_roles_rules():
+    role = yaml.safe_load((REPO / "config/namespaced/watched/role.yaml").read_text())
+    assert role["kind"] == "Role" and role["rules"] == cluster_role()["rules"]
