@@ -17,8 +17,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.e2e.helpers import (REPO, Operator, apply, env, get, kubectl, kubectl_json, metric_value, postgres_cluster,
-                               unique_name, wait_for, wait_for_phase)
+from tests.e2e.helpers import (REPO, Operator, apply, env, get, kubectl, kubectl_json, metric_value, operator_kubeconfig,
+                               postgres_cluster, unique_name, wait_for, wait_for_phase)
 
 S3_BACKUP = {"repository": {"s3": {"endpoint": "minio.storage.svc:9000", "bucket": "pg-backups",
                                    "secretName": "s3-keys", "uriStyle": "path"}}}
@@ -197,6 +197,23 @@ def test_each_account_the_operator_creates_may_do_what_its_pods_need_and_no_more
     # The members run as Patroni's account, the Jobs as theirs, owned by the cluster.
     assert get("statefulset", "db", ns)["spec"]["template"]["spec"]["serviceAccountName"] == "db-patroni"
     assert get("serviceaccount", "db-jobs", ns)["metadata"]["ownerReferences"][0]["name"] == "db"
+
+
+def test_another_applications_account_named_like_ours_keeps_working_on_its_own_objects(namespace):
+    """The policy knows the accounts by name only: another application's <name>-jobs still relabels and
+    creates its own ConfigMaps; only the operator's pods, PostgresClusters and the ConfigMaps of a
+    -patroni account are held."""
+    operator_kubeconfig()  # installs the policy, as for the operator
+    kubectl("create", "serviceaccount", "ci-jobs", "-n", namespace)
+    kubectl("create", "role", "ci", "-n", namespace, "--verb=get,create,patch", "--resource=pods,configmaps")
+    kubectl("create", "rolebinding", "ci", "-n", namespace, "--role=ci", f"--serviceaccount={namespace}:ci-jobs")
+    kubectl("create", "configmap", "ci-owned", "-n", namespace, "--from-literal=x=y")
+    user = account(namespace, "ci-jobs")
+    own = apply_as(user, namespace, {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "ci-owned", "labels": {"step": "2"}}})
+    assert own.returncode == 0, own.stderr
+    created = as_account(user, namespace, "create", "configmap", "ci-state", "--from-literal=x=y")
+    assert created.returncode == 0, created.stderr
 
 
 # --- the namespaced install ----------------------------------------------------------------------

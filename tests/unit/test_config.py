@@ -41,6 +41,9 @@ def test_admission_policy_holds_the_accounts_the_provision_role_creates():
     for suffix in suffixes:
         assert f"endsWith('{suffix}')" in text and "-" not in suffix[1:]
     assert names.MEMBER_EVENT_ANNOTATION in text and names.CLUSTER_LABEL in text
+    # The operator's pods, by the label every one of them carries.
+    assert "'app.kubernetes.io/managed-by'].orValue('') == '%s'" % names.MANAGED_BY in text
+    assert names.labels("db")["app.kubernetes.io/managed-by"] == names.MANAGED_BY
     for suffix in names.PATRONI_CONFIGMAP_SUFFIXES.values():
         assert f"variables.cluster + '{suffix}'" in text
 
