@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Writes a kubeconfig that acts as the operator's ServiceAccount (config/rbac), so that local runs
-# and tests exercise the ClusterRole users deploy rather than cluster-admin. Prints its path.
+# and tests exercise the ClusterRole users deploy rather than cluster-admin, and installs the
+# admission policy of config/admission. Prints its path.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -9,6 +10,8 @@ out=$PGC_RUN/operator-kubeconfig.yaml
 mkdir -p "$PGC_RUN"
 kubectl apply --server-side --field-manager=pgc-hack -f "$REPO_ROOT/config/manager/namespace.yaml" >/dev/null
 kubectl apply --server-side --field-manager=pgc-hack -k "$REPO_ROOT/config/rbac" >/dev/null
+# What the clusters' own accounts may change (a cluster-wide policy, as config/default installs it).
+kubectl apply --server-side --field-manager=pgc-hack -k "$REPO_ROOT/config/admission" >/dev/null
 token=$(kubectl create token pgc-operator -n pgc-system --duration=24h)
 server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
 ca=$(kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')

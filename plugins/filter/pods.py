@@ -10,6 +10,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils import network, p
 from ansible_collections.postgres.cluster.plugins.plugin_utils.filters import as_filter
 
 pgc_member_pod_spec = as_filter(pods.pgc_member_pod_spec)
+pgc_member_pods = as_filter(pods.pgc_member_pods)
 pgc_repository_host_pod_spec = as_filter(pods.pgc_repository_host_pod_spec)
 pgc_backup_pod_labels = as_filter(pods.pgc_backup_pod_labels)
 pgc_network_policy_spec = as_filter(network.pgc_network_policy_spec)
@@ -21,6 +22,7 @@ class FilterModule:
     def filters(self):
         return {
             "pgc_member_pod_spec": pgc_member_pod_spec,
+            "pgc_member_pods": pgc_member_pods,
             "pgc_repository_host_pod_spec": pgc_repository_host_pod_spec,
             "pgc_backup_pod_labels": pgc_backup_pod_labels,
             "pgc_network_policy_spec": pgc_network_policy_spec,

@@ -31,7 +31,10 @@ NAME_SUFFIXES = {
     "server_tls": "-tls",
     "network_policy": "",
     "patroni_config": "-patroni",
+    # The accounts a cluster's pods run as: Patroni's in the members, the backup and restore Jobs'
+    # in their pods. The admission policy (config/admission) knows them by these two suffixes.
     "patroni_account": "-patroni",
+    "jobs_account": "-jobs",
     "pdb": "",
     "service_metrics": "-metrics",
     "monitoring": "",
@@ -139,6 +142,11 @@ def labels(name):
 def patroni_configmap(scope, kind):
     """The name of one of Patroni's ConfigMaps (leader, config, failover or sync) of a scope."""
     return scope + PATRONI_CONFIGMAP_SUFFIXES[kind]
+
+
+def member_pods(statefulset, replicas):
+    """The names of a StatefulSet's pods: <sts>-0 to <sts>-<replicas - 1>."""
+    return ["%s-%d" % (statefulset, n) for n in range(int(replicas))]
 
 
 def data_claim(statefulset, ordinal):

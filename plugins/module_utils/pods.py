@@ -20,6 +20,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     POSTGRES_PORT,
     cluster_names,
     labels,
+    member_pods,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import CALLBACK_SCRIPT
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
@@ -247,6 +248,11 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
     }
 
 
+def pgc_member_pods(pgc):
+    """The names of the cluster's members (its StatefulSet's pods), as many as spec.replicas."""
+    return member_pods(pgc["names"]["statefulset"], pgc["spec"]["replicas"])
+
+
 def pgc_repository_host_pod_spec(pgc, server_resources=None):
     """The pod spec of the repository host: the pgBackRest server that serves a volume repository
     (its claim) to the members. It needs no API access, hence no token."""
@@ -291,8 +297,8 @@ def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None):
     volumes += store_files["volumes"]
     pod = {
         "restartPolicy": "Never",
-        # The members' account: it may patch its own PostgresCluster (the stamp above) and no more.
-        "serviceAccountName": names["patroni_account"],
+        # The Jobs' account: it may patch its own PostgresCluster (the stamp above) and no more.
+        "serviceAccountName": names["jobs_account"],
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
     }

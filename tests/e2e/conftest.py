@@ -40,14 +40,15 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        op = item.funcargs.get("operator")
+        # The session's operator, or one a test started in its place (test_security's namespaced one).
+        ops = [v for v in item.funcargs.values() if isinstance(v, helpers.Operator)]
         ns = item.funcargs.get("namespace")
         sections = []
         if ns:
             sections.append(("resources", helpers.kubectl(
                 "get", "pgc,statefulsets,services,pods,pvc,events", "-n", ns, "-o", "wide", check=False)))
             sections.append(("clusters", helpers.kubectl("get", "pgc", "-n", ns, "-o", "yaml", check=False)))
-        if op:
-            sections.append(("operator log (tail)", op.log_tail(200)))
+        for op in ops:
+            sections.append((f"operator log (tail of {op.log_path.name})", op.log_tail(200)))
         for title, text in sections:
             report.sections.append((title, text))

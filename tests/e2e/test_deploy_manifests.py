@@ -1,4 +1,4 @@
-"""What users deploy (config/default: CRD, RBAC, manager) is accepted by the API server."""
+"""What users deploy (config/default: CRD, RBAC, admission policy, manager) is accepted by the API server."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def test_default_kustomization_is_accepted_by_the_api_server(operator_rbac):
                   "-k", str(REPO / "config/default"))
     for obj in ("customresourcedefinition.apiextensions.k8s.io/postgresclusters.postgres.example.com",
                 "clusterrole.rbac.authorization.k8s.io/pgc-operator", "deployment.apps/pgc-operator",
-                "serviceaccount/pgc-operator", "namespace/pgc-system"):
+                "serviceaccount/pgc-operator", "namespace/pgc-system",
+                "validatingadmissionpolicy.admissionregistration.k8s.io/pgc-cluster-accounts",
+                "validatingadmissionpolicybinding.admissionregistration.k8s.io/pgc-cluster-accounts"):
         assert obj in out, out
 
 
@@ -32,3 +34,16 @@ def test_operator_service_account_cannot_list_or_change_secrets(operator_rbac):
     out = kubectl("auth", "can-i", "patch", "postgresclusters.postgres.example.com", "--subresource=status",
                   "-n", "default", "--as=system:serviceaccount:pgc-system:pgc-operator", check=False)
     assert out.strip() == "yes", out
+
+
+def test_operator_service_account_holds_what_it_grants_and_no_more(operator_rbac):
+    """Least privilege: no update (PUT) of pods or ConfigMaps, no escalate or bind, Jobs neither watched
+    nor deleted; patch of pods only because Patroni's Role grants it (Kubernetes' escalation check)."""
+    user = "--as=system:serviceaccount:pgc-system:pgc-operator"
+    for verb, what in (("update", "pods"), ("update", "configmaps"), ("escalate", "roles.rbac.authorization.k8s.io"),
+                       ("bind", "roles.rbac.authorization.k8s.io"), ("delete", "jobs.batch"), ("watch", "jobs.batch")):
+        out = kubectl("auth", "can-i", verb, what, "-n", "default", user, check=False)
+        assert out.strip().startswith("no"), f"{verb} {what}: {out}"
+    for verb, what in (("patch", "pods"), ("delete", "pods"), ("create", "networkpolicies.networking.k8s.io")):
+        out = kubectl("auth", "can-i", verb, what, "-n", "default", user, check=False)
+        assert out.strip() == "yes", f"{verb} {what}: {out}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,9 @@ MANIFESTS = [
     ("serviceaccount-patroni.yaml.j2", "ServiceAccount", "example-patroni"),
     ("role-patroni.yaml.j2", "Role", "example-patroni"),
     ("rolebinding-patroni.yaml.j2", "RoleBinding", "example-patroni"),
+    ("serviceaccount-jobs.yaml.j2", "ServiceAccount", "example-jobs"),
+    ("role-jobs.yaml.j2", "Role", "example-jobs"),
+    ("rolebinding-jobs.yaml.j2", "RoleBinding", "example-jobs"),
     ("configmap-patroni.yaml.j2", "ConfigMap", "example-patroni"),
     ("poddisruptionbudget.yaml.j2", "PodDisruptionBudget", "example"),
     ("service-headless.yaml.j2", "Service", "example-pods"),
@@ -170,16 +174,132 @@ def test_provision_patroni_config_map_holds_the_rendered_configuration():
     assert config["bootstrap"]["dcs"]["postgresql"]["parameters"]["max_connections"] == "200"
 
 
-def test_provision_patroni_role_grants_only_what_its_dcs_needs():
-    role = render("provision", "role-patroni.yaml.j2", pgc=sample_pgc())
-    assert {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]} == {
-        (("configmaps",), ("get", "list", "watch", "create", "update", "patch", "delete")),
-        (("pods",), ("get", "list", "watch", "update", "patch")),
-        (("postgresclusters",), ("patch",)),
+def _grants(role):
+    """(resource, verb) -> the names a Role's rules limit it to, or None for every object."""
+    grants = {}
+    for rule in role["rules"]:
+        for resource in rule["resources"]:
+            for verb in rule["verbs"]:
+                names = rule.get("resourceNames")
+                assert names != [], "an empty resourceNames names every object"
+                grants[(resource, verb)] = None if names is None else sorted(names)
+    return grants
+
+
+def test_provision_patroni_role_limits_patronis_writes_to_its_own_clusters_objects():
+    role = render("provision", "role-patroni.yaml.j2", pgc=sample_pgc(replicas=3))
+    dcs = sorted(["example-leader", "example-config", "example-failover", "example-sync"])
+    assert _grants(role) == {
+        ("configmaps", "get"): dcs, ("configmaps", "patch"): dcs,
+        # Neither can be limited by name: a create names no existing object, and Patroni lists by label.
+        ("configmaps", "create"): None, ("configmaps", "list"): None, ("configmaps", "watch"): None,
+        ("pods", "list"): None, ("pods", "watch"): None,
+        ("pods", "patch"): ["example-0", "example-1", "example-2"],
+        ("postgresclusters", "patch"): ["example"],
     }
-    # The callback may stamp its own cluster, and no other.
-    [own] = [r for r in role["rules"] if r["resources"] == ["postgresclusters"]]
-    assert (own["apiGroups"], own["resourceNames"]) == (["postgres.example.com"], ["example"])
+    # Every verb that reads or changes one object names its objects.
+    for (resource, verb), names in _grants(role).items():
+        if verb in ("get", "update", "patch", "delete"):
+            assert names, (resource, verb)
+    groups = {r["resources"][0]: r["apiGroups"] for r in role["rules"]}
+    assert groups["postgresclusters"] == ["postgres.example.com"] and groups["pods"] == [""]
+
+
+def test_provision_patroni_role_follows_the_number_of_members():
+    grants = _grants(render("provision", "role-patroni.yaml.j2", pgc=sample_pgc(replicas=5)))
+    assert grants[("pods", "patch")] == ["example-%d" % n for n in range(5)]
+    # No member, no pod named: an empty resourceNames would grant every pod.
+    assert ("pods", "patch") not in _grants(render("provision", "role-patroni.yaml.j2", pgc=sample_pgc(replicas=0)))
+
+
+def _patroni_dcs_requests():
+    """(resource, verb) of every API call in the installed Patroni's Kubernetes DCS, with
+    use_endpoints false (its ``*_kind`` calls are ConfigMaps)."""
+    patroni = pytest.importorskip("patroni.dcs.kubernetes")
+    source = Path(patroni.__file__).read_text()
+    verbs = {"read": ["get"], "list": ["list", "watch"], "create": ["create"], "patch": ["patch"],
+             "replace": ["update"], "delete": ["delete"], "delete_collection": ["deletecollection"]}
+    found = set()
+    for action, kind in re.findall(r"_api\.(\w+?)_namespaced_(\w+)\b", source):
+        resource = {"kind": "configmaps", "pod": "pods", "service": "services"}[kind]
+        found.update((resource, verb) for verb in verbs[action])
+    return found
+
+
+def test_provision_patroni_role_grants_what_patronis_kubernetes_dcs_calls_and_nothing_more():
+    granted = {key for key in _grants(render("provision", "role-patroni.yaml.j2", pgc=sample_pgc()))
+               if key[0] != "postgresclusters"}
+    # Left out on purpose: the Service only Endpoints need (use_endpoints), and `patronictl remove`
+    # (delete_cluster), which would wipe the cluster's state.
+    not_granted = {("services", "create"), ("configmaps", "deletecollection")}
+    assert _patroni_dcs_requests() - not_granted == granted
+
+
+def provision_templates(pgc, monitoring_api=False):
+    """The templates the provision task applies for a cluster (its template expression, evaluated)."""
+    task = yaml.safe_load((REPO / "roles/provision/tasks/main.yml").read_text())[0]
+    variables = {"pgc": pgc, "__provision_backup": pgc_pgbackrest_settings(pgc),
+                 "__provision_monitoring": pgc_filters.pgc_monitoring(pgc, monitoring_api)}
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return templar.template(task["postgres.cluster.k8s_apply"]["template"])
+
+
+def test_provision_applies_the_jobs_account_only_with_a_backup_repository():
+    jobs = ["serviceaccount-jobs.yaml.j2", "role-jobs.yaml.j2", "rolebinding-jobs.yaml.j2"]
+    with_backups = provision_templates(sample_pgc(backup=S3))
+    assert set(jobs) <= set(with_backups)
+    # Before the CronJobs whose pods run as it.
+    assert max(with_backups.index(t) for t in jobs) < with_backups.index("cronjob-backup.yaml.j2")
+    assert not set(jobs) & set(provision_templates(sample_pgc(backupSchedule="")))
+    for template in with_backups:
+        assert (REPO / "roles/provision/templates" / template).is_file(), template
+
+
+def test_provision_jobs_account_may_stamp_its_own_cluster_and_nothing_else():
+    pgc = sample_pgc(backup=S3)
+    account = render("provision", "serviceaccount-jobs.yaml.j2", pgc=pgc)
+    assert account["automountServiceAccountToken"] is True  # the callback's stamp needs the token
+    role = render("provision", "role-jobs.yaml.j2", pgc=pgc)
+    assert _grants(role) == {("postgresclusters", "patch"): ["example"]}
+    assert role["rules"][0]["apiGroups"] == ["postgres.example.com"]
+    binding = render("provision", "rolebinding-jobs.yaml.j2", pgc=pgc)
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "example-jobs"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "example-jobs", "namespace": "prod"}]
+
+
+def test_operator_holds_every_permission_it_grants_patroni_and_the_jobs():
+    """Kubernetes refuses a Role that grants what its creator does not hold (its escalation check):
+    the operator's ClusterRole covers every rule of these Roles."""
+    [operator] = [d for d in yaml.safe_load_all((REPO / "config/rbac/role.yaml").read_text()) if d]
+    held = {}
+    for rule in operator["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                held.setdefault((group, resource), set()).update(rule["verbs"])
+    pgc = sample_pgc(backup=S3)
+    for template in ("role-patroni.yaml.j2", "role-jobs.yaml.j2"):
+        for rule in render("provision", template, pgc=pgc)["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    assert set(rule["verbs"]) <= held.get((group, resource), set()), (template, resource)
+
+
+def test_job_pods_run_as_the_jobs_account_and_the_repository_host_has_no_token():
+    pgc = sample_pgc()  # a schedule, hence a volume repository and its host
+    cron = render("provision", "cronjob-backup.yaml.j2", pgc=pgc)
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == "example-jobs"
+    logical = render("provision", "cronjob-logical-backup.yaml.j2", pgc=sample_pgc(backup={**S3, "logical": {"schedule": "@daily"}}))
+    assert logical["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == "example-jobs"
+    backup = {"metadata": {"name": "nightly", "namespace": "prod", "uid": "b-1"}, "spec": {"cluster": "example"}}
+    job = render("reconcile_backup", "job.yaml.j2", __reconcile_backup=backup, __reconcile_backup_pgc=pgc)
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "example-jobs"
+    restore = render("restore", "job.yaml.j2", pgc=pgc, __restore_job="restore", __restore_job_timeout=600,
+                     __restore_data_claim="data-example-0", __restore_job_env=[])
+    assert restore["spec"]["template"]["spec"]["serviceAccountName"] == "example-jobs"
+    host = render("provision", "deployment-repository.yaml.j2", pgc=pgc)["spec"]["template"]["spec"]
+    assert host["automountServiceAccountToken"] is False and "serviceAccountName" not in host
+    members = render("provision", "statefulset.yaml.j2", pgc=pgc)["spec"]["template"]["spec"]
+    assert members["serviceAccountName"] == "example-patroni"
 
 
 def test_provision_patroni_config_map_ships_the_scripts_patroni_runs():

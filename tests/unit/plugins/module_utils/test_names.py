@@ -29,6 +29,12 @@ def test_patroni_configmaps_and_data_claims_are_named_as_patroni_and_the_statefu
     assert names.data_claim("db", "2") == "data-db-2"
 
 
+def test_member_pods_are_the_statefulsets_pods_by_ordinal():
+    assert names.member_pods("db", 3) == ["db-0", "db-1", "db-2"]
+    assert names.member_pods("db", "1") == ["db-0"]
+    assert [names.pod_ordinal(n) for n in names.member_pods("my-db", 12)] == list(range(12))
+
+
 def test_pod_ordinal_is_the_statefulsets_number_or_none():
     assert [names.pod_ordinal(n) for n in ("db-0", "db-12", "my-db-3", "db", "", None)] == [0, 12, 3, None, None, None]
 

@@ -170,3 +170,9 @@ def test_a_job_that_connects_to_the_database_checks_its_certificate_with_the_ca_
     assert (tls["secretName"], tls["items"]) == ("db-tls", [{"key": "ca.crt", "path": "ca.crt"}])
     backup = pgc_backup_job_spec(normalized, "backup")["template"]["spec"]
     assert "tls" not in [v["name"] for v in backup["volumes"]]
+
+
+@pytest.mark.parametrize("job", ["backup", "logical-backup", "expire", "check", "restore", "logical-restore"])
+def test_every_job_runs_as_the_jobs_account_not_patronis(job):
+    pod = pgc_backup_job_spec(pgc(backup={"repository": S3}), job, data_claim="data-db-0")["template"]["spec"]
+    assert pod["serviceAccountName"] == "db-jobs"

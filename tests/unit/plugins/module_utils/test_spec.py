@@ -47,7 +47,7 @@ def test_pgc_normalize_keeps_user_values_and_derives_names_and_labels():
     assert pgc["spec"]["credentials"]["superuser"] == "postgres"
     assert pgc["names"] == {"statefulset": "db", "service_rw": "db", "service_ro": "db-ro", "service_headless": "db-pods",
                             "credentials": "db-credentials", "patroni_config": "db-patroni",
-                            "patroni_account": "db-patroni", "pdb": "db", "service_metrics": "db-metrics",
+                            "patroni_account": "db-patroni", "jobs_account": "db-jobs", "pdb": "db", "service_metrics": "db-metrics",
                             "monitoring": "db", "pgbackrest_config": "db-pgbackrest", "backup_cronjob": "db-backup",
                             "logical_cronjob": "db-logical-backup", "backup_tls": "db-backup-tls",
                                 "patroni_api": "db-patroni-api", "network_policy": "db", "server_tls": "db-tls",
