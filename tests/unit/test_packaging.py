@@ -22,7 +22,8 @@ def test_watches_maps_each_custom_resource_to_its_role():
     backup = watches[1]
     assert backup["finalizer"] == {"name": "postgres.example.com/expire", "role": "postgres.cluster.reconcile_backup",
                                    "vars": {"reconcile_backup_finalize": True}}
-    assert backup["watchDependentResources"] is True  # its Job wakes it
+    # Its Jobs are never cached by the runtime: the requeue follows them.
+    assert backup["watchDependentResources"] is False
 
 
 def test_watches_keeps_user_maps_and_status_writes_under_the_collections_control():
