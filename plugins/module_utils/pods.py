@@ -53,6 +53,14 @@ CALLBACK_DIR = "/etc/pgc/callback"
 JOB_CONTAINER = "pgbackrest"
 # Secrets of keys and certificates: readable by the owner and the pods' fsGroup only.
 SECRET_MODE = 0o440
+# What the kubelet mounts in every container unless told not to: the ServiceAccount's token, the
+# API server's CA and the namespace, where Patroni's Kubernetes client looks for them.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+API_ACCESS = {"name": "kube-api-access", "projected": {"defaultMode": 0o644, "sources": [
+    {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+]}}
 
 
 def pod_security_context():
@@ -175,8 +183,9 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
     # The server certificate beside the data directory; PostgreSQL accepts its key readable by the
     # group when root owns it, as the kubelet does.
     mounts = [_mount("data", DATA_MOUNT), _mount("tls", DATA_MOUNT + "/" + SERVER_TLS_DIR, True),
-              _mount("patroni-config", PATRONI_CONFIG_DIR, True), _mount("socket", SOCKET_DIR)]
-    volumes = [_secret("tls", pgc_server_tls_secret(pgc), SERVER_TLS_KEYS),
+              _mount("patroni-config", PATRONI_CONFIG_DIR, True), _mount("socket", SOCKET_DIR),
+              _mount(API_ACCESS["name"], SERVICE_ACCOUNT_DIR, True)]
+    volumes = [_secret("tls", pgc_server_tls_secret(pgc), SERVER_TLS_KEYS), API_ACCESS,
                _config_map("patroni-config", names["patroni_config"]), _empty_dir("socket")]
     if backup or from_backup is not None:
         mounts.append(_mount("pgbackrest-config", PGBACKREST_CONFIG_DIR, True))
@@ -234,6 +243,9 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
         })
     return {
         "serviceAccountName": names["patroni_account"],
+        # The token in the postgres container alone (API_ACCESS): the exporter and pgBackRest's
+        # server, which talk to no API server, do not get Patroni's.
+        "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": int(termination_grace_period),
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),

@@ -158,10 +158,11 @@ def test_provision_statefulset_runs_patroni_with_passwords_from_the_credentials_
     assert container["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": "patroni"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/liveness", "port": "patroni"}
     assert {"name": "patroni-config", "mountPath": "/etc/patroni", "readOnly": True} in container["volumeMounts"]
-    assert pod["volumes"] == [{"name": "tls", "secret": {"secretName": "example-tls", "defaultMode": 0o440, "items": [
-                                  {"key": k, "path": k} for k in ("tls.crt", "tls.key", "ca.crt")]}},
-                              {"name": "patroni-config", "configMap": {"name": "example-patroni"}},
-                              {"name": "socket", "emptyDir": {}}]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert list(volumes) == ["tls", "kube-api-access", "patroni-config", "socket"]
+    assert volumes["tls"] == {"name": "tls", "secret": {"secretName": "example-tls", "defaultMode": 0o440, "items": [
+        {"key": k, "path": k} for k in ("tls.crt", "tls.key", "ca.crt")]}}
+    assert volumes["patroni-config"] == {"name": "patroni-config", "configMap": {"name": "example-patroni"}}
     assert pod["serviceAccountName"] == "example-patroni"
     term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
     assert term["topologyKey"] == "kubernetes.io/hostname"

@@ -90,7 +90,7 @@ def test_a_member_runs_patroni_alone_without_backups_or_monitoring():
     assert postgres["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": "patroni"}
     assert pod["terminationGracePeriodSeconds"] == 30
     assert pod["serviceAccountName"] == "db-patroni"
-    assert [v["name"] for v in pod["volumes"]] == ["tls", "patroni-config", "socket"]
+    assert [v["name"] for v in pod["volumes"]] == ["tls", "kube-api-access", "patroni-config", "socket"]
     # The server certificate beside the data directory, where the configuration names it.
     assert {"name": "tls", "mountPath": "/var/lib/postgresql/data/tls", "readOnly": True} in postgres["volumeMounts"]
     assert pod["volumes"][0]["secret"]["secretName"] == "db-tls"
@@ -176,3 +176,13 @@ def test_a_job_that_connects_to_the_database_checks_its_certificate_with_the_ca_
 def test_every_job_runs_as_the_jobs_account_not_patronis(job):
     pod = pgc_backup_job_spec(pgc(backup={"repository": S3}), job, data_claim="data-db-0")["template"]["spec"]
     assert pod["serviceAccountName"] == "db-jobs"
+
+
+def test_only_the_postgres_container_holds_patronis_token():
+    pod = member(backup={"repository": S3}, enableMonitoring=True)
+    assert pod["automountServiceAccountToken"] is False
+    holders = [c["name"] for c in pod["containers"]
+               if any(m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount" for m in c["volumeMounts"])]
+    assert holders == ["postgres"]
+    access = next(v for v in pod["volumes"] if v["name"] == "kube-api-access")["projected"]["sources"]
+    assert access[0]["serviceAccountToken"]["path"] == "token"
