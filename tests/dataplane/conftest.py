@@ -78,7 +78,10 @@ def patroni_config() -> str:
 
 
 def cluster_objects(cluster: str, config_text: str) -> list[dict]:
-    """What the operator renders for the data plane, reduced to what the harness reads."""
+    """What the operator renders for the data plane, reduced to what the harness reads: the server
+    certificate included, which the operator's configuration (ssl, hostssl) needs."""
+    import tests.unit.conftest  # noqa: F401 - makes ansible_collections.postgres.cluster importable
+    from ansible_collections.postgres.cluster.plugins.module_utils.tls import SERVER_TLS_KEYS, pgc_server_tls
     labels = {CLUSTER_LABEL: cluster}
     secret = {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -88,6 +91,11 @@ def cluster_objects(cluster: str, config_text: str) -> list[dict]:
             "replication-username": "replicator", "replication-password": secrets.token_urlsafe(18),
             "app-username": "app", "app-password": secrets.token_urlsafe(18), "app-database": "app",
         },
+    }
+    tls = {
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": f"{cluster}-tls", "labels": labels},
+        "stringData": pgc_server_tls({"name": cluster, "namespace": "dp"}),
     }
     configmap = {
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -105,7 +113,9 @@ def cluster_objects(cluster: str, config_text: str) -> list[dict]:
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {"containers": [{"name": "postgres", "image": "postgres:15",
-                                         "ports": [{"name": "postgres", "containerPort": 5432}]}]},
+                                         "ports": [{"name": "postgres", "containerPort": 5432}]}],
+                         "volumes": [{"name": "tls", "secret": {"secretName": f"{cluster}-tls", "items": [
+                             {"key": key, "path": key} for key in SERVER_TLS_KEYS]}}]},
             },
         },
     }
@@ -115,7 +125,7 @@ def cluster_objects(cluster: str, config_text: str) -> list[dict]:
         "spec": {"selector": {**labels, "role": "primary"},
                  "ports": [{"name": "postgres", "port": 5432, "targetPort": "postgres"}]},
     }
-    return [secret, configmap, statefulset, service_rw]
+    return [secret, tls, configmap, statefulset, service_rw]
 
 
 def pods_running(kube, namespace, cluster, n):
