@@ -485,7 +485,7 @@ class DataPlane:
         env = {}
         secrets = {self.secret_name: self.credentials}
         for var in container.get("env") or []:
-            if not var["name"].startswith(("PGC_", "PATRONI_RESTAPI_")):
+            if not (var["name"].startswith("PGC_") or var["name"] in ("PATRONI_RESTAPI_USERNAME", "PATRONI_RESTAPI_PASSWORD")):
                 continue
             if "value" in var:
                 env[var["name"]] = var["value"]
