@@ -90,7 +90,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     VOLUME_CLAIM_SUFFIX,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils import tls
-from ansible_collections.postgres.cluster.plugins.module_utils.spec import SpecError
+from ansible_collections.postgres.cluster.plugins.module_utils.spec import SpecError, describe_type
 
 # Where a database pod or a backup Job finds things (the StatefulSet and Job templates mount them).
 PGBACKREST_CONFIG = "/etc/pgbackrest/pgbackrest.conf"
@@ -188,9 +188,11 @@ SECRET_FIELDS = ("secretName", "caSecretName")
 VOLUME_SIZE_RE = re.compile(r"^\d+(Gi|Mi|Ti)$")
 
 
-def _what(value):
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+def _of_type(value, default):
+    """Whether a spec value has the type of its default: a boolean for a boolean, a string for a string."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    return isinstance(value, type(default)) and not isinstance(value, bool)
 
 
 def repository_errors(repository, field):
@@ -198,7 +200,7 @@ def repository_errors(repository, field):
     spec.bootstrap.fromBackup.repository): its shape, the type of each field, what is required,
     one message per problem, each naming the field. Empty for a repository the settings can use."""
     if not isinstance(repository, dict):
-        return ["%s must be a mapping with one of s3, gcs, azure or volume, not %s" % (field, _what(repository))]
+        return ["%s must be a mapping with one of s3, gcs, azure or volume, not %s" % (field, describe_type(repository))]
     kinds = OBJECT_STORES + ("volume",)
     errors = ["%s.%s is not a kind of repository (s3, gcs, azure or volume)" % (field, key)
               for key in sorted(map(str, repository)) if key not in kinds]
@@ -211,7 +213,7 @@ def repository_errors(repository, field):
         store = repository[kind]
         defaults = STORE_DEFAULTS.get(kind, VOLUME_DEFAULTS)
         if not isinstance(store, dict):
-            errors.append("%s must be a mapping, not %s" % (where, _what(store)))
+            errors.append("%s must be a mapping, not %s" % (where, describe_type(store)))
             continue
         for key in sorted(store, key=str):
             value = store[key]
@@ -219,9 +221,9 @@ def repository_errors(repository, field):
                 errors.append("%s.%s is not a field of a%s %s repository" % (where, key, "n" if kind == "azure" else "", kind))
             elif value is None:
                 continue
-            elif type(value) is not type(defaults[key]):
+            elif not _of_type(value, defaults[key]):
                 errors.append("%s.%s must be %s, not %s" % (
-                    where, key, "true or false" if isinstance(defaults[key], bool) else "a string", _what(value)))
+                    where, key, "true or false" if isinstance(defaults[key], bool) else "a string", describe_type(value)))
             elif key in CHOICES and value not in CHOICES[key]:
                 errors.append("%s.%s must be one of %s, not %r" % (where, key, ", ".join(CHOICES[key]), value))
             elif key in SECRET_FIELDS + ("storageClassName",) and value and (

@@ -329,9 +329,14 @@ DERIVED_OBJECTS = {
 }
 
 
-def _what(value):
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+def describe_type(value):
+    """What a spec value is, in a message: a string, a mapping... isinstance, not type(): the
+    operator's strings are str subclasses (Ansible's unsafe text)."""
+    for kind, name in ((bool, "a boolean"), (dict, "a mapping"), (list, "a list"), (str, "a string"),
+                       ((int, float), "a number"), (type(None), "null")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def _field(parent, key):
@@ -380,7 +385,7 @@ def _image_errors(image):
 
 def _configuration_errors(configuration, major):
     if not isinstance(configuration, dict):
-        return ["spec.configuration must be a mapping of parameter names to values, not %s" % _what(configuration)]
+        return ["spec.configuration must be a mapping of parameter names to values, not %s" % describe_type(configuration)]
     errors = []
     seen = {}
     # PostgreSQL folds parameter names to lower case: WAL_LEVEL is wal_level.
@@ -439,7 +444,7 @@ def _name_errors(name, spec):
 
 def _credentials_errors(credentials):
     if not isinstance(credentials, dict):
-        return ["spec.credentials must be a mapping, not %s" % _what(credentials)]
+        return ["spec.credentials must be a mapping, not %s" % describe_type(credentials)]
     errors = _unknown_fields(credentials, CREDENTIALS_DEFAULTS, "spec.credentials")
     roles = {}
     for key in ("superuser", "replicationUser", "appUser", "appDatabase"):
@@ -471,7 +476,7 @@ def _backup_errors(pgc):
     errors = []
     backup = spec.get("backup")
     if not isinstance(backup, dict):
-        return ["spec.backup must be a mapping, not %s" % _what(backup)]
+        return ["spec.backup must be a mapping, not %s" % describe_type(backup)]
     if backup.get("repository") is not None:
         errors += pgbackrest.repository_errors(backup["repository"], "spec.backup.repository")
     if backup.get("encryption") is not None and not isinstance(backup["encryption"], bool):
@@ -481,7 +486,7 @@ def _backup_errors(pgc):
         errors.append("spec.backup.encryptionSecretName %r is not a Kubernetes object name" % (secret,))
     bootstrap = spec.get("bootstrap")
     if not isinstance(bootstrap, dict):
-        return errors + ["spec.bootstrap must be a mapping, not %s" % _what(bootstrap)]
+        return errors + ["spec.bootstrap must be a mapping, not %s" % describe_type(bootstrap)]
     errors += _unknown_fields(bootstrap, ("fromBackup",), "spec.bootstrap")
     source = bootstrap.get("fromBackup")
     if source is not None:
@@ -500,7 +505,7 @@ def _backup_errors(pgc):
 def _from_backup_errors(source, pgbackrest):
     field = "spec.bootstrap.fromBackup"
     if not isinstance(source, dict):
-        return ["%s must be a mapping, not %s" % (field, _what(source))]
+        return ["%s must be a mapping, not %s" % (field, describe_type(source))]
     errors = _unknown_fields(source, ("cluster", "repository", "encryption", "encryptionSecretName", "targetTime",
                                       "backup"), field)
     cluster = source.get("cluster")
@@ -541,18 +546,18 @@ def _label_value_errors(value, field):
 
 def _selector_errors(selector, field):
     if not isinstance(selector, dict):
-        return ["%s must be a label selector (matchLabels, matchExpressions), not %s" % (field, _what(selector))]
+        return ["%s must be a label selector (matchLabels, matchExpressions), not %s" % (field, describe_type(selector))]
     errors = _unknown_fields(selector, ("matchLabels", "matchExpressions"), field)
     match_labels = selector.get("matchLabels") or {}
     if not isinstance(match_labels, dict):
-        errors.append("%s.matchLabels must be a mapping of labels, not %s" % (field, _what(match_labels)))
+        errors.append("%s.matchLabels must be a mapping of labels, not %s" % (field, describe_type(match_labels)))
     else:
         for key in sorted(match_labels, key=str):
             errors += _label_name_errors(key, field + ".matchLabels")
             errors += _label_value_errors(match_labels[key], _field(field + ".matchLabels", key))
     expressions = selector.get("matchExpressions") or []
     if not isinstance(expressions, list):
-        return errors + ["%s.matchExpressions must be a list, not %s" % (field, _what(expressions))]
+        return errors + ["%s.matchExpressions must be a list, not %s" % (field, describe_type(expressions))]
     for index, expression in enumerate(expressions):
         where = "%s.matchExpressions[%d]" % (field, index)
         if not isinstance(expression, dict):
@@ -564,7 +569,7 @@ def _selector_errors(selector, field):
         if operator not in SELECTOR_OPERATORS:
             errors.append("%s.operator must be one of %s, not %r" % (where, ", ".join(SELECTOR_OPERATORS), operator))
         elif values is not None and not isinstance(values, list):
-            errors.append("%s.values must be a list, not %s" % (where, _what(values)))
+            errors.append("%s.values must be a list, not %s" % (where, describe_type(values)))
         elif operator in ("In", "NotIn") and not values:
             errors.append("%s.values must not be empty with %s" % (where, operator))
         elif operator in ("Exists", "DoesNotExist") and values:
@@ -588,12 +593,12 @@ def _network(text, field):
 def _peers_errors(peers, field):
     """A list of NetworkPolicy peers: each a podSelector and/or namespaceSelector, or an ipBlock."""
     if not isinstance(peers, list):
-        return ["%s must be a list of NetworkPolicy peers, not %s" % (field, _what(peers))]
+        return ["%s must be a list of NetworkPolicy peers, not %s" % (field, describe_type(peers))]
     errors = []
     for index, peer in enumerate(peers):
         where = "%s[%d]" % (field, index)
         if not isinstance(peer, dict):
-            errors.append("%s must be a mapping of podSelector, namespaceSelector or ipBlock, not %s" % (where, _what(peer)))
+            errors.append("%s must be a mapping of podSelector, namespaceSelector or ipBlock, not %s" % (where, describe_type(peer)))
             continue
         errors += _unknown_fields(peer, PEER_FIELDS, where)
         given = [k for k in PEER_FIELDS if peer.get(k) is not None]
@@ -608,7 +613,7 @@ def _peers_errors(peers, field):
         if block is None:
             continue
         if not isinstance(block, dict):
-            errors.append("%s.ipBlock must be a mapping of cidr and except, not %s" % (where, _what(block)))
+            errors.append("%s.ipBlock must be a mapping of cidr and except, not %s" % (where, describe_type(block)))
             continue
         errors += _unknown_fields(block, ("cidr", "except"), where + ".ipBlock")
         network, problem = _network(block.get("cidr"), where + ".ipBlock.cidr")
@@ -616,7 +621,7 @@ def _peers_errors(peers, field):
             errors.append(problem)
         excepted = block.get("except") or []
         if not isinstance(excepted, list):
-            errors.append("%s.ipBlock.except must be a list of CIDRs, not %s" % (where, _what(excepted)))
+            errors.append("%s.ipBlock.except must be a list of CIDRs, not %s" % (where, describe_type(excepted)))
             continue
         for position, text in enumerate(excepted):
             inner, problem = _network(text, "%s.ipBlock.except[%d]" % (where, position))
@@ -631,14 +636,14 @@ def _peers_errors(peers, field):
 
 def _audit_errors(audit):
     if not isinstance(audit, dict):
-        return ["spec.audit must be a mapping, not %s" % _what(audit)]
+        return ["spec.audit must be a mapping, not %s" % describe_type(audit)]
     errors = _unknown_fields(audit, AUDIT_DEFAULTS, "spec.audit")
     for key in ("enabled", "logParameter"):
         if not isinstance(audit.get(key), bool):
             errors.append("spec.audit.%s must be true or false, not %r" % (key, audit.get(key)))
     classes = audit.get("log")
     if not isinstance(classes, list):
-        return errors + ["spec.audit.log must be a list of pgaudit classes, not %s" % _what(classes)]
+        return errors + ["spec.audit.log must be a list of pgaudit classes, not %s" % describe_type(classes)]
     for index, name in enumerate(classes):
         if name not in AUDIT_CLASSES:
             errors.append("spec.audit.log[%d] %r is not a pgaudit class (%s)" % (index, name, ", ".join(AUDIT_CLASSES)))
@@ -649,7 +654,7 @@ def _audit_errors(audit):
 
 def _tls_errors(tls):
     if not isinstance(tls, dict):
-        return ["spec.tls must be a mapping, not %s" % _what(tls)]
+        return ["spec.tls must be a mapping, not %s" % describe_type(tls)]
     errors = _unknown_fields(tls, TLS_DEFAULTS, "spec.tls")
     secret = tls.get("secretName")
     if secret and (not isinstance(secret, str) or not OBJECT_NAME_RE.fullmatch(secret)):
@@ -689,7 +694,7 @@ def _logical_errors(spec):
     backup = spec.get("backup") if isinstance(spec.get("backup"), dict) else {}
     logical = backup.get("logical") or {}
     if not isinstance(logical, dict):
-        return ["spec.backup.logical must be a mapping, not %s" % _what(logical)]
+        return ["spec.backup.logical must be a mapping, not %s" % describe_type(logical)]
     errors = cron_errors(logical.get("schedule") or "", "spec.backup.logical.schedule")
     repository = backup.get("repository") if isinstance(backup.get("repository"), dict) else {}
     if logical.get("schedule") and not repository.get("s3"):
@@ -701,7 +706,7 @@ def _merged_defaults(value, defaults, field):
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        raise SpecError("%s must be a mapping, not %s" % (field, _what(value)))
+        raise SpecError("%s must be a mapping, not %s" % (field, describe_type(value)))
     return {**copy.deepcopy(defaults), **{k: v for k, v in value.items() if v is not None}}
 
 
@@ -716,7 +721,7 @@ def pgc_normalize(cluster):
         raise SpecError("pgc_normalize needs metadata.name and metadata.namespace")
     given = cluster.get("spec") or {}
     if not isinstance(given, dict):
-        raise SpecError("spec must be a mapping, not %s" % _what(given))
+        raise SpecError("spec must be a mapping, not %s" % describe_type(given))
     # Copies: the defaults' lists and mappings are never shared with a fact.
     spec = copy.deepcopy(SPEC_DEFAULTS)
     spec.update({k: v for k, v in given.items() if v is not None})

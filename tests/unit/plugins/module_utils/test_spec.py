@@ -411,3 +411,18 @@ def test_tls_names_a_secret_and_its_parameters_are_the_operators():
     assert any("spec.tls.secretName" in e for e in errors) and any("spec.tls" in e and "ca" in e for e in errors)
     errors = pgc_spec_errors(pgc_normalize(cluster(configuration={"ssl": "off", "SSL_CERT_FILE": "/tmp/x"})))
     assert len(errors) == 2 and all("set by the operator" in e for e in errors)
+
+
+def test_a_spec_of_the_operators_unsafe_strings_passes_as_its_plain_twin():
+    """The runtime marks every string of the object unsafe (a str subclass): no check may test the
+    exact type."""
+    from ansible.utils.unsafe_proxy import wrap_var
+    spec = {"backup": {"repository": {"s3": {"endpoint": "s3.eu-west-1.amazonaws.com", "bucket": "pg",
+                                             "secretName": "s3-keys", "region": "eu-west-1", "verifyTLS": True}},
+                       "logical": {"schedule": "0 3 * * *", "databases": ["app"]}},
+            "backupSchedule": "0 2 * * *", "configuration": {"work_mem": "24MB", "max_connections": 200},
+            "image": "ghcr.io/pgc-operator/postgres:15", "tls": {"secretName": "db-cert"},
+            "allowedClients": [{"podSelector": {"matchLabels": {"app": "shop"}}}, {"ipBlock": {"cidr": "10.0.0.0/8"}}],
+            "audit": {"enabled": True, "log": ["ddl"]}, "credentials": {"appUser": "shop"}}
+    assert pgc_spec_errors(pgc_normalize(cluster(**spec))) == []
+    assert pgc_spec_errors(pgc_normalize(wrap_var(cluster(**spec)))) == []
