@@ -493,10 +493,14 @@ def _backup_errors(pgc):
         errors += _from_backup_errors(source, pgbackrest)
     if errors:
         return errors
+    # A source without its repository named: the reconcile reads it from the source cluster
+    # (restore/tasks/from_backup.yml) before anything uses it.
+    source_named = source is None or bool(source.get("repository"))
     try:
         pgbackrest.pgc_pgbackrest_environment(pgc)
-        pgbackrest.pgc_pgbackrest_source_environment(pgc)
-        pgbackrest.pgc_pgbackrest_volumes(pgc)
+        if source_named:
+            pgbackrest.pgc_pgbackrest_source_environment(pgc)
+        pgbackrest.pgc_pgbackrest_volumes(pgc, source=source_named)
     except SpecError as problem:
         errors.append(str(problem))
     return errors

@@ -426,3 +426,9 @@ def test_a_spec_of_the_operators_unsafe_strings_passes_as_its_plain_twin():
             "audit": {"enabled": True, "log": ["ddl"]}, "credentials": {"appUser": "shop"}}
     assert pgc_spec_errors(pgc_normalize(cluster(**spec))) == []
     assert pgc_spec_errors(pgc_normalize(wrap_var(cluster(**spec)))) == []
+
+
+def test_a_source_cluster_without_its_repository_named_passes_validate():
+    """The reconcile reads the source cluster's repository itself (the restore_source step)."""
+    assert pgc_spec_errors(pgc_normalize(cluster(bootstrap={"fromBackup": {"cluster": "old"}}))) == []
+    assert pgc_spec_errors(pgc_normalize(cluster(bootstrap={"fromBackup": {"cluster": "old", "repository": "s3"}})))
