@@ -102,3 +102,21 @@ def test_lost_secret_with_existing_data_degrades_instead_of_new_passwords(operat
     assert get("secret", "db-credentials", namespace) is None, "new passwords were generated for old data"
     wait_for(lambda: [e for e in kubectl_json("get", "events", "-n", namespace)["items"]
                       if e["reason"] == "CredentialsMissing" and e["type"] == "Warning"], 30, "no CredentialsMissing Event")
+
+
+def test_lost_passphrase_with_existing_data_degrades_instead_of_a_new_one(operator, namespace):
+    """The WAL archived since the bootstrap is encrypted with the passphrase: a new one could not
+    read it, so none is issued while the data exists."""
+    apply(postgres_cluster("db", replicas=1, backup={"repository": {"volume": {"size": "1Gi"}}, "encryption": True}),
+          namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    wait_for(lambda: get("pvc", "data-db-0", namespace), 30, "the data claim was not created")
+    assert get("secret", "db-backup-encryption", namespace) is not None
+    kubectl("delete", "secret", "db-backup-encryption", "-n", namespace)
+    kubectl("patch", "pgc", "db", "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":2}}')
+
+    cluster = wait_for_phase("db", namespace, "Failed", timeout=60)
+    conditions = {c["type"]: c for c in cluster["status"]["conditions"]}
+    assert (conditions["Degraded"]["status"], conditions["Degraded"]["reason"]) == ("True", "CredentialsMissing")
+    assert "db-backup-encryption" in cluster["status"]["message"] and "data-db-0" in cluster["status"]["message"]
+    assert get("secret", "db-backup-encryption", namespace) is None, "a new passphrase was issued for old backups"
