@@ -378,8 +378,13 @@ def ensure_pod_capacity(pods):
     bound = sum(1 for p in helpers.kubectl_json("get", "pods", "-A")["items"] if p["spec"].get("nodeName"))
     needed = -(-(bound + pods) // per_node) + 1
     if needed > len(nodes):
-        subprocess.run(["kwokctl", "scale", "node", "--name", helpers.hack("PGC_CLUSTER"), "--replicas", str(needed)],
-                       env=helpers.env(), check=True, capture_output=True)
+        scaled = subprocess.run(["kwokctl", "scale", "node", "--name", helpers.hack("PGC_CLUSTER"),
+                                 "--replicas", str(needed)],
+                                # kwokctl finds the cluster under KWOK_WORKDIR (hack/lib.sh), not ~/.kwok.
+                                env={**helpers.env(), "KWOK_WORKDIR": helpers.hack("KWOK_WORKDIR")},
+                                capture_output=True, text=True)
+        if scaled.returncode != 0:
+            raise RuntimeError(f"kwokctl scale node --replicas {needed} failed: {scaled.stderr.strip()[-600:]}")
         helpers.wait_for(lambda: sum(1 for n in helpers.kubectl_json("get", "nodes")["items"]
                                      if any(c["type"] == "Ready" and c["status"] == "True"
                                             for c in n["status"].get("conditions") or [])) >= needed,
