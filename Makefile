@@ -39,7 +39,7 @@ deps: venv ## Install the Debian packages the tests run (PostgreSQL 15, promtool
 	$(HACK)/test-deps.sh
 
 .PHONY: unit
-unit: venv deps ## Unit tests of plugins, templates, role metadata and alert rules (promtool)
+unit: venv binaries deps ## Unit tests of plugins, templates, role metadata and alert rules (promtool)
 	python -m pytest tests/unit
 
 .PHONY: collection

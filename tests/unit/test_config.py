@@ -8,7 +8,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from ansible_collections.postgres.cluster.plugins.module_utils import names
@@ -22,8 +21,8 @@ CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "Clust
 def build(path):
     """The objects `kubectl kustomize config/<path>` renders, by (kind, name, namespace or None)."""
     kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl (hack/build-binaries.sh) is not on PATH")
+    # A layer that cannot run fails: `make unit` builds kubectl first.
+    assert kubectl is not None, "kubectl is not on PATH: run `make binaries` (hack/build-binaries.sh)"
     out = subprocess.run([kubectl, "kustomize", str(REPO / "config" / path)], check=True, capture_output=True,
                          text=True).stdout
     return {(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")): d for d in yaml.safe_load_all(out) if d}
