@@ -471,20 +471,24 @@ class DataPlane:
         self.kubeconfig_text = self.kube.flat_kubeconfig()
         self.scripts = {k: v for k, v in (cm.get("data") or {}).items() if k != "patroni.yml"}
         self.service_account = self._service_account()
-        self.script_env = self._script_env()
-        self.tls_files = self._tls_files()
-
-    def _script_env(self) -> dict[str, str]:
-        """The PGC_* variables the StatefulSet gives the postgres container (what the scripts of
-        the ConfigMap read) and the REST API's credentials, with values from the Secrets the
-        StatefulSet refers to."""
         sts = self.kube.run("get", "statefulset", self.cluster, "-n", self.namespace, "--ignore-not-found", "-o", "json")
-        if not sts.strip():
+        pod = json.loads(sts)["spec"]["template"]["spec"] if sts.strip() else {}
+        self.script_env = self._script_env(pod)
+        self.tls_files = self._tls_files(pod)
+
+    def _secret_data(self, name: str) -> dict[str, str]:
+        data = self.kube.json("get", "secret", name, "-n", self.namespace).get("data") or {}
+        return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+    def _script_env(self, pod: dict) -> dict[str, str]:
+        """The PGC_* variables the StatefulSet's pod gives the postgres container (what the scripts
+        of the ConfigMap read) and the REST API's credentials, with values from the Secrets it
+        refers to."""
+        if not pod:
             return {}
-        container = json.loads(sts)["spec"]["template"]["spec"]["containers"][0]
         env = {}
         secrets = {self.secret_name: self.credentials}
-        for var in container.get("env") or []:
+        for var in pod["containers"][0].get("env") or []:
             if not (var["name"].startswith("PGC_") or var["name"] in ("PATRONI_RESTAPI_USERNAME", "PATRONI_RESTAPI_PASSWORD")):
                 continue
             if "value" in var:
@@ -492,24 +496,19 @@ class DataPlane:
                 continue
             ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
             if ref.get("name") and ref["name"] not in secrets:
-                data = (self.kube.json("get", "secret", ref["name"], "-n", self.namespace).get("data") or {})
-                secrets[ref["name"]] = {k: base64.b64decode(v).decode() for k, v in data.items()}
+                secrets[ref["name"]] = self._secret_data(ref["name"])
             if ref.get("key") in secrets.get(ref.get("name"), {}):
                 env[var["name"]] = secrets[ref["name"]][ref["key"]]
         return env
 
-    def _tls_files(self) -> dict[str, str]:
-        """The files of the StatefulSet's volume tls (PostgreSQL's server certificate), from its Secret."""
-        sts = self.kube.run("get", "statefulset", self.cluster, "-n", self.namespace, "--ignore-not-found", "-o", "json")
-        if not sts.strip():
-            return {}
-        volumes = json.loads(sts)["spec"]["template"]["spec"].get("volumes") or []
-        source = next((v["secret"] for v in volumes if v["name"] == "tls" and "secret" in v), None)
+    def _tls_files(self, pod: dict) -> dict[str, str]:
+        """The files of the StatefulSet pod's volume tls (PostgreSQL's server certificate)."""
+        source = next((v["secret"] for v in pod.get("volumes") or [] if v["name"] == "tls" and "secret" in v), None)
         if not source:
             return {}
-        data = self.kube.json("get", "secret", source["secretName"], "-n", self.namespace).get("data") or {}
+        data = self._secret_data(source["secretName"])
         keys = [item["key"] for item in source.get("items") or []] or list(data)
-        return {key: base64.b64decode(data[key]).decode() for key in keys}
+        return {key: data[key] for key in keys}
 
     def _service_account(self) -> dict[str, str]:
         """A token of the cluster's Patroni ServiceAccount, as a pod would have it mounted, and the API
