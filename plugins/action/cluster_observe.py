@@ -12,6 +12,8 @@ from ansible_collections.postgres.cluster.plugins.module_utils.jobs import summa
 from ansible_collections.postgres.cluster.plugins.module_utils.names import COMPONENT_LABEL, JOB_LABEL
 from ansible_collections.postgres.cluster.plugins.module_utils.objects import reported
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import observe
+from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import pgc_backup_leaves
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import pgc_certificate_secrets, pgc_certificates_due
 from ansible_collections.postgres.cluster.plugins.plugin_utils.k8s_action import K8sAction
 
 MONITORING_API = "monitoring.coreos.com/v1"
@@ -28,6 +30,8 @@ class ActionModule(K8sAction):
         "data_claim": {"type": "str", "default": ""},
         "monitoring_api": {"type": "bool", "default": True},
         "statefulset": {"type": "str", "default": ""},
+        # The normalized cluster: whether its certificates must be issued or renewed.
+        "cluster": {"type": "dict"},
     }
 
     def act(self, args, task_vars):
@@ -43,10 +47,17 @@ class ActionModule(K8sAction):
             pods = api.list("v1", "Pod", namespace, "%s=%s" % (COMPONENT_LABEL, scope)) if jobs else []
             result["backup_jobs"] = summarize_jobs(jobs, pods)
         # The key names of each Secret, never their values: enough to tell missing from incomplete.
-        result["secrets"] = {}
-        for name in args["secrets"]:
-            secret = api.get("v1", "Secret", name, namespace)
-            result["secrets"][name] = sorted((secret.get("data") or {})) if secret is not None else None
+        certificates = {}
+        if args["cluster"]:
+            leaves = pgc_backup_leaves(args["cluster"])
+            certificates = dict.fromkeys([args["cluster"]["names"]["ca"]]
+                                         + list(pgc_certificate_secrets(args["cluster"], leaves)))
+        secrets = {name: api.get("v1", "Secret", name, namespace) for name in dict.fromkeys(args["secrets"] + list(certificates))}
+        result["secrets"] = {name: sorted((secrets[name].get("data") or {})) if secrets[name] is not None else None
+                             for name in args["secrets"]}
+        # From the Secrets' annotations: no certificate is read.
+        result["certificates_due"] = bool(certificates) and pgc_certificates_due(
+            args["cluster"], {name: secrets[name] for name in certificates}, leaves)
         # Whether the first member's data exists: asked only when a Secret is missing.
         result["data_exists"] = None
         if args["data_claim"] and None in result["secrets"].values():

@@ -32,7 +32,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.pods import (
     pgc_job_pod_spec,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.spec import SpecError
-from ansible_collections.postgres.cluster.plugins.module_utils.tls import CLIENT_CA_DIR
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import CLIENT_CA_DIR, CLIENT_TLS_DIR, pgc_superuser_remote_login
 
 MESSAGE_LIMIT = 400
 
@@ -91,8 +91,13 @@ def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=N
             {"name": "PGSSLROOTCERT", "value": CLIENT_CA_DIR + "/ca.crt"},
             {"name": "PGPORT", "value": str(POSTGRES_PORT)},
             {"name": "PGUSER", "value": credentials["superuser"]},
+            # The superuser's client certificate; its password too where the spec lets it log in so.
+            {"name": "PGSSLCERT", "value": CLIENT_TLS_DIR + "/tls.crt"},
+            {"name": "PGSSLKEY", "value": CLIENT_TLS_DIR + "/tls.key"},
+        ] + ([
             {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": pgc["credentials_secret"],
                                                                   "key": "superuser-password"}}},
+        ] if pgc_superuser_remote_login(pgc) == "password" else []) + [
             {"name": "PGDATABASE", "value": "postgres"},
             {"name": "PGC_LOGICAL_DATABASES", "value": ",".join(settings["logical"]["databases"])},
             {"name": "PGC_LOGICAL_RETENTION", "value": str(settings["logical"]["retention"])},

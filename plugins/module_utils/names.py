@@ -29,6 +29,10 @@ NAME_SUFFIXES = {
     "credentials": "-credentials",
     "patroni_api": "-patroni-api",
     "server_tls": "-tls",
+    # The cluster's CA (module_utils/tls.py) and the client certificates it signs.
+    "ca": "-ca",
+    "superuser_tls": "-superuser-tls",
+    "app_tls": "-app-tls",
     "network_policy": "",
     "patroni_config": "-patroni",
     # The accounts a cluster's pods run as: Patroni's in the members, the backup and restore Jobs'

@@ -27,7 +27,12 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     pod_ordinal,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import pgc_patroni_backup_config
-from ansible_collections.postgres.cluster.plugins.module_utils.tls import SERVER_TLS_DIR
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
+    SERVER_TLS_DIR,
+    SUPERUSER_TLS_DIR,
+    pgc_client_auth,
+    pgc_superuser_remote_login,
+)
 
 # postgresql.conf defaults fit for streaming replication; spec.configuration goes over them.
 DEFAULT_PARAMETERS = {
@@ -40,12 +45,20 @@ DEFAULT_PARAMETERS = {
 
 # TLS for every connection from outside the pod, TLS 1.2 at least. The files are the server
 # certificate's Secret, mounted beside the data directory (module_utils/tls.py): the same relative
-# paths on every member. ssl and its files take effect on a reload.
+# paths on every member. Clients' certificates are checked against the cluster's CA, the ca.crt of
+# the superuser's certificate Secret. ssl and its files take effect on a reload.
 TLS_PARAMETERS = {
     "ssl": "on",
     "ssl_cert_file": "../%s/tls.crt" % SERVER_TLS_DIR,
     "ssl_key_file": "../%s/tls.key" % SERVER_TLS_DIR,
-    "ssl_ca_file": "../%s/ca.crt" % SERVER_TLS_DIR,
+    "ssl_ca_file": "../%s/ca.crt" % SUPERUSER_TLS_DIR,
+}
+# pg_hba's method of roles other than the replication role from outside the pod (spec.tls.clientAuth).
+# cert checks the certificate against the CA and its common name against the role.
+CLIENT_AUTH_METHODS = {
+    "password": "scram-sha-256",
+    "certificate": "cert",
+    "passwordAndCertificate": "scram-sha-256 clientcert=verify-full",
 }
 DEFAULT_TLS_PARAMETERS = {"ssl_min_protocol_version": "TLSv1.2"}
 
@@ -67,6 +80,7 @@ PATRONI_TIMING = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
 # Where the StatefulSet mounts the ConfigMap <name>-patroni: patroni.yml and the scripts Patroni runs.
 PATRONI_CONFIG_DIR = "/etc/patroni"
 CALLBACK_SCRIPT = "pgc-callback.py"
+RELOAD_SCRIPT = "pgc-reload.py"
 POST_BOOTSTRAP_SCRIPT = "pgc-post-bootstrap.sh"
 
 
@@ -91,7 +105,11 @@ def pgc_patroni_config(pgc):
     parameters.update(TLS_PARAMETERS)
     # Patroni's own connections (replication, pg_basebackup, pg_rewind) check the leader's
     # certificate against the cluster's CA.
-    client_tls = {"sslmode": "verify-ca", "sslrootcert": "%s/%s/ca.crt" % (PGDATA.rsplit("/", 1)[0], SERVER_TLS_DIR)}
+    data_mount = PGDATA.rsplit("/", 1)[0]
+    client_tls = {"sslmode": "verify-ca", "sslrootcert": "%s/%s/ca.crt" % (data_mount, SERVER_TLS_DIR)}
+    # The superuser (pg_rewind from the new leader) logs in with its client certificate.
+    superuser_tls = {"sslcert": "%s/%s/tls.crt" % (data_mount, SUPERUSER_TLS_DIR),
+                     "sslkey": "%s/%s/tls.key" % (data_mount, SUPERUSER_TLS_DIR)}
     # Patroni's pg_rewind needs hint bits in the WAL; owned, so never in spec.configuration.
     parameters["wal_log_hints"] = "on"
     config = {
@@ -129,26 +147,36 @@ def pgc_patroni_config(pgc):
             "callbacks": {action: "python3 %s/%s" % (PATRONI_CONFIG_DIR, CALLBACK_SCRIPT)
                           for action in ("on_start", "on_stop", "on_role_change")},
             "authentication": {
-                "superuser": dict(client_tls, username=credentials["superuser"]),
+                "superuser": dict(client_tls, username=credentials["superuser"], **superuser_tls),
                 "replication": dict(client_tls, username=credentials["replicationUser"]),
             },
-            # Passwords everywhere but over the pod's own socket; from outside the pod TLS only (no
-            # line accepts a connection without it); replicas stream with their role.
-            "pg_hba": [
-                # Only the exporter in the same pod reaches the socket (a volume the two share).
-                "local all %s trust" % MONITOR_ROLE,
-                "local all all peer",
-                "host all all 127.0.0.1/32 scram-sha-256",
-                "host all all ::1/128 scram-sha-256",
-                "hostssl replication %s 0.0.0.0/0 scram-sha-256" % credentials["replicationUser"],
-                "hostssl replication %s ::/0 scram-sha-256" % credentials["replicationUser"],
-                "hostssl all all 0.0.0.0/0 scram-sha-256",
-                "hostssl all all ::/0 scram-sha-256",
-            ],
+            "pg_hba": pgc_pg_hba(pgc),
         },
     }
     # WAL archiving, the replicas' restore_command and a bootstrap from a backup, when configured.
     return _merged(config, pgc_patroni_backup_config(pgc))
+
+
+def pgc_pg_hba(pgc):
+    """pg_hba: passwords everywhere but over the pod's own socket; from outside the pod TLS only (no
+    line accepts a connection without it); replicas stream with their role; the superuser comes in
+    with its client certificate unless spec.credentials.superuserRemoteLogin says password; other
+    roles as spec.tls.clientAuth says."""
+    credentials = pgc["spec"]["credentials"]
+    method = CLIENT_AUTH_METHODS[pgc_client_auth(pgc)]
+    anywhere = ("0.0.0.0/0", "::/0")
+    lines = [
+        # Only the exporter in the same pod reaches the socket (a volume the two share).
+        "local all %s trust" % MONITOR_ROLE,
+        "local all all peer",
+        "host all all 127.0.0.1/32 scram-sha-256",
+        "host all all ::1/128 scram-sha-256",
+    ]
+    lines += ["hostssl replication %s %s scram-sha-256" % (credentials["replicationUser"], net) for net in anywhere]
+    if pgc_superuser_remote_login(pgc) == "certificate":
+        lines += ["hostssl all %s %s cert" % (credentials["superuser"], net) for net in anywhere]
+    lines += ["hostssl all all %s %s" % (net, method) for net in anywhere]
+    return lines
 
 
 def audit_parameters(audit, preload=""):

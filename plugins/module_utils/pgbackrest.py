@@ -60,8 +60,8 @@ key (``/etc/pgc/backup-gcs/key.json``) and a private CA (``/etc/pgc/backup-ca/ca
 
 The backup Job reaches the primary through the ``pgbackrest server`` (TLS, port 8432) of each
 database pod, behind the read-write Service; a volume repository is served to the pods by the
-repository host ``<name>-repo``. One certificate of the cluster's own CA (``pgc_backup_tls``, the
-Secret ``<name>-backup-tls``) is server and client certificate everywhere.
+repository host ``<name>-repo``. The Secret ``<name>-backup-tls`` holds two certificates of the
+cluster's CA (module_utils/tls.py): the servers' (``tls.crt``) and the clients' (``client.crt``).
 
 A new cluster can start from another cluster's backups (the operator fills ``repository``,
 ``encryption`` and ``encryptionSecretName`` from the source's spec.backup when they are left out)::
@@ -98,13 +98,13 @@ SOCKET_PATH = "/var/run/postgresql"
 VOLUME_REPOSITORY_PATH = "/var/lib/pgbackrest"
 CA_FILE = "/etc/pgc/backup-ca/ca.crt"
 LOCK_PATH = "/tmp/pgbackrest"
-# The cluster's backup TLS Secret (<name>-backup-tls: ca.crt, tls.crt, tls.key), server and client
-# certificate of every pgbackrest server and client of the cluster.
+# The cluster's backup TLS Secret (<name>-backup-tls: ca.crt; tls.crt and tls.key, the servers'
+# certificate; client.crt and client.key, the clients').
 TLS_DIR = "/etc/pgc/backup-tls"
 TLS_PORT = 8432
-# The common name of the certificate: the TLS servers let only it in (tls-server-auth).
+# The common name of the client certificate: the TLS servers let only it in (tls-server-auth).
 TLS_CLIENT_CN = "pgc-backup"
-TLS_VALIDITY_DAYS = 3650
+TLS_CLIENT_KEYS = ("ca.crt", "client.crt", "client.key")
 # A cluster bootstrapping from another cluster's backups: the source's configuration, object store CA and
 # (for a volume) TLS Secret, mounted beside the cluster's own.
 SOURCE_CONFIG = "/etc/pgbackrest/source.conf"
@@ -407,8 +407,8 @@ def _repository(settings, where, repo_path, ca_file, default_ca_file, repo_host,
             "repo1-host": repo_host,
             "repo1-host-type": "tls",
             "repo1-host-port": repo_host_port,
-            "repo1-host-cert-file": "%s/tls.crt" % tls_dir,
-            "repo1-host-key-file": "%s/tls.key" % tls_dir,
+            "repo1-host-cert-file": "%s/client.crt" % tls_dir,
+            "repo1-host-key-file": "%s/client.key" % tls_dir,
             "repo1-host-ca-file": "%s/ca.crt" % tls_dir,
         }
     return {"repo1-type": "posix", "repo1-path": repo_path or VOLUME_REPOSITORY_PATH}
@@ -466,7 +466,7 @@ def pgc_pgbackrest_config(pgc, role="pod", pg_host="", repo_host="", tls_dir=TLS
     ``pg_path``, ``socket_path`` and ``port`` are where PostgreSQL has them in a database pod;
     ``ca_file`` is where the object store's CA of ``caSecretName`` is mounted and ``gcs_key_file``
     the GCS service-account key (defaults: where pgc_pgbackrest_volumes mounts them); ``tls_dir`` holds ca.crt,
-    tls.crt and tls.key of the cluster's backup TLS Secret; ``tls_address`` and ``tls_port`` are
+    tls.crt, tls.key, client.crt and client.key of the cluster's backup TLS Secret; ``tls_address`` and ``tls_port`` are
     where the TLS server listens, ``pg_host_port`` and ``repo_host_port`` where the remote ones do;
     ``options`` adds or overrides global options (a null value removes one).
     """
@@ -530,8 +530,8 @@ def pgc_pgbackrest_config(pgc, role="pod", pg_host="", repo_host="", tls_dir=TLS
             "pg1-host": pg_host or "%s.%s.svc" % (name, namespace),
             "pg1-host-type": "tls",
             "pg1-host-port": pg_host_port,
-            "pg1-host-cert-file": "%s/tls.crt" % tls_dir,
-            "pg1-host-key-file": "%s/tls.key" % tls_dir,
+            "pg1-host-cert-file": "%s/client.crt" % tls_dir,
+            "pg1-host-key-file": "%s/client.key" % tls_dir,
             "pg1-host-ca-file": "%s/ca.crt" % tls_dir,
             **local_pg,
         }))
@@ -720,9 +720,22 @@ def _tls_names(pgc, extra_names):
     return list(dict.fromkeys(names))
 
 
+def pgc_backup_leaves(pgc, extra_names=None):
+    """pgBackRest's two certificates of a cluster (tls.Leaf): the servers' (``tls.crt``: the
+    database pods' and the repository host's names) and the clients' (``client.crt``: the common
+    name the servers let in, and no name a server could be reached by). None without a repository."""
+    if extra_names is None and not pgc_pgbackrest_settings(pgc)["enabled"]:
+        return []
+    return [tls.Leaf("tls", pgc["name"] + NAME_SUFFIXES["backup_tls"], _tls_names(pgc, extra_names), server=True),
+            tls.Leaf("client", TLS_CLIENT_CN, client=True)]
+
+
 def pgc_backup_tls(pgc, extra_names=None):
-    """Return a new CA and a certificate signed by it for the pgBackRest TLS servers and clients of a
-    cluster: ``{"ca.crt", "tls.crt", "tls.key"}``, PEM text (the Secret ``<name>-backup-tls``)."""
-    # One certificate for both ends of every connection.
-    return tls.issue("pgc backup CA", "%s/%s" % (pgc["namespace"], pgc["name"]), TLS_CLIENT_CN,
-                     _tls_names(pgc, extra_names), server=True, client=True, days=TLS_VALIDITY_DAYS)
+    """A new CA and pgBackRest's server and client certificates, nothing kept:
+    ``{"ca.crt", "tls.crt", "tls.key", "client.crt", "client.key"}`` (a cluster run without the operator)."""
+    ca = tls.new_ca("pgc backup CA", "%s/%s" % (pgc["namespace"], pgc["name"]))
+    bundle = {"ca.crt": ca["tls.crt"]}
+    for leaf in pgc_backup_leaves(pgc, extra_names):
+        bundle[leaf.keys[0]], bundle[leaf.keys[1]] = tls.sign(ca, leaf.common_name, leaf.names, leaf.server,
+                                                              leaf.client)
+    return bundle

@@ -92,8 +92,8 @@ def pgc_steps_with_work(observed, pgc):
     """The reconcile's steps that run only when they have work, and have some now, in the order
     they run (roles/reconcile/tasks/steps_with_work.yml), from what the observe step read:
 
-    - ``credentials``: a Secret is missing, or one the user named (credentials, passphrase, server
-      certificate) must be checked;
+    - ``credentials``: a Secret is missing, one the user named (credentials, passphrase, server
+      certificate) must be checked, or a certificate must be issued or renewed;
     - ``restore_source``: a new cluster restores from a cluster whose repository the spec does not name;
     - ``scale``: a scale-down, which may remove the primary;
     - ``configure``: Patroni's dynamic configuration differs from the spec, or a member waits for a restart.
@@ -102,7 +102,8 @@ def pgc_steps_with_work(observed, pgc):
     spec = pgc["spec"]
     steps = []
     secrets = observed.get("secrets") or {}
-    if (any(found is None for found in secrets.values()) or spec["credentials"].get("secretName")
+    if (any(found is None for found in secrets.values()) or observed.get("certificates_due")
+            or spec["credentials"].get("secretName")
             or (spec.get("backup") or {}).get("encryptionSecretName") or (spec.get("tls") or {}).get("secretName")):
         steps.append("credentials")
     from_backup = (spec.get("bootstrap") or {}).get("fromBackup")

@@ -22,14 +22,17 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     labels,
     member_pods,
 )
-from ansible_collections.postgres.cluster.plugins.module_utils.patroni import CALLBACK_SCRIPT
+from ansible_collections.postgres.cluster.plugins.module_utils.patroni import CALLBACK_SCRIPT, RELOAD_SCRIPT
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
     CLIENT_CA_DIR,
+    CLIENT_TLS_DIR,
     SERVER_TLS_DIR,
     SERVER_TLS_KEYS,
+    SUPERUSER_TLS_DIR,
     pgc_server_tls_secret,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import (
+    TLS_CLIENT_KEYS,
     TLS_DIR,
     TLS_PORT,
     VOLUME_REPOSITORY_PATH,
@@ -112,13 +115,28 @@ def pgc_backup_pod_labels(pgc, job):
     return pod_labels
 
 
+RELOAD_DIR = "/etc/pgc/reload"
+
+
+def _reloading(command, paths, script_dir=PATRONI_CONFIG_DIR):
+    """A container's command: the shell starts the watcher that sends SIGHUP to its own process
+    when the files under ``paths`` change (pgc-reload.py), then becomes ``command``. A renewed
+    certificate, a new patroni.yml, take effect without a restart."""
+    return ["sh", "-c", 'python3 %s/%s "$$" %s & exec %s' % (script_dir, RELOAD_SCRIPT, " ".join(paths), command)]
+
+
+def _reload_script(pgc):
+    """The watcher alone, from the ConfigMap of Patroni's files, for a container without them."""
+    return _config_map("reload", pgc["names"]["patroni_config"], [(RELOAD_SCRIPT, RELOAD_SCRIPT)])
+
+
 def _pgbackrest_server(pgc, env, resources, mounts):
     """pgBackRest's TLS server: beside each member (backup Jobs read the primary's files through
-    it) and as the repository host of a volume repository."""
+    it) and as the repository host of a volume repository. It reloads its certificates."""
     return {
         "name": "pgbackrest",
         "image": pgc["spec"]["image"],
-        "command": ["pgbackrest", "server"],
+        "command": _reloading("pgbackrest server", [TLS_DIR], RELOAD_DIR),
         "env": env,
         "ports": [_port("pgbackrest", TLS_PORT)],
         "readinessProbe": {"tcpSocket": {"port": "pgbackrest"}, "periodSeconds": 10},
@@ -182,10 +200,14 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
 
     # The server certificate beside the data directory; PostgreSQL accepts its key readable by the
     # group when root owns it, as the kubelet does.
+    # Beside it too, the superuser's client certificate (pg_rewind, Patroni's connections to the
+    # leader) and the CA that clients' certificates are checked with.
     mounts = [_mount("data", DATA_MOUNT), _mount("tls", DATA_MOUNT + "/" + SERVER_TLS_DIR, True),
+              _mount("superuser-tls", DATA_MOUNT + "/" + SUPERUSER_TLS_DIR, True),
               _mount("patroni-config", PATRONI_CONFIG_DIR, True), _mount("socket", SOCKET_DIR),
               _mount(API_ACCESS["name"], SERVICE_ACCOUNT_DIR, True)]
-    volumes = [_secret("tls", pgc_server_tls_secret(pgc), SERVER_TLS_KEYS), API_ACCESS,
+    volumes = [_secret("tls", pgc_server_tls_secret(pgc), SERVER_TLS_KEYS),
+               _secret("superuser-tls", names["superuser_tls"], SERVER_TLS_KEYS), API_ACCESS,
                _config_map("patroni-config", names["patroni_config"]), _empty_dir("socket")]
     if backup or from_backup is not None:
         mounts.append(_mount("pgbackrest-config", PGBACKREST_CONFIG_DIR, True))
@@ -199,13 +221,16 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
         volumes.append(_secret("source-backup-tls", source_tls))
     if backup:
         mounts.append(_mount("backup-tls", TLS_DIR, True))
-        volumes += [_secret("backup-tls", names["backup_tls"]), _empty_dir("pgbackrest-tmp")]
+        volumes += [_secret("backup-tls", names["backup_tls"]), _empty_dir("pgbackrest-tmp"), _reload_script(pgc)]
 
     postgres = {
         "name": "postgres",
         "image": spec["image"],
-        # The image's entrypoint is Patroni, which runs PostgreSQL (images/postgres).
-        "args": [PATRONI_CONFIG_DIR + "/patroni.yml"],
+        # Patroni, which runs PostgreSQL (images/postgres), reloaded when its configuration or a
+        # certificate changes.
+        "command": _reloading("patroni %s/patroni.yml" % PATRONI_CONFIG_DIR, [
+            "%s/%s" % (DATA_MOUNT, SERVER_TLS_DIR), "%s/%s" % (DATA_MOUNT, SUPERUSER_TLS_DIR),
+            "%s/patroni.yml" % PATRONI_CONFIG_DIR]),
         "ports": [_port("postgres", POSTGRES_PORT), _port("patroni", PATRONI_PORT)],
         "env": _postgres_env(pgc, backup_env),
         # Patroni's REST API: ready once PostgreSQL runs and follows the leader (or leads).
@@ -223,7 +248,8 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
         containers.append(_pgbackrest_server(pgc, backup_env, backup_server_resources or {}, [
             _mount("data", DATA_MOUNT), _mount("socket", SOCKET_DIR),
             _mount("pgbackrest-config", PGBACKREST_CONFIG_DIR, True), _mount("backup-tls", TLS_DIR, True),
-        ] + pgc_pgbackrest_volumes(pgc, source=False)["mounts"] + [_mount("pgbackrest-tmp", "/tmp")]))
+        ] + pgc_pgbackrest_volumes(pgc, source=False)["mounts"] + [_mount("pgbackrest-tmp", "/tmp"),
+                                                                    _mount("reload", RELOAD_DIR, True)]))
     if spec.get("enableMonitoring"):
         # The exporter reads the member's statistics over the socket both containers share.
         containers.append({
@@ -275,12 +301,14 @@ def pgc_repository_host_pod_spec(pgc, server_resources=None):
         "securityContext": pod_security_context(),
         "containers": [_pgbackrest_server(pgc, pgc_pgbackrest_environment(pgc), server_resources or {}, [
             _mount("repository", VOLUME_REPOSITORY_PATH), _mount("pgbackrest-config", PGBACKREST_CONFIG_DIR, True),
-            _mount("backup-tls", TLS_DIR, True), _mount("tmp", "/tmp"),
+            _mount("backup-tls", TLS_DIR, True), _mount("tmp", "/tmp"), _mount("reload", RELOAD_DIR, True),
         ])],
         "volumes": [
+            _reload_script(pgc),
             {"name": "repository", "persistentVolumeClaim": {"claimName": names["backup_claim"]}},
             _config_map("pgbackrest-config", names["pgbackrest_config"], [("repo-host.conf", "pgbackrest.conf")]),
-            _secret("backup-tls", names["backup_tls"]),
+            # A server only: the servers' certificate, not the clients'.
+            _secret("backup-tls", names["backup_tls"], SERVER_TLS_KEYS),
             _empty_dir("tmp"),
         ],
     }
@@ -298,7 +326,8 @@ def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None):
     volumes = [
         _config_map("pgbackrest-config", names["pgbackrest_config"],
                     [("pod.conf" if local_data else "job.conf", "pgbackrest.conf")]),
-        _secret("backup-tls", names["backup_tls"]),
+        # A client only: the clients' certificate, not the servers'.
+        _secret("backup-tls", names["backup_tls"], TLS_CLIENT_KEYS),
         # The script that stamps the cluster when the Job ends, so that its status follows at once.
         _config_map("callback", names["patroni_config"], [(CALLBACK_SCRIPT, CALLBACK_SCRIPT)]),
         _empty_dir("tmp"),
@@ -327,6 +356,10 @@ def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None):
         # A Job that connects to the database checks its certificate against the cluster's CA.
         mounts.append(_mount("tls", CLIENT_CA_DIR, True))
         volumes.append(_secret("tls", pgc_server_tls_secret(pgc), ["ca.crt"]))
+    if any(e["name"] == "PGSSLCERT" for e in env):
+        # It logs in as the superuser with the superuser's client certificate.
+        mounts.append(_mount("superuser-tls", CLIENT_TLS_DIR, True))
+        volumes.append(_secret("superuser-tls", names["superuser_tls"], ["tls.crt", "tls.key"]))
     if data_claim:
         mounts.append(_mount("data", DATA_MOUNT))
         volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": data_claim}})

@@ -20,6 +20,7 @@ import ipaddress
 import re
 
 from ansible_collections.postgres.cluster.plugins.module_utils import parameters
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import CLIENT_AUTH, SUPERUSER_REMOTE_LOGIN
 from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     API_VERSION,
     CLUSTER_LABEL,
@@ -74,11 +75,12 @@ CREDENTIALS_DEFAULTS = {
     "replicationUser": "replicator",
     "appUser": "app",
     "appDatabase": "app",
+    "superuserRemoteLogin": "certificate",
 }
 
 AUDIT_DEFAULTS = {"enabled": False, "log": ["ddl", "role"], "logParameter": False}
 # PostgreSQL's server certificate: a Secret of the user's (tls.crt, tls.key, ca.crt), or the operator's.
-TLS_DEFAULTS = {"secretName": ""}
+TLS_DEFAULTS = {"secretName": "", "clientAuth": "password"}
 # pgaudit's statement classes (pgaudit.log).
 AUDIT_CLASSES = ("read", "write", "function", "role", "ddl", "misc", "misc_set", "all")
 
@@ -464,7 +466,16 @@ def _credentials_errors(credentials):
     secret = credentials.get("secretName")
     if not isinstance(secret, str) or (secret and (len(secret) > 253 or not OBJECT_NAME_RE.fullmatch(secret))):
         errors.append("spec.credentials.secretName %r is not a Kubernetes object name" % (secret,))
+    errors += _choice_errors(credentials.get("superuserRemoteLogin"), SUPERUSER_REMOTE_LOGIN,
+                             "spec.credentials.superuserRemoteLogin")
     return errors
+
+
+def _choice_errors(value, choices, field):
+    """A value of an enumeration; None is its default."""
+    if value is None or (isinstance(value, str) and value in choices):
+        return []
+    return ["%s must be one of %s, not %r" % (field, ", ".join(choices), value)]
 
 
 def _backup_errors(pgc):
@@ -663,6 +674,7 @@ def _tls_errors(tls):
     secret = tls.get("secretName")
     if secret and (not isinstance(secret, str) or not OBJECT_NAME_RE.fullmatch(secret)):
         errors.append("spec.tls.secretName %r is not a Kubernetes object name" % (secret,))
+    errors += _choice_errors(tls.get("clientAuth"), CLIENT_AUTH, "spec.tls.clientAuth")
     return errors
 
 

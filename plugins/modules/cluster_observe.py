@@ -61,6 +61,11 @@ options:
     description: Whether to ask the API server if it serves C(monitoring.coreos.com/v1) PodMonitors and PrometheusRules.
     type: bool
     default: true
+  cluster:
+    description:
+      - The normalized cluster (the validate role's C(pgc)). When given, RV(certificates_due) tells whether its
+        certificates must be issued or renewed, from their Secrets' annotations alone.
+    type: dict
 extends_documentation_fragment:
   - postgres.cluster.api
   - ansible.builtin.action_common_attributes
@@ -116,6 +121,10 @@ backup_jobs:
   returned: always
   type: list
   elements: dict
+certificates_due:
+  description: Whether a certificate Secret of O(cluster) is missing, ends soon or was issued for something else.
+  returned: always
+  type: bool
 secrets:
   description: For each of O(secrets), its sorted key names, or null when it does not exist.
   returned: always

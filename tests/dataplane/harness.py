@@ -297,13 +297,14 @@ class Member:
         os.chmod(self.kubeconfig_path, 0o600)
         for name, text in self.plane.scripts.items():
             (self.dir / name).write_text(text)
-        if self.plane.tls_files:
-            # Beside the data directory, as the volume tls in a pod: ../tls/ from the data directory.
-            tls = self.dir / "tls"
-            tls.mkdir(exist_ok=True)
-            for name, text in self.plane.tls_files.items():
-                (tls / name).write_text(text)
-                os.chmod(tls / name, 0o600)
+        # The Secrets mounted beside the data directory in a pod (the server certificate in tls/, the
+        # superuser's in superuser-tls/): ../tls/ and so on from the data directory.
+        for subdir, files in self.plane.tls_files.items():
+            directory = self.dir / subdir
+            directory.mkdir(exist_ok=True)
+            for name, text in files.items():
+                (directory / name).write_text(text)
+                os.chmod(directory / name, 0o600)
         self.plane.write_service_account(self.dir / "serviceaccount")
         self.plane.give(self.dir)
 
@@ -435,7 +436,7 @@ class DataPlane:
         self.scripts: dict[str, str] = {}
         self.service_account: dict[str, str] = {}
         self.script_env: dict[str, str] = {}
-        self.tls_files: dict[str, str] = {}
+        self.tls_files: dict[str, dict[str, str]] = {}
         self._owner = pwd.getpwnam(RUN_AS) if os.geteuid() == 0 else None
         self._pod_uids: dict[str, str] = {}
         self._follower = None
@@ -501,14 +502,22 @@ class DataPlane:
                 env[var["name"]] = secrets[ref["name"]][ref["key"]]
         return env
 
-    def _tls_files(self, pod: dict) -> dict[str, str]:
-        """The files of the StatefulSet pod's volume tls (PostgreSQL's server certificate)."""
-        source = next((v["secret"] for v in pod.get("volumes") or [] if v["name"] == "tls" and "secret" in v), None)
-        if not source:
+    def _tls_files(self, pod: dict) -> dict[str, dict[str, str]]:
+        """The files of the Secret volumes the StatefulSet's pod mounts beside the data directory
+        (PostgreSQL's server certificate, the superuser's client certificate), by directory."""
+        if not pod:
             return {}
-        data = self._secret_data(source["secretName"])
-        keys = [item["key"] for item in source.get("items") or []] or list(data)
-        return {key: data[key] for key in keys}
+        volumes = {v["name"]: v["secret"] for v in pod.get("volumes") or [] if "secret" in v}
+        files = {}
+        for mount in pod["containers"][0].get("volumeMounts") or []:
+            parent, _, subdir = mount["mountPath"].rpartition("/")
+            source = volumes.get(mount["name"])
+            if parent != POD_DATA_MOUNT or not source:
+                continue
+            data = self._secret_data(source["secretName"])
+            keys = [item["key"] for item in source.get("items") or []] or list(data)
+            files[subdir] = {key: data[key] for key in keys}
+        return files
 
     def _service_account(self) -> dict[str, str]:
         """A token of the cluster's Patroni ServiceAccount, as a pod would have it mounted, and the API

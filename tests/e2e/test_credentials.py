@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 from tests.e2e.helpers import apply, get, kubectl, kubectl_json, postgres_cluster, wait_for, wait_for_phase
 
@@ -120,3 +121,51 @@ def test_lost_passphrase_with_existing_data_degrades_instead_of_a_new_one(operat
     assert (conditions["Degraded"]["status"], conditions["Degraded"]["reason"]) == ("True", "CredentialsMissing")
     assert "db-backup-encryption" in cluster["status"]["message"] and "data-db-0" in cluster["status"]["message"]
     assert get("secret", "db-backup-encryption", namespace) is None, "a new passphrase was issued for old backups"
+
+
+def _certificates(secret, key="tls.crt"):
+    from cryptography import x509
+    return x509.load_pem_x509_certificates(_decoded(secret)[key].encode())
+
+
+def test_certificates_come_from_the_clusters_ca_and_are_renewed_before_they_end(operator, namespace):
+    import datetime
+
+    import tests.unit.conftest  # noqa: F401 - the collection, importable from this checkout
+    from ansible_collections.postgres.cluster.plugins.module_utils.tls import pgc_server_names, sign
+
+    apply(postgres_cluster("db", replicas=1), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    ca_secret = get("secret", "db-ca", namespace)
+    (ca,) = _certificates(ca_secret)
+    server, superuser = get("secret", "db-tls", namespace), get("secret", "db-superuser-tls", namespace)
+    for secret in (server, superuser):
+        _certificates(secret)[0].verify_directly_issued_by(ca)
+        assert _decoded(secret)["ca.crt"] == _decoded(ca_secret)["ca.crt"]
+        assert secret["metadata"]["annotations"]["postgres.example.com/renew-after"] > "2027"
+    # The CA's key is in no pod: the StatefulSet mounts the certificates, never the CA's Secret.
+    volumes = get("statefulset", "db", namespace)["spec"]["template"]["spec"]["volumes"]
+    mounted = {v["secret"]["secretName"] for v in volumes if "secret" in v}
+    assert {"db-tls", "db-superuser-tls"} <= mounted and "db-ca" not in mounted
+
+    # A server certificate that ends in ten days (here: put there by hand) is renewed, by the same CA.
+    short, key = sign(_decoded(ca_secret), "db", pgc_server_names({"name": "db", "namespace": namespace}), days=10)
+    patch = {"data": {"tls.crt": base64.b64encode(short.encode()).decode(),
+                      "tls.key": base64.b64encode(key.encode()).decode()}}
+    kubectl("patch", "secret", "db-tls", "-n", namespace, "--type=merge", "-p", json.dumps(patch))
+    kubectl("annotate", "pgc", "db", "-n", namespace, "example.com/nudge=1")
+
+    def renewed():
+        (leaf,) = _certificates(get("secret", "db-tls", namespace))
+        left = leaf.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+        return leaf if left > datetime.timedelta(days=300) else None
+    wait_for(renewed, 60, "the certificate that ends soon was not renewed").verify_directly_issued_by(ca)
+    assert get("secret", "db-ca", namespace)["metadata"]["resourceVersion"] == ca_secret["metadata"]["resourceVersion"]
+
+    # A deleted certificate is issued anew, by the same CA: clients keep their ca.crt.
+    kubectl("delete", "secret", "db-superuser-tls", "-n", namespace)
+    kubectl("annotate", "--overwrite", "pgc", "db", "-n", namespace, "example.com/nudge=2")
+    again = wait_for(lambda: get("secret", "db-superuser-tls", namespace), 60, "the certificate was not issued anew")
+    _certificates(again)[0].verify_directly_issued_by(ca)
+    visible = operator.log() + kubectl("get", "pgc,events", "-n", namespace, "-o", "yaml")
+    assert "PRIVATE KEY" not in visible, "a key leaked into the operator's log, the status or an Event"

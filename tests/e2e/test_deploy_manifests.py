@@ -26,11 +26,29 @@ def test_default_kustomization_is_accepted_by_the_api_server(operator_rbac):
 
 def test_operator_service_account_cannot_list_or_change_secrets(operator_rbac):
     """Least privilege: the operator reads and creates Secrets by name, and can neither list, watch,
-    update nor delete them."""
-    for verb in ("list", "watch", "update", "patch", "delete"):
-        out = kubectl("auth", "can-i", verb, "secrets", "--all-namespaces",
-                      "--as=system:serviceaccount:pgc-system:pgc-operator", check=False)
+    update nor delete them; it patches only the certificate Secrets it issued (the admission policy
+    pgc-operator-secrets)."""
+    as_operator = "--as=system:serviceaccount:pgc-system:pgc-operator"
+    for verb in ("list", "watch", "update", "delete"):
+        out = kubectl("auth", "can-i", verb, "secrets", "--all-namespaces", as_operator, check=False)
         assert out.strip().startswith("no"), f"{verb}: {out}"
+    kubectl("create", "secret", "generic", "pgc-probe", "-n", "default", "--from-literal=password=kept")
+    try:
+        for label in ("", "postgres.example.com/cluster=db"):
+            if label:
+                kubectl("label", "secret", "pgc-probe", "-n", "default", label)
+            out = kubectl("patch", "secret", "pgc-probe", "-n", "default", "--type=merge", "--dry-run=server",
+                          "-p", '{"data": {"password": "Y2hhbmdlZA=="}}', as_operator, check=False)
+            assert "the operator may change only the certificate Secrets it issued" in out, out
+        kubectl("annotate", "secret", "pgc-probe", "-n", "default", "postgres.example.com/renew-after=2027-01-01T00:00:00Z")
+        out = kubectl("patch", "secret", "pgc-probe", "-n", "default", "--type=merge", "--dry-run=server",
+                      "-p", '{"metadata": {"labels": {"postgres.example.com/cluster": "other"}}}', as_operator, check=False)
+        assert "data and annotations only" in out, out
+        out = kubectl("patch", "secret", "pgc-probe", "-n", "default", "--type=merge", "--dry-run=server",
+                      "-p", '{"data": {"tls.crt": "Y2hhbmdlZA=="}}', as_operator, check=False)
+        assert "patched" in out, out
+    finally:
+        kubectl("delete", "secret", "pgc-probe", "-n", "default", check=False)
     out = kubectl("auth", "can-i", "patch", "postgresclusters.postgres.example.com", "--subresource=status",
                   "-n", "default", "--as=system:serviceaccount:pgc-system:pgc-operator", check=False)
     assert out.strip() == "yes", out

@@ -61,8 +61,25 @@ def test_default_install_includes_the_admission_policy_and_keeps_cluster_objects
     objects = build("default")
     assert ("ValidatingAdmissionPolicy", "pgc-cluster-accounts", None) in objects
     assert ("ValidatingAdmissionPolicyBinding", "pgc-cluster-accounts", None) in objects
+    assert ("ValidatingAdmissionPolicy", "pgc-operator-secrets", None) in objects
+    assert ("ValidatingAdmissionPolicyBinding", "pgc-operator-secrets", None) in objects
     for kind, name, namespace in objects:
         assert namespace == (None if kind in CLUSTER_SCOPED else "pgc-system"), (kind, name)
+
+
+def test_operator_secrets_policy_holds_the_secrets_the_certificates_action_writes():
+    from ansible_collections.postgres.cluster.plugins.module_utils.tls import RENEW_AFTER_ANNOTATION
+    policy, binding = yaml.safe_load_all((REPO / "config/admission/operator-secrets.yaml").read_text())
+    spec = policy["spec"]
+    assert spec["matchConstraints"]["resourceRules"] == [
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["secrets"]}]
+    assert spec["failurePolicy"] == "Fail"
+    # The Secrets the action writes carry the annotation and the cluster label the policy asks for.
+    text = yaml.safe_dump(spec)
+    assert RENEW_AFTER_ANNOTATION in text and names.CLUSTER_LABEL in text
+    assert names.CLUSTER_LABEL in names.labels("db")
+    assert "endsWith(':pgc-operator')" in text
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
 
 
 # --- the operator's permissions ------------------------------------------------------------------
@@ -158,7 +175,8 @@ def test_operator_holds_no_wildcard_no_update_of_workloads_and_secrets_by_name_o
     assert {key for key, verbs in grants.items() if "update" in verbs} == {
         ("postgres.example.com", "postgresclusters"), ("postgres.example.com", "postgresbackups"),
         ("postgres.example.com", "postgresclusters/finalizers"), ("postgres.example.com", "postgresbackups/finalizers")}
-    assert grants[("", "secrets")] == {"get", "create"}
+    # patch for the certificates it renews; config/admission holds it to those.
+    assert grants[("", "secrets")] == {"get", "create", "patch"}
     # Jobs are created and read straight from the API server, never watched nor deleted.
     assert grants[("batch", "jobs")] == {"get", "list", "create"}
     assert "escalate" not in set().union(*grants.values()) and "bind" not in set().union(*grants.values())

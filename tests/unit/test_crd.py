@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from ansible_collections.postgres.cluster.plugins.module_utils import names, parameters, pgbackrest, spec
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import CLIENT_AUTH, SUPERUSER_REMOTE_LOGIN
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = yaml.safe_load((REPO / "config/crd/bases/postgres.example.com_postgresclusters.yaml").read_text())
@@ -64,11 +65,22 @@ def test_the_sample_validates():
     {"audit": {"log": ["everything"]}},
     {"allowedClients": [{"ipBlock": {}}]},
     {"metricsClients": [{"podSelector": {"matchExpressions": [{"key": "a", "operator": "Like"}]}}]},
+    {"tls": {"clientAuth": "trust"}},
+    {"credentials": {"superuserRemoteLogin": "anywhere"}},
 ], ids=["image-no-tag", "image-port-no-tag", "from-backup-repository-string", "from-backup-verify-tls-string",
         "verify-tls-string", "backup-label", "secret-name", "audit-enabled-string", "audit-class", "ip-block-no-cidr",
-        "selector-operator"])
+        "selector-operator", "client-auth", "superuser-login"])
 def test_the_schema_refuses_bad_input(fields):
     assert openapi_errors(with_spec(**fields))
+
+
+def test_login_choices_are_the_python_ones():
+    assert SPEC["tls"]["properties"]["clientAuth"]["enum"] == list(CLIENT_AUTH)
+    assert SPEC["credentials"]["properties"]["superuserRemoteLogin"]["enum"] == list(SUPERUSER_REMOTE_LOGIN)
+    for fields, field in (({"tls": {"clientAuth": "trust"}}, "spec.tls.clientAuth"),
+                          ({"credentials": {"superuserRemoteLogin": 1}}, "spec.credentials.superuserRemoteLogin")):
+        errors = spec.pgc_spec_errors({"name": "db", **with_spec(**fields)})
+        assert any(e.startswith(field + " must be one of") for e in errors), errors
 
 
 def test_the_schema_takes_the_new_fields():
@@ -117,6 +129,10 @@ def test_credentials_cannot_change_and_always_exist():
     for field in spec.CREDENTIALS_DEFAULTS:
         schema = credentials["properties"][field]
         assert "default" in schema, field  # else setting it later would escape the transition rule
+        if field == "superuserRemoteLogin":
+            # How the superuser logs in is pg_hba, which a reload changes.
+            assert "self == oldSelf" not in rules(schema) and schema["enum"] == list(SUPERUSER_REMOTE_LOGIN)
+            continue
         assert "self == oldSelf" in rules(schema), field
     assert {k: v["default"] for k, v in credentials["properties"].items()} == spec.CREDENTIALS_DEFAULTS
 

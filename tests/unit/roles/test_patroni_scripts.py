@@ -9,6 +9,58 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 CALLBACK = REPO / "roles/provision/files/pgc-callback.py"
 POST_BOOTSTRAP = REPO / "roles/provision/files/pgc-post-bootstrap.sh"
+RELOAD = REPO / "roles/provision/files/pgc-reload.py"
+# A server that counts its SIGHUPs.
+HUP_COUNTER = ("import signal, sys, time\n"
+               "signal.signal(signal.SIGHUP, lambda *a: print('hup', flush=True))\n"
+               "print('ready', flush=True)\n"
+               "time.sleep(60)\n")
+
+
+def _lines_within(proc, want, seconds):
+    import select
+    import time
+    deadline, seen = time.monotonic() + seconds, []
+    while time.monotonic() < deadline and seen.count("hup") < want:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            seen.append(proc.stdout.readline().strip())
+    return seen.count("hup")
+
+
+def test_the_reload_watcher_signals_its_server_once_per_change_of_a_mounted_secret(tmp_path):
+    """As the kubelet updates a Secret volume: a new ..<time> directory, ..data swapped to it."""
+    mount = tmp_path / "tls"
+    mount.mkdir()
+
+    def publish(version, text):
+        data = mount / ("..%d" % version)
+        data.mkdir()
+        (data / "tls.crt").write_text(text)
+        (mount / "..data.tmp").symlink_to(data.name)
+        (mount / "..data.tmp").replace(mount / "..data")
+        if not (mount / "tls.crt").is_symlink():
+            (mount / "tls.crt").symlink_to("..data/tls.crt")
+
+    publish(1, "first")
+    server = subprocess.Popen([sys.executable, "-c", HUP_COUNTER], stdout=subprocess.PIPE, text=True)
+    watcher = None
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        watcher = subprocess.Popen([sys.executable, str(RELOAD), str(server.pid), str(mount)],
+                                   env={"PGC_RELOAD_INTERVAL": "0.1", "PATH": "/usr/bin:/bin"}, stderr=subprocess.PIPE,
+                                   text=True)
+        assert watcher.stderr.readline().startswith("pgc-reload: watching"), "the watcher has its first look"
+        assert _lines_within(server, 1, 1.0) == 0, "nothing changed: no reload"
+        publish(2, "second")
+        assert _lines_within(server, 1, 10) == 1
+        publish(3, "second")  # the same content anew: no reload
+        assert _lines_within(server, 1, 1.0) == 0
+    finally:
+        server.kill()
+        server.wait()
+    # The server gone, the watcher ends too.
+    assert watcher.wait(timeout=10) == 0
 
 
 def test_the_callback_reports_an_unreachable_api_server_and_exits_zero(tmp_path):

@@ -159,7 +159,7 @@ def test_provision_statefulset_runs_patroni_with_passwords_from_the_credentials_
     assert container["livenessProbe"]["httpGet"] == {"path": "/liveness", "port": "patroni"}
     assert {"name": "patroni-config", "mountPath": "/etc/patroni", "readOnly": True} in container["volumeMounts"]
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert list(volumes) == ["tls", "kube-api-access", "patroni-config", "socket"]
+    assert list(volumes) == ["tls", "superuser-tls", "kube-api-access", "patroni-config", "socket"]
     assert volumes["tls"] == {"name": "tls", "secret": {"secretName": "example-tls", "defaultMode": 0o440, "items": [
         {"key": k, "path": k} for k in ("tls.crt", "tls.key", "ca.crt")]}}
     assert volumes["patroni-config"] == {"name": "patroni-config", "configMap": {"name": "example-patroni"}}
@@ -395,7 +395,10 @@ def test_provision_members_run_a_pgbackrest_server_reached_through_the_primary_s
     names = [c["name"] for c in pod["containers"]]
     assert "pgbackrest" in names
     server = pod["containers"][names.index("pgbackrest")]
-    assert server["command"] == ["pgbackrest", "server"]
+    # The server, reloaded by the watcher when its certificates change.
+    assert server["command"] == ["sh", "-c", 'python3 /etc/pgc/reload/pgc-reload.py "$$" /etc/pgc/backup-tls'
+                                 ' & exec pgbackrest server']
+    assert {"name": "reload", "mountPath": "/etc/pgc/reload", "readOnly": True} in server["volumeMounts"]
     rw = render("provision", "service-rw.yaml.j2", pgc=pgc)
     assert {"name": "pgbackrest", "port": 8432, "targetPort": "pgbackrest", "protocol": "TCP"} in rw["spec"]["ports"]
     cm = render("provision", "configmap-pgbackrest.yaml.j2", pgc=pgc)
@@ -428,12 +431,6 @@ def test_restore_role_job_restores_over_member_0s_claim():
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-example-0"}} in pod["volumes"]
     assert "pgc-restore-in-place.sh" in pod["containers"][0]["command"][-1]
     assert job["spec"]["backoffLimit"] == 0
-
-
-def test_credentials_backup_tls_secret_holds_a_ca_and_a_certificate():
-    secret = render("credentials", "secret-backup-tls.yaml.j2", pgc=sample_pgc())
-    assert set(secret["stringData"]) == {"ca.crt", "tls.crt", "tls.key"}
-    assert secret["stringData"]["tls.key"].startswith("-----BEGIN")
 
 
 def test_provision_a_cluster_from_a_backup_restores_with_the_sources_settings():
@@ -584,8 +581,19 @@ def test_provision_logical_backup_cronjob_dumps_the_databases_of_the_spec_on_the
     assert container["resources"] == {"requests": {"cpu": "100m"}}
     env = {e["name"]: e for e in container["env"]}
     assert (env["PGC_LOGICAL_DATABASES"]["value"], env["PGC_LOGICAL_RETENTION"]["value"]) == ("shop,orders", "5")
-    # pg_dump reaches the primary through the read-write Service, as the superuser of the Secret.
+    # pg_dump reaches the primary through the read-write Service, as the superuser with its client
+    # certificate: no password where the superuser may not log in with one.
     assert (env["PGHOST"]["value"], env["PGPORT"]["value"], env["PGUSER"]["value"]) == ("example", "5432", "postgres")
+    assert (env["PGSSLCERT"]["value"], env["PGSSLKEY"]["value"]) == ("/etc/pgc/superuser-tls/tls.crt",
+                                                                     "/etc/pgc/superuser-tls/tls.key")
+    assert "PGPASSWORD" not in env
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["superuser-tls"]["secret"]["secretName"] == "example-superuser-tls"
+    assert volumes["backup-tls"]["secret"]["items"] == [{"key": k, "path": k} for k in ("ca.crt", "client.crt", "client.key")]
+    # With password login allowed, the Job has the password too.
+    password = render("provision", "cronjob-logical-backup.yaml.j2", pgc=sample_pgc(
+        credentials={"superuserRemoteLogin": "password"}, backup={**S3, "logical": {"schedule": "@daily"}}))
+    env = {e["name"]: e for e in password["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PGPASSWORD"] == {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {
         "name": "example-credentials", "key": "superuser-password"}}}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 
+import pytest
+
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import (
     leader_lock,
     lock_holder,
@@ -43,7 +45,12 @@ def test_pgc_patroni_config_merges_the_spec_over_replication_defaults():
     pg = config["postgresql"]
     # Patroni's connections to the leader (streaming, pg_basebackup, pg_rewind) check its certificate.
     tls = {"sslmode": "verify-ca", "sslrootcert": "/var/lib/postgresql/data/tls/ca.crt"}
-    assert pg["authentication"] == {"superuser": dict(tls, username="admin"), "replication": dict(tls, username="standby")}
+    # The superuser (pg_rewind) with its client certificate, which PostgreSQL checks with the same CA.
+    superuser_tls = {"sslcert": "/var/lib/postgresql/data/superuser-tls/tls.crt",
+                     "sslkey": "/var/lib/postgresql/data/superuser-tls/tls.key"}
+    assert pg["authentication"] == {"superuser": dict(tls, username="admin", **superuser_tls),
+                                    "replication": dict(tls, username="standby")}
+    assert parameters["ssl_ca_file"] == "../superuser-tls/ca.crt"
     assert "hostssl replication standby 0.0.0.0/0 scram-sha-256" in pg["pg_hba"]
     # From outside the pod, TLS or nothing: no line lets a plain TCP connection in but loopback's.
     remote = [line for line in pg["pg_hba"] if line.startswith("host") and "127.0.0.1" not in line and "::1/" not in line]
@@ -52,6 +59,33 @@ def test_pgc_patroni_config_merges_the_spec_over_replication_defaults():
     assert parameters["ssl_cert_file"] == "../tls/tls.crt"
     assert not [rule for rule in pg["pg_hba"] if rule.split()[0] == "host" and rule.split()[-1] != "scram-sha-256"]
     assert "password" not in str(config).replace("password_encryption", "")
+
+
+def _first_match(hba, user, database="app"):
+    """The method of the first remote TLS line of ``hba`` that matches ``user`` (pg_hba's order)."""
+    for line in hba:
+        kind, db, role, _, *method = line.split()
+        if kind == "hostssl" and db in ("all", database) and role in ("all", user):
+            return " ".join(method)
+    return None
+
+
+@pytest.mark.parametrize("login, client_auth, superuser, others", [
+    ("certificate", "password", "cert", "scram-sha-256"),
+    ("password", "password", "scram-sha-256", "scram-sha-256"),
+    ("certificate", "certificate", "cert", "cert"),
+    ("password", "passwordAndCertificate", "scram-sha-256 clientcert=verify-full",
+     "scram-sha-256 clientcert=verify-full"),
+])
+def test_pg_hba_lets_the_superuser_in_from_outside_with_its_certificate_unless_told(login, client_auth, superuser,
+                                                                                    others):
+    hba = pgc_patroni_config(pgc_normalize(cluster(credentials={"superuserRemoteLogin": login},
+                                                   tls={"clientAuth": client_auth})))["postgresql"]["pg_hba"]
+    assert _first_match(hba, "postgres") == superuser
+    assert _first_match(hba, "app") == others
+    assert _first_match(hba, "replicator", "replication") == "scram-sha-256"
+    # Every address family alike.
+    assert sum(line.endswith(" cert") and "postgres" in line for line in hba) == (2 if login == "certificate" else 0)
 
 
 def test_pgc_dcs_config_applies_the_spec_to_a_bootstrapped_cluster_only_when_it_differs():

@@ -92,7 +92,7 @@ def test_pgc_pgbackrest_config_pod_reaches_a_volume_through_the_repository_host_
     g = ini["global"]
     assert {k: v for k, v in g.items() if k.startswith("repo1-")} == {
         "repo1-host": "db-repo.prod.svc", "repo1-host-type": "tls", "repo1-host-port": "8432",
-        "repo1-host-cert-file": "/etc/pgc/backup-tls/tls.crt", "repo1-host-key-file": "/etc/pgc/backup-tls/tls.key",
+        "repo1-host-cert-file": "/etc/pgc/backup-tls/client.crt", "repo1-host-key-file": "/etc/pgc/backup-tls/client.key",
         "repo1-host-ca-file": "/etc/pgc/backup-tls/ca.crt"}
     assert {k: v for k, v in g.items() if k.startswith("tls-server-")} == {
         "tls-server-address": "*", "tls-server-port": "8432",
@@ -117,7 +117,7 @@ def test_pgc_pgbackrest_config_job_reaches_the_primary_over_tls(backup):
     ini = parse(pgbackrest.pgc_pgbackrest_config(pgc(backup), role="job"))
     assert dict(ini["db"]) == {
         "pg1-host": "db.prod.svc", "pg1-host-type": "tls", "pg1-host-port": "8432",
-        "pg1-host-cert-file": "/etc/pgc/backup-tls/tls.crt", "pg1-host-key-file": "/etc/pgc/backup-tls/tls.key",
+        "pg1-host-cert-file": "/etc/pgc/backup-tls/client.crt", "pg1-host-key-file": "/etc/pgc/backup-tls/client.key",
         "pg1-host-ca-file": "/etc/pgc/backup-tls/ca.crt",
         "pg1-path": "/var/lib/postgresql/data/pgdata", "pg1-port": "5432", "pg1-socket-path": "/var/run/postgresql"}
     assert not any(k.startswith("tls-server-") or k.startswith("repo1-host") for k in ini["global"])
@@ -156,7 +156,7 @@ def test_pgc_pgbackrest_config_source_is_the_other_clusters_stanza_and_repositor
     assert ini["old"]["pg1-path"] == "/var/lib/postgresql/data/pgdata"
     volume = parse(pgbackrest.pgc_pgbackrest_config(pgc(bootstrap=from_backup({"volume": {}})), role="source"))["global"]
     assert volume["repo1-host"] == "old-repo.prod.svc"
-    assert volume["repo1-host-cert-file"] == "/etc/pgc/source-backup-tls/tls.crt"
+    assert volume["repo1-host-cert-file"] == "/etc/pgc/source-backup-tls/client.crt"
     with pytest.raises(SpecError, match="fromBackup is not set"):
         pgbackrest.pgc_pgbackrest_config(pgc(S3), role="source")
 
@@ -290,34 +290,40 @@ def test_pgc_patroni_backup_config_bootstraps_from_the_source_backup():
         "command": "/opt/s/pgc-bootstrap-from-backup.sh", "keep_existing_recovery_conf": True}}}
 
 
-def test_pgc_backup_tls_is_a_ca_and_a_certificate_for_every_name_of_the_cluster():
+def test_pgc_backup_tls_is_a_server_and_a_client_certificate_of_one_ca():
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    import datetime
     import ipaddress
 
     bundle = pgbackrest.pgc_backup_tls(pgc(S3), extra_names=["localhost", "127.0.0.1"])
-    assert sorted(bundle) == ["ca.crt", "tls.crt", "tls.key"]
+    assert sorted(bundle) == ["ca.crt", "client.crt", "client.key", "tls.crt", "tls.key"]
     ca = x509.load_pem_x509_certificate(bundle["ca.crt"].encode())
-    leaf = x509.load_pem_x509_certificate(bundle["tls.crt"].encode())
+    server = x509.load_pem_x509_certificate(bundle["tls.crt"].encode())
+    client = x509.load_pem_x509_certificate(bundle["client.crt"].encode())
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    leaf.verify_directly_issued_by(ca)
-    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == pgbackrest.pgc_backup_tls_client_cn(pgc(S3))
-    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    server.verify_directly_issued_by(ca)
+    client.verify_directly_issued_by(ca)
+    # The servers let in the client's common name alone; the server's is another.
+    assert client.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == pgbackrest.pgc_backup_tls_client_cn(pgc(S3))
+    assert server.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value != pgbackrest.pgc_backup_tls_client_cn(pgc(S3))
+    san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(san.get_values_for_type(x509.DNSName)) == {
         "db", "db.prod.svc", "db.prod.svc.cluster.local", "db-repo", "db-repo.prod.svc",
         "db-repo.prod.svc.cluster.local", "*.db-pods.prod.svc", "*.db-pods.prod.svc.cluster.local",
         "localhost", "127.0.0.1"}
     assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
-    usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert set(usages) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
-    valid = leaf.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
-    assert valid > datetime.timedelta(days=3640)
-    from cryptography.hazmat.primitives import serialization
-    key = serialization.load_pem_private_key(bundle["tls.key"].encode(), password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    assert key.public_key().public_numbers() == leaf.public_key().public_numbers()
+    # Each does one job: a stolen client key cannot serve, a server's cannot log in.
+    assert list(server.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert list(client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    with pytest.raises(x509.ExtensionNotFound):
+        client.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    for crt, key in (("tls.crt", "tls.key"), ("client.crt", "client.key")):
+        private = serialization.load_pem_private_key(bundle[key].encode(), password=None)
+        assert isinstance(private, ec.EllipticCurvePrivateKey)
+        cert = x509.load_pem_x509_certificate(bundle[crt].encode())
+        assert private.public_key().public_numbers() == cert.public_key().public_numbers()
     assert pgbackrest.pgc_backup_tls(pgc(S3))["ca.crt"] != bundle["ca.crt"], "a new CA each time"
 
 

@@ -77,7 +77,10 @@ def test_every_mount_has_its_volume_once_and_no_container_may_escalate(name, pod
 def test_no_secret_is_inlined_in_any_environment(name, pod, claims):
     for container in pod["containers"]:
         for env in container.get("env", []):
-            if any(word in env["name"] for word in ("PASSWORD", "PASS", "KEY", "SECRET")):
+            if env["name"] == "PGSSLKEY":
+                # A path to a key file mounted from a Secret, not a key.
+                assert env["value"].startswith("/etc/pgc/") and env["value"].endswith(".key"), env
+            elif any(word in env["name"] for word in ("PASSWORD", "PASS", "KEY", "SECRET")):
                 assert "value" not in env and "secretKeyRef" in env["valueFrom"], env
 
 
@@ -85,15 +88,22 @@ def test_a_member_runs_patroni_alone_without_backups_or_monitoring():
     pod = member(enableMonitoring=False)
     assert list(containers(pod)) == ["postgres"]
     postgres = containers(pod)["postgres"]
-    assert postgres["args"] == ["/etc/patroni/patroni.yml"]
+    # Patroni, which the watcher sends SIGHUP when a certificate or patroni.yml changes.
+    assert postgres["command"] == ["sh", "-c", 'python3 /etc/patroni/pgc-reload.py "$$" /var/lib/postgresql/data/tls'
+                                   ' /var/lib/postgresql/data/superuser-tls /etc/patroni/patroni.yml'
+                                   ' & exec patroni /etc/patroni/patroni.yml']
     assert {p["name"]: p["containerPort"] for p in postgres["ports"]} == {"postgres": 5432, "patroni": 8008}
     assert postgres["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": "patroni"}
     assert pod["terminationGracePeriodSeconds"] == 30
     assert pod["serviceAccountName"] == "db-patroni"
-    assert [v["name"] for v in pod["volumes"]] == ["tls", "kube-api-access", "patroni-config", "socket"]
-    # The server certificate beside the data directory, where the configuration names it.
+    assert [v["name"] for v in pod["volumes"]] == ["tls", "superuser-tls", "kube-api-access", "patroni-config", "socket"]
+    # The server certificate and the superuser's client certificate beside the data directory, where
+    # the configuration names them.
     assert {"name": "tls", "mountPath": "/var/lib/postgresql/data/tls", "readOnly": True} in postgres["volumeMounts"]
+    assert {"name": "superuser-tls", "mountPath": "/var/lib/postgresql/data/superuser-tls",
+            "readOnly": True} in postgres["volumeMounts"]
     assert pod["volumes"][0]["secret"]["secretName"] == "db-tls"
+    assert pod["volumes"][1]["secret"]["secretName"] == "db-superuser-tls"
     assert "resources" not in postgres
 
 
@@ -103,7 +113,10 @@ def test_a_member_with_a_repository_and_monitoring_runs_the_pgbackrest_server_an
     assert list(by_name) == ["postgres", "pgbackrest", "exporter"]
     assert by_name["postgres"]["resources"] == {"requests": {"cpu": "1"}}
     server = by_name["pgbackrest"]
-    assert server["command"] == ["pgbackrest", "server"]
+    # The server, reloaded by the watcher when its certificates change.
+    assert server["command"] == ["sh", "-c", 'python3 /etc/pgc/reload/pgc-reload.py "$$" /etc/pgc/backup-tls'
+                                 ' & exec pgbackrest server']
+    assert {"name": "reload", "mountPath": "/etc/pgc/reload", "readOnly": True} in server["volumeMounts"]
     assert server["resources"] == {"limits": {"memory": "256Mi"}}
     assert server["securityContext"]["readOnlyRootFilesystem"] is True
     # The server reads the member's data and reaches S3 through the private CA.

@@ -51,6 +51,7 @@ def test_pgc_normalize_keeps_user_values_and_derives_names_and_labels():
                             "monitoring": "db", "pgbackrest_config": "db-pgbackrest", "backup_cronjob": "db-backup",
                             "logical_cronjob": "db-logical-backup", "backup_tls": "db-backup-tls",
                                 "patroni_api": "db-patroni-api", "network_policy": "db", "server_tls": "db-tls",
+                            "ca": "db-ca", "superuser_tls": "db-superuser-tls", "app_tls": "db-app-tls",
                             "repo_host": "db-repo", "backup_claim": "db-backup",
                             "dcs_leader": "db-leader", "dcs_config": "db-config", "dcs_failover": "db-failover",
                             "dcs_sync": "db-sync", "data_claim_0": "data-db-0"}
