@@ -118,3 +118,8 @@ def pgc_server_tls(pgc, extra_names=None):
     check the read-write Service's name against it with sslmode=verify-full and ``ca.crt``."""
     return issue(SERVER_CA_NAME, "%s/%s" % (pgc["namespace"], pgc["name"]), pgc["name"],
                  pgc_server_names(pgc, extra_names), server=True, client=False)
+
+
+# spec.tls.issuerRef: cert-manager issues the server certificate into the Secret <name>-tls, from a
+# Certificate the operator applies; the operator never writes that Secret itself.
+CERT_MANAGER_GROUP = "cert-manager.io"
