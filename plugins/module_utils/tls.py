@@ -123,3 +123,51 @@ def pgc_server_tls(pgc, extra_names=None):
 # spec.tls.issuerRef: cert-manager issues the server certificate into the Secret <name>-tls, from a
 # Certificate the operator applies; the operator never writes that Secret itself.
 CERT_MANAGER_GROUP = "cert-manager.io"
+CERTIFICATE_API_VERSION = CERT_MANAGER_GROUP + "/v1"
+CERTIFICATE_KIND = "Certificate"
+# 90 days, renewed 30 days before they end, with a new key each time. The kubelet updates the
+# members' files in place; PostgreSQL reads them when it reloads its configuration or restarts.
+CERTIFICATE_DURATION = "2160h"
+CERTIFICATE_RENEW_BEFORE = "720h"
+CERTIFICATE_PRIVATE_KEY = {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
+CERTIFICATE_USAGES = ("server auth", "digital signature", "key encipherment")
+
+
+def pgc_server_tls_source(pgc):
+    """Where PostgreSQL's server certificate comes from: ``secret`` (the user's Secret,
+    spec.tls.secretName), ``cert-manager`` (spec.tls.issuerRef) or ``operator`` (it issues one)."""
+    tls = pgc["spec"].get("tls") or {}
+    if tls.get("secretName"):
+        return "secret"
+    if tls.get("issuerRef") is not None:
+        return "cert-manager"
+    return "operator"
+
+
+def pgc_server_certificate(pgc):
+    """The cert-manager Certificate ``<name>-tls`` of a cluster with spec.tls.issuerRef: the names
+    of pgc_server_names, signed by that issuer, written to the Secret of the same name (labelled as
+    the cluster's objects are) with the keys tls.crt, tls.key and ca.crt."""
+    ref = pgc["spec"]["tls"]["issuerRef"]
+    name = pgc["names"]["server_tls"]
+    return {
+        "apiVersion": CERTIFICATE_API_VERSION,
+        "kind": CERTIFICATE_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": pgc["namespace"],
+            "labels": dict(pgc["labels"]),
+            "ownerReferences": [dict(pgc["owner_reference"])],
+        },
+        "spec": {
+            "secretName": name,
+            "secretTemplate": {"labels": dict(pgc["labels"])},
+            "commonName": pgc["name"],
+            "dnsNames": pgc_server_names(pgc),
+            "duration": CERTIFICATE_DURATION,
+            "renewBefore": CERTIFICATE_RENEW_BEFORE,
+            "privateKey": dict(CERTIFICATE_PRIVATE_KEY),
+            "usages": list(CERTIFICATE_USAGES),
+            "issuerRef": {"name": ref["name"], "kind": ref["kind"], "group": ref["group"]},
+        },
+    }
