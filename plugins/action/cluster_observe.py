@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from ansible_collections.postgres.cluster.plugins.module_utils.jobs import summarize_jobs
 from ansible_collections.postgres.cluster.plugins.module_utils.names import COMPONENT_LABEL, JOB_LABEL
-from ansible_collections.postgres.cluster.plugins.module_utils.objects import reported
+from ansible_collections.postgres.cluster.plugins.module_utils.objects import comparable, reported
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import observe
 from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import pgc_backup_leaves
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import pgc_certificate_secrets, pgc_certificates_due
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import CERTIFICATE_API_VERSION, CERTIFICATE_KIND
 from ansible_collections.postgres.cluster.plugins.plugin_utils.k8s_action import K8sAction
 
 MONITORING_API = "monitoring.coreos.com/v1"
@@ -32,6 +33,7 @@ class ActionModule(K8sAction):
         "statefulset": {"type": "str", "default": ""},
         # The normalized cluster: whether its certificates must be issued or renewed.
         "cluster": {"type": "dict"},
+        "certificate": {"type": "str", "default": ""},
     }
 
     def act(self, args, task_vars):
@@ -67,4 +69,16 @@ class ActionModule(K8sAction):
             sts = self.cached_api(args).get("apps/v1", "StatefulSet", args["statefulset"], namespace)
             result["statefulset"] = reported(sts) if sts else None
         result["monitoring_api"] = api.serves(MONITORING_API, MONITORING_KINDS) if args["monitoring_api"] else False
+        result.update(self._certificate(args, api))
         return result
+
+    def _certificate(self, args, api):
+        """Whether cert-manager's Certificates are served and, when they are, the one named: asked
+        only for a cluster whose certificate cert-manager issues. Through the proxy, an owned object."""
+        if not args["certificate"]:
+            return {"cert_manager_api": False, "certificate": None}
+        if not api.serves(CERTIFICATE_API_VERSION, [CERTIFICATE_KIND]):
+            return {"cert_manager_api": False, "certificate": None}
+        live = self.cached_api(args).get(CERTIFICATE_API_VERSION, CERTIFICATE_KIND, args["certificate"], args["namespace"])
+        return {"cert_manager_api": True,
+                "certificate": dict(comparable(live), status=live.get("status") or {}) if live else None}

@@ -29,6 +29,9 @@ pgc_requeue_period = as_filter(requeue.pending_requeue_period)
 pgc_monitoring = as_filter(monitoring.pgc_monitoring)
 pgc_server_tls = as_filter(tls.pgc_server_tls)
 pgc_server_tls_secret = as_filter(tls.pgc_server_tls_secret)
+pgc_server_tls_source = as_filter(tls.pgc_server_tls_source)
+# Quotes the spec (the issuer, the labels): never templated.
+pgc_server_certificate = as_filter(tls.pgc_server_certificate, unsafe=True)
 
 
 class FilterModule:
@@ -53,4 +56,6 @@ class FilterModule:
             "pgc_prometheus_rules": pgc_prometheus_rules,
             "pgc_server_tls": pgc_server_tls,
             "pgc_server_tls_secret": pgc_server_tls_secret,
+            "pgc_server_tls_source": pgc_server_tls_source,
+            "pgc_server_certificate": pgc_server_certificate,
         }

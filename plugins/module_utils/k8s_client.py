@@ -45,6 +45,7 @@ except ImportError as e:  # reported when a client is asked for
 # The resources the collection reads and writes: kind -> (plural, namespaced). Other kinds are
 # found through one discovery request of their group version.
 KNOWN_RESOURCES = {
+    "Certificate": ("certificates", True),
     "ConfigMap": ("configmaps", True),
     "Deployment": ("deployments", True),
     "CronJob": ("cronjobs", True),

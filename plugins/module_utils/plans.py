@@ -9,8 +9,15 @@ and which of a reconcile's optional steps have work."""
 from __future__ import annotations
 
 from ansible_collections.postgres.cluster.plugins.module_utils.names import pod_ordinal
+from ansible_collections.postgres.cluster.plugins.module_utils.objects import differences, with_applied_hash
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import pgc_dcs_config
 from ansible_collections.postgres.cluster.plugins.module_utils.status import cluster_health
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
+    SERVER_TLS_KEYS,
+    pgc_server_certificate,
+    pgc_server_tls_secret,
+    pgc_server_tls_source,
+)
 
 
 def _ordinal(pod_name):
@@ -88,12 +95,28 @@ def pgc_restart_plan(observed, pgc):
     return plan
 
 
+def _server_certificate_has_work(observed, pgc):
+    """With spec.tls.issuerRef: cert-manager's API is not served (the step says so), the Certificate
+    is missing or not the one to apply, or cert-manager has not written its Secret whole yet (the
+    step waits). From what observe read alone, which asks cert-manager's API only with issuerRef."""
+    if pgc_server_tls_source(pgc) != "cert-manager":
+        return False
+    certificate = observed.get("certificate")
+    if not observed.get("cert_manager_api") or certificate is None:
+        return True
+    if differences(with_applied_hash(pgc_server_certificate(pgc)), certificate):
+        return True
+    keys = (observed.get("secrets") or {}).get(pgc_server_tls_secret(pgc))
+    return keys is None or not set(SERVER_TLS_KEYS) <= set(keys)
+
+
 def pgc_steps_with_work(observed, pgc):
     """The reconcile's steps that run only when they have work, and have some now, in the order
     they run (roles/reconcile/tasks/steps_with_work.yml), from what the observe step read:
 
     - ``credentials``: a Secret is missing, one the user named (credentials, passphrase, server
-      certificate) must be checked, or a certificate must be issued or renewed;
+      certificate) must be checked, a certificate must be issued or renewed, or cert-manager's server
+      certificate has work (spec.tls.issuerRef);
     - ``restore_source``: a new cluster restores from a cluster whose repository the spec does not name;
     - ``scale``: a scale-down, which may remove the primary;
     - ``configure``: Patroni's dynamic configuration differs from the spec, or a member waits for a restart.
@@ -105,6 +128,8 @@ def pgc_steps_with_work(observed, pgc):
     if (any(found is None for found in secrets.values()) or observed.get("certificates_due")
             or spec["credentials"].get("secretName")
             or (spec.get("backup") or {}).get("encryptionSecretName") or (spec.get("tls") or {}).get("secretName")):
+        steps.append("credentials")
+    if "credentials" not in steps and _server_certificate_has_work(observed, pgc):
         steps.append("credentials")
     from_backup = (spec.get("bootstrap") or {}).get("fromBackup")
     if from_backup is not None and not from_backup.get("repository"):

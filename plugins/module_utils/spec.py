@@ -20,7 +20,7 @@ import ipaddress
 import re
 
 from ansible_collections.postgres.cluster.plugins.module_utils import parameters
-from ansible_collections.postgres.cluster.plugins.module_utils.tls import CLIENT_AUTH, SUPERUSER_REMOTE_LOGIN
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import CERT_MANAGER_GROUP, CLIENT_AUTH, SUPERUSER_REMOTE_LOGIN
 from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     API_VERSION,
     CLUSTER_LABEL,
@@ -79,8 +79,13 @@ CREDENTIALS_DEFAULTS = {
 }
 
 AUDIT_DEFAULTS = {"enabled": False, "log": ["ddl", "role"], "logParameter": False}
-# PostgreSQL's server certificate: a Secret of the user's (tls.crt, tls.key, ca.crt), or the operator's.
-TLS_DEFAULTS = {"secretName": "", "clientAuth": "password"}
+# PostgreSQL's server certificate: a Secret of the user's (tls.crt, tls.key, ca.crt), one cert-manager
+# issues (issuerRef), or the operator's; and how clients other than the superuser log in.
+TLS_DEFAULTS = {"secretName": "", "issuerRef": None, "clientAuth": "password"}
+# spec.tls.issuerRef: the cert-manager issuer of the server certificate; name has no default.
+ISSUER_REF_DEFAULTS = {"kind": "Issuer", "group": CERT_MANAGER_GROUP}
+ISSUER_REF_FIELDS = ("name",) + tuple(ISSUER_REF_DEFAULTS)
+ISSUER_KINDS = ("Issuer", "ClusterIssuer")
 # pgaudit's statement classes (pgaudit.log).
 AUDIT_CLASSES = ("read", "write", "function", "role", "ddl", "misc", "misc_set", "all")
 
@@ -675,6 +680,28 @@ def _tls_errors(tls):
     if secret and (not isinstance(secret, str) or not OBJECT_NAME_RE.fullmatch(secret)):
         errors.append("spec.tls.secretName %r is not a Kubernetes object name" % (secret,))
     errors += _choice_errors(tls.get("clientAuth"), CLIENT_AUTH, "spec.tls.clientAuth")
+    return errors + _issuer_ref_errors(tls)
+
+
+def _issuer_ref_errors(tls):
+    """spec.tls.issuerRef: an Issuer or ClusterIssuer of cert-manager, instead of spec.tls.secretName."""
+    ref = tls.get("issuerRef")
+    if ref is None:
+        return []
+    if not isinstance(ref, dict):
+        return ["spec.tls.issuerRef must be a mapping of name, kind and group, not %s" % describe_type(ref)]
+    errors = _unknown_fields(ref, ISSUER_REF_FIELDS, "spec.tls.issuerRef")
+    if tls.get("secretName"):
+        errors.append("spec.tls.secretName and spec.tls.issuerRef exclude each other: name the Secret of a "
+                      "certificate, or the issuer that cert-manager signs one with, not both")
+    name, kind, group = ref.get("name"), ref.get("kind"), ref.get("group")
+    if not isinstance(name, str) or not name or len(name) > 253 or not OBJECT_NAME_RE.fullmatch(name):
+        errors.append("spec.tls.issuerRef.name %r is not a Kubernetes object name: the name of an Issuer or "
+                      "ClusterIssuer is required" % (name,))
+    if not isinstance(kind, str) or kind not in ISSUER_KINDS:
+        errors.append("spec.tls.issuerRef.kind must be one of %s, not %r" % (", ".join(ISSUER_KINDS), kind))
+    if not isinstance(group, str) or len(group) > 253 or not OBJECT_NAME_RE.fullmatch(group):
+        errors.append("spec.tls.issuerRef.group %r is not an API group such as %s" % (group, CERT_MANAGER_GROUP))
     return errors
 
 
@@ -746,6 +773,8 @@ def pgc_normalize(cluster):
                                                     "spec.volumeClaimRetention")
     spec["audit"] = _merged_defaults(spec["audit"], AUDIT_DEFAULTS, "spec.audit")
     spec["tls"] = _merged_defaults(spec["tls"], TLS_DEFAULTS, "spec.tls")
+    if isinstance(spec["tls"]["issuerRef"], dict):
+        spec["tls"]["issuerRef"] = _merged_defaults(spec["tls"]["issuerRef"], ISSUER_REF_DEFAULTS, "spec.tls.issuerRef")
     spec["backup"] = _merged_defaults(spec["backup"], {}, "spec.backup")
     if spec["backupSchedule"] and not spec["backup"].get("repository"):
         # A schedule with nowhere named to keep the backups: a volume of the cluster's own, served by

@@ -194,11 +194,12 @@ def pgc_status_transitions(before, after):
     return events
 
 
-def pgc_failure_status(pgc, message, reason="ReconcileFailed", degraded=False):
+def pgc_failure_status(pgc, message, reason="ReconcileFailed", degraded=False, phase="Failed"):
     """Return the status of a reconcile that failed with ``message``.
 
     ``degraded`` marks a failure that impairs a cluster that holds data (its Degraded condition);
-    a spec that cannot be satisfied is not in itself a degradation.
+    a spec that cannot be satisfied is not in itself a degradation. ``phase`` Pending is a
+    reconcile that stopped to wait for something else (cert-manager's certificate), not a failure.
     """
     generation = pgc.get("generation", 0)
     conditions = [
@@ -207,7 +208,7 @@ def pgc_failure_status(pgc, message, reason="ReconcileFailed", degraded=False):
     ]
     if degraded:
         conditions.append(condition("Degraded", True, reason, message, generation))
-    return {"phase": "Failed", "message": message, "observedGeneration": generation, "conditions": conditions}
+    return {"phase": phase, "message": message, "observedGeneration": generation, "conditions": conditions}
 
 
 def _kubernetes_status_message(text):

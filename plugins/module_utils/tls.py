@@ -189,6 +189,59 @@ def pgc_server_tls(pgc, extra_names=None):
     return issue(SERVER_CA_NAME, _owner(pgc), pgc["name"], pgc_server_names(pgc, extra_names), server=True)
 
 
+# spec.tls.issuerRef: cert-manager issues the server certificate into the Secret <name>-tls, from a
+# Certificate the operator applies; the operator never writes that Secret itself.
+CERT_MANAGER_GROUP = "cert-manager.io"
+CERTIFICATE_API_VERSION = CERT_MANAGER_GROUP + "/v1"
+CERTIFICATE_KIND = "Certificate"
+# 90 days, renewed 30 days before they end, with a new key each time. The kubelet updates the
+# members' files in place, and pgc-reload.py has Patroni reload PostgreSQL.
+CERTIFICATE_DURATION = "2160h"
+CERTIFICATE_RENEW_BEFORE = "720h"
+CERTIFICATE_PRIVATE_KEY = {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
+CERTIFICATE_USAGES = ("server auth", "digital signature", "key encipherment")
+
+
+def pgc_server_tls_source(pgc):
+    """Where PostgreSQL's server certificate comes from: ``secret`` (the user's Secret,
+    spec.tls.secretName), ``cert-manager`` (spec.tls.issuerRef) or ``operator`` (it issues one)."""
+    tls = pgc["spec"].get("tls") or {}
+    if tls.get("secretName"):
+        return "secret"
+    if tls.get("issuerRef") is not None:
+        return "cert-manager"
+    return "operator"
+
+
+def pgc_server_certificate(pgc):
+    """The cert-manager Certificate ``<name>-tls`` of a cluster with spec.tls.issuerRef: the names
+    of pgc_server_names, signed by that issuer, written to the Secret of the same name (labelled as
+    the cluster's objects are) with the keys tls.crt, tls.key and ca.crt."""
+    ref = pgc["spec"]["tls"]["issuerRef"]
+    name = pgc["names"]["server_tls"]
+    return {
+        "apiVersion": CERTIFICATE_API_VERSION,
+        "kind": CERTIFICATE_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": pgc["namespace"],
+            "labels": dict(pgc["labels"]),
+            "ownerReferences": [dict(pgc["owner_reference"])],
+        },
+        "spec": {
+            "secretName": name,
+            "secretTemplate": {"labels": dict(pgc["labels"])},
+            "commonName": pgc["name"],
+            "dnsNames": pgc_server_names(pgc),
+            "duration": CERTIFICATE_DURATION,
+            "renewBefore": CERTIFICATE_RENEW_BEFORE,
+            "privateKey": dict(CERTIFICATE_PRIVATE_KEY),
+            "usages": list(CERTIFICATE_USAGES),
+            "issuerRef": {"name": ref["name"], "kind": ref["kind"], "group": ref["group"]},
+        },
+    }
+
+
 def pgc_client_auth(pgc):
     """spec.tls.clientAuth: password, certificate or passwordAndCertificate."""
     return (pgc["spec"].get("tls") or {}).get("clientAuth") or "password"
@@ -216,9 +269,8 @@ def pgc_certificate_secrets(pgc, backup_leaves=()):
     """The Secrets of certificates the operator keeps for a cluster: ``{name: [Leaf, ...]}``.
     ``backup_leaves`` are pgBackRest's (pgbackrest.pgc_backup_leaves), when the cluster backs up."""
     names, credentials = pgc["names"], pgc["spec"]["credentials"]
-    tls = pgc["spec"].get("tls") or {}
     secrets = {}
-    if not tls.get("secretName") and not tls.get("issuerRef"):
+    if pgc_server_tls_source(pgc) == "operator":
         secrets[names["server_tls"]] = [Leaf("tls", pgc["name"], pgc_server_names(pgc), server=True)]
     secrets[names["superuser_tls"]] = [Leaf("tls", credentials["superuser"], client=True)]
     if pgc_client_auth(pgc) != "password":

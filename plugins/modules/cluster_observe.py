@@ -66,6 +66,13 @@ options:
       - The normalized cluster (the validate role's C(pgc)). When given, RV(certificates_due) tells whether its
         certificates must be issued or renewed, from their Secrets' annotations alone.
     type: dict
+  certificate:
+    description:
+      - A cert-manager Certificate (C(cert-manager.io/v1)) of the cluster. When set, asks the API server whether
+        it serves Certificates (RV(cert_manager_api)) and, if so, returns this one in RV(certificate), read
+        through the runtime's proxy as an owned object. When empty, neither is asked.
+    type: str
+    default: ""
 extends_documentation_fragment:
   - postgres.cluster.api
   - ansible.builtin.action_common_attributes
@@ -81,6 +88,14 @@ EXAMPLES = r"""
     label_selector: postgres.example.com/cluster=main
     secrets: [main-credentials]
     data_claim: data-main-0
+  register: observed
+
+- name: Read the cluster's server Certificate too, when cert-manager serves Certificates
+  postgres.cluster.cluster_observe:
+    scope: main
+    namespace: databases
+    label_selector: postgres.example.com/cluster=main
+    certificate: main-tls
   register: observed
 """
 
@@ -114,6 +129,16 @@ monitoring_api:
   description: Whether the cluster serves PodMonitor and PrometheusRule (monitoring.coreos.com/v1).
   returned: always
   type: bool
+cert_manager_api:
+  description: Whether the cluster serves cert-manager's Certificate (cert-manager.io/v1); false unless
+    O(certificate) is set.
+  returned: always
+  type: bool
+certificate:
+  description: The Certificate named in O(certificate) (apiVersion, kind, spec, the labels, annotations and
+    ownerReferences of its metadata, and status), or null when it does not exist or was not asked for.
+  returned: always
+  type: dict
 backup_jobs:
   description: The cluster's Jobs, oldest first, each with C(name), C(kind), C(backup), C(phase)
     (Pending, Running, Succeeded, Failed), C(started), C(finished), C(result) (the JSON line its pod

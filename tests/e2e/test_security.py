@@ -11,14 +11,16 @@ the tests write: it sends the change alone, without a read that the accounts may
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.e2e.helpers import (REPO, Operator, apply, env, get, kubectl, kubectl_json, metric_value, operator_kubeconfig,
-                               postgres_cluster, unique_name, wait_for, wait_for_phase)
+                               postgres_cluster, stable_resource_versions, unique_name, wait_for, wait_for_phase)
 
 S3_BACKUP = {"repository": {"s3": {"endpoint": "minio.storage.svc:9000", "bucket": "pg-backups",
                                    "secretName": "s3-keys", "uriStyle": "path"}}}
@@ -311,3 +313,101 @@ def test_a_namespaced_operator_reconciles_its_namespace_and_never_sees_another(n
     for check in (("list", "postgresclusters.postgres.example.com"), ("create", "statefulsets.apps"),
                   ("get", "secrets"), ("patch", "pods")):
         assert not can_i(user, elsewhere, *check), check
+
+
+# --- server certificates from cert-manager -------------------------------------------------------
+
+CERT_MANAGER_CRDS = Path(__file__).parent / "fixtures/cert-manager-crds.yaml"
+CERTIFICATE = "certificates.cert-manager.io"
+
+
+def wait_for_status_message(name, namespace, text, timeout=60):
+    """The cluster's status message, once it holds ``text``."""
+    def message():
+        found = ((get("pgc", name, namespace) or {}).get("status") or {}).get("message", "")
+        return found if text in found else None
+    return wait_for(message, timeout, f"the status of {namespace}/{name} does not say {text!r}")
+
+
+def _play_cert_manager(certificate, namespace):
+    """What cert-manager does for ``certificate``: a certificate for its names, signed by a CA of
+    its own, in the Secret it names, labelled from its secretTemplate."""
+    import tests.unit.conftest  # noqa: F401 - makes ansible_collections.postgres.cluster importable
+    from ansible_collections.postgres.cluster.plugins.module_utils.tls import issue
+    spec = certificate["spec"]
+    bundle = issue("e2e issuer", f"{namespace}/{spec['issuerRef']['name']}", spec["commonName"], spec["dnsNames"])
+    apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+           "metadata": {"name": spec["secretName"], "labels": spec["secretTemplate"]["labels"]},
+           "stringData": bundle}, namespace)
+
+
+@pytest.fixture
+def cert_manager_api(operator, namespace):
+    """cert-manager's Certificate served (the definition alone: no cert-manager runs). Afterwards the
+    namespace's clusters go first, then the definition, so that later tests see none."""
+    kubectl("apply", "--server-side", "-f", str(CERT_MANAGER_CRDS))
+    kubectl("wait", "--for=condition=Established", f"crd/{CERTIFICATE}", "--timeout=60s")
+    try:
+        yield
+    finally:
+        kubectl("delete", "pgc", "--all", "-n", namespace, "--wait=true", "--timeout=120s", check=False)
+        kubectl("delete", "-f", str(CERT_MANAGER_CRDS), "--ignore-not-found", "--wait=true")
+
+
+def test_a_cluster_with_an_issuer_waits_for_cert_managers_secret_then_mounts_it(operator, namespace,
+                                                                                 cert_manager_api):
+    """spec.tls.issuerRef: the operator applies the Certificate <name>-tls for the cluster's Services
+    and members, never writes the Secret itself, and says in status that the cluster waits for
+    cert-manager. Once the Secret is there, the members mount it and the cluster runs; a reconcile
+    after that leaves the Certificate as it is."""
+    issuer = {"name": "ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    apply(postgres_cluster("db", replicas=1, tls={"issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}), namespace)
+
+    certificate = wait_for(lambda: get(CERTIFICATE, "db-tls", namespace), 60, "no Certificate db-tls")
+    spec = certificate["spec"]
+    assert (spec["secretName"], spec["commonName"], spec["issuerRef"]) == ("db-tls", "db", issuer)
+    assert {"db", f"db.{namespace}.svc", f"db-ro.{namespace}.svc.cluster.local",
+            f"*.db-pods.{namespace}.svc"} <= set(spec["dnsNames"]), spec["dnsNames"]
+    assert spec["privateKey"] == {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
+    owner = certificate["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("PostgresCluster", "db")
+    assert certificate["metadata"]["labels"]["postgres.example.com/cluster"] == "db"
+
+    message = wait_for_status_message("db", namespace, "waits for cert-manager")
+    assert "Certificate db-tls" in message and "Secret db-tls does not exist yet" in message, message
+    # Waiting is not a failure: Pending, and looked at again soon rather than retried with back-off.
+    status = get("pgc", "db", namespace)["status"]
+    assert status["phase"] == "Pending", status
+    assert {c["type"]: c["reason"] for c in status["conditions"]}["Ready"] == "CertificatePending", status
+    assert get("secret", "db-tls", namespace) is None, "the operator issued the Secret cert-manager writes"
+    assert get("statefulset", "db", namespace) is None
+
+    _play_cert_manager(certificate, namespace)
+    sts = wait_for(lambda: get("statefulset", "db", namespace), 90, "no StatefulSet once the Secret was written")
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "db-tls"
+    wait_for_phase("db", namespace, "Running", ready=1)
+    assert get("secret", "db-tls", namespace)["metadata"].get("ownerReferences") is None, "the operator took the Secret"
+
+    # A reconcile of the unchanged cluster: no changed task, the Certificate not written.
+    stable_resource_versions(namespace)
+    version = get(CERTIFICATE, "db-tls", namespace)["metadata"]["resourceVersion"]
+    runs = len(operator.recaps("db", namespace))
+    kubectl("annotate", "pgc", "db", "-n", namespace, "--overwrite",
+            f"postgres.example.com/member-event={datetime.datetime.now().isoformat()} e2e")
+    wait_for(lambda: len(operator.recaps("db", namespace)) > runs, 60, "no reconcile after the stamp")
+    assert operator.recaps("db", namespace)[-1][1] == 0, operator.log_tail(80)
+    assert get(CERTIFICATE, "db-tls", namespace)["metadata"]["resourceVersion"] == version
+
+
+def test_a_cluster_with_an_issuer_where_cert_manager_is_not_served_names_the_field(operator, namespace):
+    """Without cert-manager's API the cluster fails with a message naming spec.tls.issuerRef, and
+    nothing issues its server certificate."""
+    kubectl("delete", "-f", str(CERT_MANAGER_CRDS), "--ignore-not-found", "--wait=true")
+    apply(postgres_cluster("db", replicas=1, tls={"issuerRef": {"name": "ca"}}), namespace)
+    message = wait_for_status_message("db", namespace, "spec.tls.issuerRef")
+    assert "does not serve cert-manager's Certificate (cert-manager.io/v1)" in message, message
+    status = get("pgc", "db", namespace)["status"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "False" and "spec.tls.issuerRef" in conditions["Ready"]["message"]
+    assert get("secret", "db-tls", namespace) is None and get("statefulset", "db", namespace) is None

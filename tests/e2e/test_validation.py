@@ -25,9 +25,12 @@ from tests.e2e.helpers import apply, kubectl, postgres_cluster, wait_for_phase
     ({"allowedClients": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}, "spec.allowedClients[0].ipBlock.cidr"),
     ({"metricsClients": [{}]}, "spec.metricsClients[0]"),
     ({"audit": {"enabled": True, "log": ["everything"]}}, "spec.audit.log"),
+    ({"tls": {"secretName": "db-cert", "issuerRef": {"name": "ca"}}}, "spec.tls.secretName and spec.tls.issuerRef"),
+    ({"tls": {"issuerRef": {"name": "ca", "kind": "Certificate"}}}, "spec.tls.issuerRef.kind"),
 ], ids=["replicas-0", "replicas-100", "storage-10GB", "cron-words", "cron-4-fields", "retention-0", "image-no-tag",
         "configuration-key-newline", "configuration-value-newline", "from-backup-repository-string",
-        "verify-tls-string", "credentials-same-role", "client-cidr", "metrics-client-empty", "audit-class"])
+        "verify-tls-string", "credentials-same-role", "client-cidr", "metrics-client-empty", "audit-class",
+        "tls-secret-and-issuer", "tls-issuer-kind"])
 def test_invalid_cluster_is_rejected_naming_the_field(control_plane, namespace, spec, field):
     proc = apply(postgres_cluster("bad", **spec), namespace, check=False)
     assert proc.returncode != 0

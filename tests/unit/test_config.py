@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.postgres.cluster.plugins.module_utils import names
+from ansible_collections.postgres.cluster.plugins.module_utils import names, tls
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_client import KNOWN_RESOURCES, UNCACHED_KINDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -181,6 +181,20 @@ def test_operator_holds_no_wildcard_no_update_of_workloads_and_secrets_by_name_o
     assert grants[("batch", "jobs")] == {"get", "list", "create"}
     assert "escalate" not in set().union(*grants.values()) and "bind" not in set().union(*grants.values())
     assert grants[("networking.k8s.io", "networkpolicies")] == {"get", "list", "watch", "create", "patch", "delete"}
+
+
+def test_operator_may_apply_and_watch_the_certificate_of_cert_manager_and_no_more():
+    """The credentials role applies pgc_server_certificate's object (a definition, not a template);
+    observe reads it through the runtime's proxy, which watches it."""
+    tasks = [t for t in _tasks(yaml.safe_load((REPO / "roles/credentials/tasks/server_certificate.yml").read_text()))
+             if "pgc_server_certificate" in str(t.get("postgres.cluster.k8s_apply", {}).get("definition", ""))
+             or "pgc_server_certificate" in str(t.get("vars", {}))]
+    assert tasks, "the credentials role no longer applies the Certificate"
+    grants = granted(cluster_role())
+    key = resource_of(tls.CERTIFICATE_API_VERSION, tls.CERTIFICATE_KIND)
+    assert key == ("cert-manager.io", "certificates")
+    # Server-side applied (patch), never updated nor deleted: it goes with its cluster.
+    assert grants[key] == {"get", "list", "watch", "create", "patch"}
 
 
 # --- the two installs -----------------------------------------------------------------------------

@@ -163,3 +163,35 @@ def test_audit_and_peers_agree_with_the_python_defaults_and_choices():
         assert rules(peer["properties"]["ipBlock"]["properties"]["cidr"]) == ["isCIDR(self)"]
         expression = peer["properties"]["podSelector"]["properties"]["matchExpressions"]["items"]
         assert tuple(expression["properties"]["operator"]["enum"]) == spec.SELECTOR_OPERATORS
+
+
+def test_tls_issuer_ref_agrees_with_the_python_defaults_and_kinds():
+    tls = SPEC["tls"]
+    ref = tls["properties"]["issuerRef"]
+    assert ref["required"] == ["name"] and "default" not in ref["properties"]["name"]
+    assert {k: v["default"] for k, v in ref["properties"].items() if "default" in v} == spec.ISSUER_REF_DEFAULTS
+    assert tuple(ref["properties"]) == spec.ISSUER_REF_FIELDS
+    assert tuple(ref["properties"]["kind"]["enum"]) == spec.ISSUER_KINDS
+    for field in ("name", "group"):
+        assert ref["properties"][field]["pattern"] == spec.OBJECT_NAME_RE.pattern, field
+    (rule,) = tls["x-kubernetes-validations"]
+    assert "has(self.issuerRef)" in rule["rule"] and "self.secretName" in rule["rule"]
+    assert "spec.tls.secretName and spec.tls.issuerRef" in rule["message"]
+
+
+@pytest.mark.parametrize("tls", [
+    {"issuerRef": {}},
+    {"issuerRef": {"name": ""}},
+    {"issuerRef": {"name": "Bad_Name"}},
+    {"issuerRef": {"name": "ca", "kind": "Certificate"}},
+    {"issuerRef": {"name": "ca", "group": "cert manager"}},
+    {"issuerRef": "ca"},
+], ids=["no-name", "empty-name", "bad-name", "kind", "group", "string"])
+def test_the_schema_refuses_a_bad_issuer_ref(tls):
+    assert openapi_errors(with_spec(tls=tls))
+
+
+def test_the_schema_takes_an_issuer_ref():
+    assert openapi_errors(with_spec(tls={"issuerRef": {"name": "ca"}})) == []
+    assert openapi_errors(with_spec(tls={"issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer",
+                                                       "group": "cert-manager.io"}})) == []

@@ -178,6 +178,49 @@ def test_cluster_observe_without_monitoring_api_does_not_ask(observe, apis, patr
     assert "serves" not in apis.direct.methods
 
 
+def certificate(name="main-tls"):
+    return {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels("main"), "uid": "c-1",
+                         "resourceVersion": "7", "managedFields": [{"manager": "pgc-operator"}]},
+            "spec": {"secretName": name, "issuerRef": {"name": "ca", "kind": "Issuer", "group": "cert-manager.io"}},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "DoesNotExist"}]}}
+
+
+def test_cluster_observe_without_a_certificate_never_asks_cert_manager(observe, apis, patroni_cluster):
+    patroni_cluster.served["cert-manager.io/v1"] = ["Certificate"]
+    result = observe(monitoring_api=False)
+    assert (result["cert_manager_api"], result["certificate"]) == (False, None)
+    assert "serves" not in apis.direct.methods and apis.cached.calls == []
+
+
+def test_cluster_observe_reads_the_certificate_through_the_proxy_where_cert_manager_is_served(observe, apis,
+                                                                                            patroni_cluster):
+    patroni_cluster.served["cert-manager.io/v1"] = ["Certificate", "CertificateRequest"]
+    patroni_cluster.add(certificate())
+    result = observe(monitoring_api=False, certificate="main-tls")
+    assert [d["api_version"] for m, d in apis.direct.calls if m == "serves"] == ["cert-manager.io/v1"]
+    assert apis.cached.calls == [("get", {"api_version": "cert-manager.io/v1", "kind": "Certificate",
+                                          "name": "main-tls", "namespace": NAMESPACE})]
+    assert result["cert_manager_api"] is True
+    # What the plans compare (the body and the metadata the operator sets) and the status, nothing else.
+    assert result["certificate"] == {
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"labels": labels("main")},
+        "spec": certificate()["spec"], "status": certificate()["status"]}
+    assert apis.writes == []
+
+
+def test_cluster_observe_reports_a_missing_certificate_as_null(observe, apis, patroni_cluster):
+    patroni_cluster.served["cert-manager.io/v1"] = ["Certificate"]
+    result = observe(certificate="main-tls")
+    assert (result["cert_manager_api"], result["certificate"]) == (True, None)
+
+
+def test_cluster_observe_where_cert_manager_is_not_served_reads_no_certificate(observe, apis, patroni_cluster):
+    result = observe(certificate="main-tls")
+    assert (result["cert_manager_api"], result["certificate"]) == (False, None)
+    assert apis.cached.calls == []
+
+
 def test_cluster_observe_reads_in_check_mode(observe, apis, patroni_cluster):
     result = observe(check_mode=True)
     assert result["leader"] == "main-0"

@@ -30,6 +30,8 @@ LOGIC = {
     "pgc_prometheus_rules": monitoring.pgc_prometheus_rules,
     "pgc_server_tls": tls.pgc_server_tls,
     "pgc_server_tls_secret": tls.pgc_server_tls_secret,
+    "pgc_server_tls_source": tls.pgc_server_tls_source,
+    "pgc_server_certificate": tls.pgc_server_certificate,
     "pgc_requeue_period": requeue.pending_requeue_period,
     "pgc_monitoring": monitoring.pgc_monitoring,
 }

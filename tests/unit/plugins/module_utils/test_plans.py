@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from ansible_collections.postgres.cluster.plugins.module_utils.objects import comparable, with_applied_hash
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import pgc_dcs_config
 from ansible_collections.postgres.cluster.plugins.module_utils.plans import pgc_restart_plan, pgc_steps_with_work, pgc_switchover_plan
 from ansible_collections.postgres.cluster.plugins.module_utils.spec import pgc_normalize
+from ansible_collections.postgres.cluster.plugins.module_utils.tls import pgc_server_certificate
 from tests.unit.plugins.module_utils.samples import cluster, observed
 
 
@@ -75,3 +77,41 @@ def test_each_optional_step_runs_when_it_has_work():
                                   bootstrap={"fromBackup": {"cluster": "old"}}))
     assert pgc_steps_with_work(dict(observed(), secrets={"mine": ["app-password"]}), named) == [
         "credentials", "restore_source"]
+
+
+def _issued(pgc, certificate=True, keys=("ca.crt", "tls.crt", "tls.key"), api=True):
+    """What observe reads of a settled cluster whose certificate cert-manager issues."""
+    live = None
+    if certificate is True:
+        live = comparable(with_applied_hash(pgc_server_certificate(pgc)))
+        live["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    elif certificate:
+        live = certificate
+    return dict(observed(), config=pgc_dcs_config({}, pgc) or {}, cert_manager_api=api, certificate=live,
+                secrets={"db-credentials": ["app-password"], "db-tls": list(keys) if keys is not None else None})
+
+
+def test_a_settled_cluster_of_cert_manager_has_no_optional_step_to_run():
+    pgc = pgc_normalize(dict(cluster(replicas=3, tls={"issuerRef": {"name": "ca"}}), status={"currentReplicas": 3}))
+    assert pgc_steps_with_work(_issued(pgc), pgc) == []
+
+
+def test_the_credentials_step_runs_while_cert_manager_has_work():
+    pgc = pgc_normalize(dict(cluster(replicas=3, tls={"issuerRef": {"name": "ca"}}), status={"currentReplicas": 3}))
+    changed = pgc_server_certificate(pgc)
+    changed["spec"]["issuerRef"]["name"] = "other"
+    for seen in (_issued(pgc, api=False, certificate=None),  # the step says the API is not served
+                 _issued(pgc, certificate=None),  # to apply
+                 _issued(pgc, certificate=comparable(with_applied_hash(changed))),  # issuerRef changed
+                 _issued(pgc, keys=None),  # cert-manager has not written the Secret yet
+                 _issued(pgc, keys=("tls.crt", "tls.key"))):  # an issuer without a CA
+        assert pgc_steps_with_work(seen, pgc) == ["credentials"], seen
+    # The spec changed: the Certificate applied before is no longer the one to apply.
+    other = pgc_normalize(dict(cluster(replicas=3, tls={"issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}),
+                               status={"currentReplicas": 3}))
+    assert pgc_steps_with_work(_issued(pgc), other) == ["credentials"]
+
+
+def test_without_issuer_ref_what_observe_says_of_cert_manager_is_not_looked_at():
+    pgc = pgc_normalize(dict(cluster(replicas=3), status={"currentReplicas": 3}))
+    assert pgc_steps_with_work(_issued(pgc, api=False, certificate=None), pgc) == []

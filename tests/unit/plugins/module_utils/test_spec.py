@@ -414,6 +414,54 @@ def test_tls_names_a_secret_and_its_parameters_are_the_operators():
     assert len(errors) == 2 and all("set by the operator" in e for e in errors)
 
 
+def test_tls_issuer_ref_is_normalized_with_its_defaults():
+    assert pgc_normalize(cluster())["spec"]["tls"] == {"secretName": "", "issuerRef": None, "clientAuth": "password"}
+    pgc = pgc_normalize(cluster(tls={"issuerRef": {"name": "ca"}}))
+    assert pgc["spec"]["tls"]["issuerRef"] == {"name": "ca", "kind": "Issuer", "group": "cert-manager.io"}
+    assert pgc_spec_errors(pgc) == []
+    given = {"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    assert pgc_normalize(cluster(tls={"issuerRef": given}))["spec"]["tls"]["issuerRef"] == given
+    assert pgc_spec_errors(pgc_normalize(cluster(tls={"issuerRef": given}))) == []
+    # The runtime's strings are Ansible's unsafe text, a str subclass.
+    from ansible.utils.unsafe_proxy import wrap_var
+    assert pgc_spec_errors(pgc_normalize(wrap_var(cluster(tls={"issuerRef": given})))) == []
+
+
+def test_tls_issuer_ref_and_secret_name_exclude_each_other_naming_both_fields():
+    errors = pgc_spec_errors(pgc_normalize(cluster(tls={"secretName": "db-cert", "issuerRef": {"name": "ca"}})))
+    assert len(errors) == 1
+    assert "spec.tls.secretName" in errors[0] and "spec.tls.issuerRef" in errors[0] and "not both" in errors[0]
+
+
+@pytest.mark.parametrize("ref, field", [
+    ({}, "spec.tls.issuerRef.name"),
+    ({"name": ""}, "spec.tls.issuerRef.name"),
+    ({"name": "Bad_Name"}, "spec.tls.issuerRef.name"),
+    ({"name": "ca\nkind: ClusterIssuer"}, "spec.tls.issuerRef.name"),
+    ({"name": "{{ lookup('pipe', 'id') }}"}, "spec.tls.issuerRef.name"),
+    ({"name": "a" * 254}, "spec.tls.issuerRef.name"),
+    ({"name": ["ca"]}, "spec.tls.issuerRef.name"),
+    ({"name": 7}, "spec.tls.issuerRef.name"),
+    ({"name": "ca", "kind": "Certificate"}, "spec.tls.issuerRef.kind"),
+    ({"name": "ca", "kind": "issuer"}, "spec.tls.issuerRef.kind"),
+    ({"name": "ca", "kind": {"Issuer": 1}}, "spec.tls.issuerRef.kind"),
+    ({"name": "ca", "group": "cert manager"}, "spec.tls.issuerRef.group"),
+    ({"name": "ca", "group": True}, "spec.tls.issuerRef.group"),
+    ({"name": "ca", "namespace": "other"}, "spec.tls.issuerRef.namespace"),
+], ids=["no-name", "empty-name", "bad-name", "name-newline", "name-template", "name-too-long", "name-list",
+        "name-number", "kind-other", "kind-case", "kind-mapping", "group-space", "group-boolean", "unknown-field"])
+def test_tls_issuer_ref_refuses_bad_input_naming_the_field(ref, field):
+    errors = pgc_spec_errors(pgc_normalize(cluster(tls={"issuerRef": ref})))
+    assert errors and any(field in e for e in errors), errors
+
+
+@pytest.mark.parametrize("ref", ["ca", ["ca"], 1, True])
+def test_tls_issuer_ref_of_another_shape_is_refused_not_raised(ref):
+    errors = pgc_spec_errors(pgc_normalize(cluster(tls={"issuerRef": ref})))
+    assert errors == ["spec.tls.issuerRef must be a mapping of name, kind and group, not %s" % (
+        {str: "a string", list: "a list", int: "a number", bool: "a boolean"}[type(ref)])]
+
+
 def test_a_spec_of_the_operators_unsafe_strings_passes_as_its_plain_twin():
     """The runtime marks every string of the object unsafe (a str subclass): no check may test the
     exact type."""

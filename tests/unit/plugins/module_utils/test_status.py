@@ -148,6 +148,12 @@ def test_pgc_failure_status_marks_degraded_only_when_asked():
         "True", "CredentialsMissing")
 
 
+def test_a_reconcile_that_waits_is_pending_not_failed():
+    waiting = pgc_failure_status(pgc_normalize(cluster()), "waits for cert-manager", "CertificatePending", phase="Pending")
+    assert waiting["phase"] == "Pending" and waiting["message"] == "waits for cert-manager"
+    assert {c["type"]: c["reason"] for c in waiting["conditions"]}["Ready"] == "CertificatePending"
+
+
 def test_pgc_failure_message_keeps_the_api_servers_own_message():
     raw = ("Failed to apply object: b'{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\","
            "\"message\":\"StatefulSet.apps \\\\\"db\\\\\" is invalid: spec: Forbidden: updates to statefulset spec for "

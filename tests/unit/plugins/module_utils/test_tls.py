@@ -21,6 +21,11 @@ from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
     pgc_server_tls,
     pgc_server_tls_secret,
     sign,
+    pgc_server_certificate,
+    pgc_server_names,
+    pgc_server_tls,
+    pgc_server_tls_secret,
+    pgc_server_tls_source,
 )
 
 from .samples import cluster
@@ -187,3 +192,42 @@ def test_client_certificates_for_the_application_role_when_the_spec_asks():
     assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "shop"
     # A user's server certificate: the operator issues none.
     assert "db-tls" not in pgc_certificate_secrets(pgc_normalize(cluster(tls={"secretName": "mine"})))
+def test_the_server_certificate_comes_from_the_users_secret_cert_manager_or_the_operator():
+    assert pgc_server_tls_source(pgc_normalize(cluster())) == "operator"
+    assert pgc_server_tls_source(pgc_normalize(cluster(tls={"secretName": "db-cert"}))) == "secret"
+    cert_manager = pgc_normalize(cluster(tls={"issuerRef": {"name": "ca"}}))
+    assert pgc_server_tls_source(cert_manager) == "cert-manager"
+    # cert-manager writes the Secret the operator would have issued.
+    assert pgc_server_tls_secret(cert_manager) == "db-tls"
+
+
+def test_the_certificate_asks_cert_manager_for_the_servers_names_in_the_secret_the_members_mount():
+    pgc = pgc_normalize(cluster(tls={"issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"}}))
+    certificate = pgc_server_certificate(pgc)
+    assert (certificate["apiVersion"], certificate["kind"]) == ("cert-manager.io/v1", "Certificate")
+    meta = certificate["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("db-tls", "prod")
+    assert meta["labels"] == pgc["labels"] and meta["ownerReferences"] == [pgc["owner_reference"]]
+    assert certificate["spec"] == {
+        "secretName": "db-tls",
+        "secretTemplate": {"labels": pgc["labels"]},
+        "commonName": "db",
+        "dnsNames": pgc_server_names(pgc),
+        "duration": "2160h",
+        "renewBefore": "720h",
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        "usages": ["server auth", "digital signature", "key encipherment"],
+        "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+    }
+    assert "db-ro.prod.svc" in certificate["spec"]["dnsNames"] and "*.db-pods.prod.svc" in certificate["spec"]["dnsNames"]
+    assert certificate["spec"]["secretName"] == pgc_server_tls_secret(pgc)
+
+
+def test_the_certificate_shares_nothing_with_the_fact():
+    pgc = pgc_normalize(cluster(tls={"issuerRef": {"name": "ca"}}))
+    certificate = pgc_server_certificate(pgc)
+    certificate["metadata"]["labels"]["x"] = "y"
+    certificate["spec"]["secretTemplate"]["labels"]["x"] = "y"
+    certificate["metadata"]["ownerReferences"][0]["uid"] = "other"
+    assert "x" not in pgc["labels"] and pgc["owner_reference"]["uid"] == "u-1"
+    assert pgc_server_certificate(pgc)["spec"]["privateKey"]["size"] == 256
