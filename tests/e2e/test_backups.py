@@ -313,7 +313,10 @@ def test_a_logical_backup_reports_its_dumps_and_the_restore_playbook_restores_on
     job = wait_for(lambda: get("job", "db-logical-restore", namespace), 120, "no logical restore Job")
     env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PGC_RESTORE_DATABASE"]["value"] == "app"
-    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "db-credentials", "key": "superuser-password"}
+    # As the superuser, with its client certificate: no password where the superuser may not use one.
+    assert env["PGSSLCERT"]["value"] == "/etc/pgc/superuser-tls/tls.crt" and "PGPASSWORD" not in env
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["superuser-tls"]["secret"]["secretName"] == "db-superuser-tls"
     run_job_pods(namespace, "db-logical-restore", 0,
                  json.dumps({"database": "app", "label": "20261126-033000", "restored_into": "app"}))
     thread.join(timeout=180)
