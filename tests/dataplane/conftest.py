@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.dataplane import harness
-from tests.dataplane.harness import CLUSTER_LABEL, DataPlane, Kube, wait_for
+from tests.dataplane.harness import CLUSTER_LABEL, POD_DATA_MOUNT, DataPlane, Kube, wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLUSTER = "pgdemo"
@@ -81,8 +81,12 @@ def cluster_objects(cluster: str, config_text: str) -> list[dict]:
     """What the operator renders for the data plane, reduced to what the harness reads: the server
     certificate included, which the operator's configuration (ssl, hostssl) needs."""
     import tests.unit.conftest  # noqa: F401 - makes ansible_collections.postgres.cluster importable
-    from ansible_collections.postgres.cluster.plugins.module_utils.tls import SERVER_TLS_KEYS, pgc_server_tls
+    from ansible_collections.postgres.cluster.plugins.module_utils import tls
     labels = {CLUSTER_LABEL: cluster}
+    # The operator's server and superuser certificates, of one CA (module_utils/tls.py).
+    ca = tls.new_ca(tls.SERVER_CA_NAME, f"dp/{cluster}")
+    server_crt, server_key = tls.sign(ca, cluster, tls.pgc_server_names({"name": cluster, "namespace": "dp"}))
+    superuser_crt, superuser_key = tls.sign(ca, "postgres", server=False, client=True)
     secret = {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": f"{cluster}-credentials", "labels": labels},
@@ -92,11 +96,11 @@ def cluster_objects(cluster: str, config_text: str) -> list[dict]:
             "app-username": "app", "app-password": secrets.token_urlsafe(18), "app-database": "app",
         },
     }
-    tls = {
+    certificates = [{
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-        "metadata": {"name": f"{cluster}-tls", "labels": labels},
-        "stringData": pgc_server_tls({"name": cluster, "namespace": "dp"}),
-    }
+        "metadata": {"name": f"{cluster}-{suffix}", "labels": labels},
+        "stringData": {"ca.crt": ca["tls.crt"], "tls.crt": crt, "tls.key": key},
+    } for suffix, crt, key in (("tls", server_crt, server_key), ("superuser-tls", superuser_crt, superuser_key))]
     configmap = {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": f"{cluster}-patroni", "labels": labels},
@@ -112,10 +116,14 @@ def cluster_objects(cluster: str, config_text: str) -> list[dict]:
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
+                # Mounted beside the data directory, where the harness writes them for each member.
                 "spec": {"containers": [{"name": "postgres", "image": "postgres:15",
-                                         "ports": [{"name": "postgres", "containerPort": 5432}]}],
-                         "volumes": [{"name": "tls", "secret": {"secretName": f"{cluster}-tls", "items": [
-                             {"key": key, "path": key} for key in SERVER_TLS_KEYS]}}]},
+                                         "ports": [{"name": "postgres", "containerPort": 5432}],
+                                         "volumeMounts": [{"name": name, "mountPath": f"{POD_DATA_MOUNT}/{name}"}
+                                                          for name in ("tls", "superuser-tls")]}],
+                         "volumes": [{"name": name, "secret": {"secretName": f"{cluster}-{name}", "items": [
+                             {"key": key, "path": key} for key in tls.SERVER_TLS_KEYS]}}
+                             for name in ("tls", "superuser-tls")]},
             },
         },
     }
@@ -125,7 +133,7 @@ def cluster_objects(cluster: str, config_text: str) -> list[dict]:
         "spec": {"selector": {**labels, "role": "primary"},
                  "ports": [{"name": "postgres", "port": 5432, "targetPort": "postgres"}]},
     }
-    return [secret, tls, configmap, statefulset, service_rw]
+    return [secret, *certificates, configmap, statefulset, service_rw]
 
 
 def pods_running(kube, namespace, cluster, n):
