@@ -331,7 +331,9 @@ def test_the_restore_playbook_restores_member_0_reinitialises_the_replicas_and_g
     from tests.e2e.test_cluster_metrics import leader_lock
 
     s3_keys(namespace)
-    apply(postgres_cluster("db", replicas=2, backup=S3_BACKUP), namespace)
+    # Claims deleted on scale-down: the restore must keep member 0's while it stops every member.
+    apply(postgres_cluster("db", replicas=2, backup=S3_BACKUP, volumeClaimRetention={"whenScaled": "Delete"}),
+          namespace)
     wait_for_phase("db", namespace, "Running", ready=2)
     claims = {n: get("pvc", f"data-db-{n}", namespace)["metadata"]["uid"] for n in (0, 1)}
 
@@ -351,6 +353,7 @@ def test_the_restore_playbook_restores_member_0_reinitialises_the_replicas_and_g
     assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "data-db-0"
     env = {e["name"]: e.get("value") for e in restore["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PGC_RESTORE_TARGET_TIME"] == "2026-11-26 09:00:00+00"
+    assert get("pvc", "data-db-0", namespace)["metadata"]["uid"] == claims[0], "member 0's claim went with the scale-down"
     run_job_pods(namespace, "db-restore", 0, json.dumps({"label": "20261126-020001F", "timeline": 2, "type": "time"}))
 
     # Patroni's part, which kwok does not run: the restored member 0 takes the leader lock.
@@ -367,4 +370,6 @@ def test_the_restore_playbook_restores_member_0_reinitialises_the_replicas_and_g
     # Member 0 kept its (restored) claim; the replica's was made anew, to clone from it.
     assert get("pvc", "data-db-0", namespace)["metadata"]["uid"] == claims[0]
     assert get("pvc", "data-db-1", namespace)["metadata"]["uid"] != claims[1]
-    assert get("statefulset", "db", namespace)["spec"]["replicas"] == 2
+    sts = get("statefulset", "db", namespace)
+    assert sts["spec"]["replicas"] == 2
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Delete", "the spec's policy is back"
