@@ -10,8 +10,8 @@ physical backups and its WAL is not archived)::
 
     spec:
       backupSchedule: "0 2 * * *"      # full backups (the CronJob's schedule)
-      backupRetention: 7               # full backups kept (repo1-retention-full); older ones and
-                                       # the WAL only they need are expired after each backup
+      backupRetention: 7               # full backups kept (repo1-retention-full, default 7); older
+                                       # ones and the WAL only they need are expired after each backup
       backup:
         repository:                    # exactly one of s3, gcs, azure or volume
           s3:
@@ -102,6 +102,8 @@ LOCK_PATH = "/tmp/pgbackrest"
 # certificate; client.crt and client.key, the clients').
 TLS_DIR = "/etc/pgc/backup-tls"
 TLS_PORT = 8432
+# Full backups kept when spec.backupRetention is not set.
+DEFAULT_RETENTION_FULL = 7
 # The common name of the client certificate: the TLS servers let only it in (tls-server-auth).
 TLS_CLIENT_CN = "pgc-backup"
 TLS_CLIENT_KEYS = ("ca.crt", "client.crt", "client.key")
@@ -296,7 +298,8 @@ def pgc_pgbackrest_settings(pgc):
         "encryption": encryption,
         "encryption_secret": backup.get("encryptionSecretName") or pgc["name"] + ENCRYPTION_SECRET_SUFFIX,
         "process_max": max(1, int(backup.get("processMax") or 2)),
-        "retention_full": int(retention) if retention else None,
+        # Never unbounded: a repository that keeps everything fills, and archiving then stops.
+        "retention_full": int(retention) if retention else DEFAULT_RETENTION_FULL,
         "logical": logical,
     }
 

@@ -163,7 +163,9 @@ def test_pgc_pgbackrest_config_source_is_the_other_clusters_stanza_and_repositor
 
 def test_pgc_pgbackrest_config_keeps_backup_retention_full_backups():
     assert parse(pgbackrest.pgc_pgbackrest_config(pgc(S3, backupRetention=7)))["global"]["repo1-retention-full"] == "7"
-    assert "repo1-retention-full" not in parse(pgbackrest.pgc_pgbackrest_config(pgc(S3)))["global"]
+    # Never unbounded: without backupRetention, seven (a schedule alone would fill the repository).
+    unset = parse(pgbackrest.pgc_pgbackrest_config(pgc(S3, backupSchedule="0 2 * * *")))["global"]
+    assert (unset["repo1-retention-full"], unset["repo1-retention-full-type"]) == ("7", "count")
 
 
 def test_pgc_pgbackrest_config_sets_synchronous_archiving_compression_and_parallelism():
@@ -366,7 +368,8 @@ def test_pgc_pgbackrest_config_of_an_azure_repository():
     assert {k: v for k, v in g.items() if k.startswith("repo1-")} == {
         "repo1-type": "azure", "repo1-path": "/pgc/prod/db", "repo1-azure-account": "pgbackups",
         "repo1-azure-container": "pg-backups", "repo1-azure-uri-style": "host", "repo1-storage-verify-tls": "y",
-        "repo1-bundle": "y", "repo1-cipher-type": "aes-256-cbc"}
+        "repo1-bundle": "y", "repo1-cipher-type": "aes-256-cbc", "repo1-retention-full": "7",
+        "repo1-retention-full-type": "count"}
     emulator = {"repository": {"azure": {**AZURE["repository"]["azure"], "endpoint": "localhost:10000",
                                          "uriStyle": "path", "caSecretName": "ca"}}}
     g = parse(pgbackrest.pgc_pgbackrest_config(pgc(emulator), role="pod"))["global"]
