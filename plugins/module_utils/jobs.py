@@ -43,8 +43,8 @@ RESTORE_TARGET = ('${PGC_RESTORE_SET:+--set="$PGC_RESTORE_SET"} '
 COMMANDS = {
     "backup": 'pgc-backup.sh "$PGC_BACKUP_TYPE"',
     "logical-backup": 'pgc-logical-backup.sh | tee "$PGC_RESULT_FILE"',
-    "expire": 'pgbackrest expire --set="$PGC_BACKUP_SET" 1>&2 && printf \'{"expired": "%s"}\\n\' "$PGC_BACKUP_SET"'
-              ' | tee "$PGC_RESULT_FILE"',
+    # Never a set that other backups depend on (pgc-expire.sh).
+    "expire": 'pgc-expire.sh "$PGC_BACKUP_SET"',
     "check": "pgc-restore-in-place.sh --check-only " + RESTORE_TARGET,
     "restore": "pgc-restore-in-place.sh " + RESTORE_TARGET,
     "logical-restore": ('pgc-logical-restore.sh --database="$PGC_RESTORE_DATABASE" '
