@@ -17,6 +17,7 @@ pgc_dcs_config = as_filter(patroni.pgc_dcs_config)
 pgc_status = as_filter(status.pgc_status, unsafe=True)
 pgc_status_transitions = as_filter(status.pgc_status_transitions)
 pgc_failure_status = as_filter(status.pgc_failure_status)
+pgc_restoring = as_filter(status.pgc_restoring, unsafe=True)
 # Quotes tasks, the API server and the spec: never templated.
 pgc_failure_message = as_filter(status.pgc_failure_message, unsafe=True)
 pgc_status_differs = as_filter(status.pgc_status_differs)
@@ -44,6 +45,7 @@ class FilterModule:
             "pgc_monitoring": pgc_monitoring,
             "pgc_status": pgc_status,
             "pgc_failure_status": pgc_failure_status,
+            "pgc_restoring": pgc_restoring,
             "pgc_failure_message": pgc_failure_message,
             "pgc_status_differs": pgc_status_differs,
             "pgc_spec_errors": pgc_spec_errors,

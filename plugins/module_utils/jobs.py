@@ -43,10 +43,12 @@ RESTORE_TARGET = ('${PGC_RESTORE_SET:+--set="$PGC_RESTORE_SET"} '
 COMMANDS = {
     "backup": 'pgc-backup.sh "$PGC_BACKUP_TYPE"',
     "logical-backup": 'pgc-logical-backup.sh | tee "$PGC_RESULT_FILE"',
-    "expire": 'pgbackrest expire --set="$PGC_BACKUP_SET" 1>&2 && printf \'{"expired": "%s"}\\n\' "$PGC_BACKUP_SET"'
-              ' | tee "$PGC_RESULT_FILE"',
+    # Never a set that other backups depend on (pgc-expire.sh).
+    "expire": 'pgc-expire.sh "$PGC_BACKUP_SET"',
     "check": "pgc-restore-in-place.sh --check-only " + RESTORE_TARGET,
     "restore": "pgc-restore-in-place.sh " + RESTORE_TARGET,
+    # The restore playbook's abort: member 0's data as it was, when a restore left it aside.
+    "abort": 'pgc-restore-in-place.sh --put-back | tee "$PGC_RESULT_FILE"',
     "logical-restore": ('pgc-logical-restore.sh --database="$PGC_RESTORE_DATABASE" '
                         '${PGC_RESTORE_LABEL:+--label="$PGC_RESTORE_LABEL"} | tee "$PGC_RESULT_FILE"'),
 }
@@ -69,7 +71,7 @@ def pgc_backup_job_labels(pgc, job, backup=""):
 def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=None, data_claim=""):
     """The ``spec`` of a Job of the cluster (or the ``jobTemplate.spec`` of its CronJob).
 
-    ``job`` is one of backup, logical-backup, expire, check, restore or logical-restore; ``env``
+    ``job`` is one of backup, logical-backup, expire, check, restore, abort or logical-restore; ``env``
     adds EnvVar objects (PGC_BACKUP_TYPE, PGC_RESTORE_ARGS, ...); ``data_claim`` mounts a member's
     data claim at the data directory's parent (the in-place restore)."""
     if job not in COMMANDS:

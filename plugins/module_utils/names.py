@@ -70,7 +70,7 @@ LABEL_VALUE_LIMIT = 63
 JOB_NAME_LIMIT = 63
 OBJECT_NAME_LIMIT = 253
 # The Jobs the restore playbook runs, named <cluster>-<job>.
-RESTORE_JOBS = ("check", "restore", "logical-restore")
+RESTORE_JOBS = ("check", "restore", "logical-restore", "abort")
 
 # Also names of another cluster's objects: the source of a bootstrap from its backups.
 TLS_SECRET_SUFFIX = NAME_SUFFIXES["backup_tls"]

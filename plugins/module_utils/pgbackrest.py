@@ -10,8 +10,8 @@ physical backups and its WAL is not archived)::
 
     spec:
       backupSchedule: "0 2 * * *"      # full backups (the CronJob's schedule)
-      backupRetention: 7               # full backups kept (repo1-retention-full); older ones and
-                                       # the WAL only they need are expired after each backup
+      backupRetention: 7               # full backups kept (repo1-retention-full, default 7); older
+                                       # ones and the WAL only they need are expired after each backup
       backup:
         repository:                    # exactly one of s3, gcs, azure or volume
           s3:
@@ -102,6 +102,8 @@ LOCK_PATH = "/tmp/pgbackrest"
 # certificate; client.crt and client.key, the clients').
 TLS_DIR = "/etc/pgc/backup-tls"
 TLS_PORT = 8432
+# Full backups kept when spec.backupRetention is not set.
+DEFAULT_RETENTION_FULL = 7
 # The common name of the client certificate: the TLS servers let only it in (tls-server-auth).
 TLS_CLIENT_CN = "pgc-backup"
 TLS_CLIENT_KEYS = ("ca.crt", "client.crt", "client.key")
@@ -110,6 +112,10 @@ TLS_CLIENT_KEYS = ("ca.crt", "client.crt", "client.key")
 SOURCE_CONFIG = "/etc/pgbackrest/source.conf"
 SOURCE_CA_FILE = "/etc/pgc/source-backup-ca/ca.crt"
 SOURCE_TLS_DIR = "/etc/pgc/source-backup-tls"
+# The source's Secrets serve the bootstrap alone. Once it is done the source may be deleted, and its
+# Secrets with it (its <source>-backup-tls is garbage-collected with it): the members must still
+# start, so every reference to them is optional.
+SOURCE_OPTIONAL = True
 # A GCS service-account key is read from a file (repo1-gcs-key), not from the environment.
 GCS_KEY_FILE = "/etc/pgc/backup-gcs/key.json"
 SOURCE_GCS_KEY_FILE = "/etc/pgc/source-backup-gcs/key.json"
@@ -296,7 +302,8 @@ def pgc_pgbackrest_settings(pgc):
         "encryption": encryption,
         "encryption_secret": backup.get("encryptionSecretName") or pgc["name"] + ENCRYPTION_SECRET_SUFFIX,
         "process_max": max(1, int(backup.get("processMax") or 2)),
-        "retention_full": int(retention) if retention else None,
+        # Never unbounded: a repository that keeps everything fills, and archiving then stops.
+        "retention_full": int(retention) if retention else DEFAULT_RETENTION_FULL,
         "logical": logical,
     }
 
@@ -621,11 +628,12 @@ def pgc_pgbackrest_source_environment(pgc):
            {"name": "PGC_SOURCE_CONFIG", "value": SOURCE_CONFIG}]
     if settings["type"] in OBJECT_STORES:
         for name, secret, key in _store_secret_env(settings, "spec.bootstrap.fromBackup.repository"):
-            env.append({"name": SOURCE_ENV_NAMES[name], "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+            env.append({"name": SOURCE_ENV_NAMES[name], "valueFrom": {"secretKeyRef": {
+                "name": secret, "key": key, "optional": SOURCE_OPTIONAL}}})
         # A volume's cipher is its repository host's business.
         if settings["encryption"]:
             env.append({"name": ENV_SOURCE_CIPHER_PASS, "valueFrom": {"secretKeyRef": {
-                "name": settings["encryption_secret"], "key": ENCRYPTION_SECRET_KEY}}})
+                "name": settings["encryption_secret"], "key": ENCRYPTION_SECRET_KEY, "optional": SOURCE_OPTIONAL}}})
     from_backup = source["from_backup"]
     if from_backup.get("targetTime"):
         env.append({"name": "PGC_RESTORE_TARGET_TIME", "value": str(from_backup["targetTime"])})
@@ -634,14 +642,16 @@ def pgc_pgbackrest_source_environment(pgc):
     return env
 
 
-def _secret_volume(name, secret, key, mount_dir, mode=None):
+def _secret_volume(name, secret, key, mount_dir, mode=None, optional=False):
     source = {"secretName": secret, "items": [{"key": key, "path": key}]}
     if mode is not None:
         source["defaultMode"] = mode
+    if optional:
+        source["optional"] = True
     return {"name": name, "secret": source}, {"name": name, "mountPath": mount_dir, "readOnly": True}
 
 
-def _store_volumes(settings, prefix, where, ca_file, gcs_key_file):
+def _store_volumes(settings, prefix, where, ca_file, gcs_key_file, optional=False):
     kind = settings["type"]
     if kind not in OBJECT_STORES:
         return []
@@ -649,13 +659,13 @@ def _store_volumes(settings, prefix, where, ca_file, gcs_key_file):
     out = []
     if store["caSecretName"]:
         out.append(_secret_volume(prefix + "backup-ca", store["caSecretName"], CA_SECRET_KEY,
-                                  ca_file.rsplit("/", 1)[0]))
+                                  ca_file.rsplit("/", 1)[0], optional=optional))
     if kind == "gcs" and _gcs_key_type(store) == "service":
         if not store["secretName"]:
             raise SpecError("%s.gcs.secretName is required (the GCS key)" % where)
         # A private key: readable by the owner and the pod's fsGroup only, as the other backup Secrets.
         out.append(_secret_volume(prefix + "backup-gcs", store["secretName"], GCS_KEY_SECRET_KEY,
-                                  gcs_key_file.rsplit("/", 1)[0], 0o440))
+                                  gcs_key_file.rsplit("/", 1)[0], 0o440, optional))
     return out
 
 
@@ -665,12 +675,13 @@ def pgc_pgbackrest_volumes(pgc, source=True):
     /etc/pgc/backup-ca) and a GCS service-account key (``backup-gcs``, at /etc/pgc/backup-gcs), and,
     unless ``source`` is false, for the source of spec.bootstrap.fromBackup the same as
     ``source-backup-ca`` and ``source-backup-gcs`` (/etc/pgc/source-backup-*). The paths are those
-    pgc_pgbackrest_config writes by default. Empty lists for a volume repository or none."""
+    pgc_pgbackrest_config writes by default. Empty lists for a volume repository or none. The
+    source's are optional (SOURCE_OPTIONAL)."""
     pairs = _store_volumes(pgc_pgbackrest_settings(pgc), "", "spec.backup.repository", CA_FILE, GCS_KEY_FILE)
     source = _source_pgc(pgc) if source else None
     if source:
         pairs += _store_volumes(pgc_pgbackrest_settings(source), "source-", "spec.bootstrap.fromBackup.repository",
-                                SOURCE_CA_FILE, SOURCE_GCS_KEY_FILE)
+                                SOURCE_CA_FILE, SOURCE_GCS_KEY_FILE, optional=SOURCE_OPTIONAL)
     return {"volumes": [v for v, _ in pairs], "mounts": [m for _, m in pairs]}
 
 

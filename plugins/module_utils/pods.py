@@ -32,6 +32,8 @@ from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
     pgc_server_tls_secret,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import (
+    SOURCE_OPTIONAL,
+    SOURCE_TLS_DIR,
     TLS_CLIENT_KEYS,
     TLS_DIR,
     TLS_PORT,
@@ -49,7 +51,6 @@ DATA_MOUNT = PGDATA.rsplit("/", 1)[0]
 SOCKET_DIR = "/var/run/postgresql"
 PATRONI_CONFIG_DIR = "/etc/patroni"
 PGBACKREST_CONFIG_DIR = "/etc/pgbackrest"
-SOURCE_TLS_DIR = "/etc/pgc/source-backup-tls"
 EXPORTER_CONFIG_DIR = "/etc/pgc-exporter"
 EXPORTER_PORT = 9187
 CALLBACK_DIR = "/etc/pgc/callback"
@@ -89,8 +90,10 @@ def _mount(name, path, read_only=False):
     return mount
 
 
-def _secret(name, secret_name, keys=None):
+def _secret(name, secret_name, keys=None, optional=False):
     source = {"secretName": secret_name, "defaultMode": SECRET_MODE}
+    if optional:
+        source["optional"] = True
     if keys is not None:
         source["items"] = [{"key": key, "path": key} for key in keys]
     return {"name": name, "secret": source}
@@ -218,7 +221,7 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
     volumes += store_files["volumes"]
     if source_tls:
         mounts.append(_mount("source-backup-tls", SOURCE_TLS_DIR, True))
-        volumes.append(_secret("source-backup-tls", source_tls))
+        volumes.append(_secret("source-backup-tls", source_tls, optional=SOURCE_OPTIONAL))
     if backup:
         mounts.append(_mount("backup-tls", TLS_DIR, True))
         volumes += [_secret("backup-tls", names["backup_tls"]), _empty_dir("pgbackrest-tmp"), _reload_script(pgc)]

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import ast
+import datetime
 import json
 import re
 
 from ansible_collections.postgres.cluster.plugins.module_utils.jobs import backup_status, logical_backup_status
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import desired_status, rfc3339_now, status_patch
+from ansible_collections.postgres.cluster.plugins.module_utils.patroni import parse_time
 
 # What the status shows of each member: what changes on events, not on every write (no lag).
 MEMBER_STATUS_KEYS = ("name", "role", "state", "timeline", "pendingRestart")
@@ -209,6 +211,52 @@ def pgc_failure_status(pgc, message, reason="ReconcileFailed", degraded=False, p
     if degraded:
         conditions.append(condition("Degraded", True, reason, message, generation))
     return {"phase": phase, "message": message, "observedGeneration": generation, "conditions": conditions}
+
+
+def _restoring_events(before, after):
+    """The Events of a status pgc_restoring_status wrote: one when the restore begins to hold the
+    cluster, a Warning when it becomes overdue."""
+    was, now = condition_of(before, "Ready").get("reason"), condition_of(after, "Ready").get("reason")
+    if now == was:
+        return []
+    return [{"type": "Warning" if now == "RestoreOverdue" else "Normal", "reason": now, "message": after["message"]}]
+
+
+# How long a restore may hold the cluster before status calls it overdue: the restore playbook's
+# longest wait (restore_timeout, 6 h) and its checks around it.
+RESTORE_OVERDUE_SECONDS = 7 * 3600
+
+
+def pgc_restoring(pgc, now=None):
+    """The status (``status``) and Events (``events``) of a cluster the restore playbook holds."""
+    after = restoring_status(pgc, now)
+    return {"status": after, "events": _restoring_events(pgc.get("status") or {}, after)}
+
+
+def restoring_status(pgc, now=None):
+    """The status of a cluster the restore playbook holds (the annotation
+    postgres.example.com/restore-in-progress: its start time, then what it restores): phase
+    Restoring, since when and what; RestoreOverdue once it has held the cluster longer than any
+    restore may take, which is a playbook that was stopped and left the members stopped."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    text = str(pgc.get("restore_in_progress") or "")
+    started_text, _, what = text.partition(" ")
+    started = parse_time(started_text)
+    generation = pgc.get("generation", 0)
+    since = " since %s" % started_text if started else ""
+    message = "The restore playbook holds the cluster%s: %s" % (since, what or text)
+    reason = "Restoring"
+    if started is None or (now - started).total_seconds() > RESTORE_OVERDUE_SECONDS:
+        reason = "RestoreOverdue"
+        message += (". It has not finished within %d h: if the playbook was stopped, run it again, or give "
+                    "the cluster back as the README's \"Abort a restore\" says" % (RESTORE_OVERDUE_SECONDS // 3600))
+    conditions = [condition("Ready", False, reason, message, generation),
+                  condition("Reconciled", False, reason, message, generation)]
+    if reason == "RestoreOverdue":
+        conditions.append(condition("Degraded", True, reason, message, generation))
+    status = dict(pgc.get("status") or {})
+    status.update(phase="Restoring", message=message, observedGeneration=generation, conditions=conditions)
+    return status
 
 
 def _kubernetes_status_message(text):

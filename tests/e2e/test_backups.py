@@ -69,6 +69,20 @@ def job_condition(namespace, job, ctype):
     return any(c["type"] == ctype and c["status"] == "True" for c in obj.get("status", {}).get("conditions", []))
 
 
+def finish_as_patroni(thread, outcome, namespace):
+    """Patroni's part while a restore playbook (``thread``) starts the members again, which kwok does
+    not run: member 0 takes the leader lock. Then the playbook must have succeeded."""
+    from tests.e2e.test_cluster_metrics import leader_lock
+
+    while thread.is_alive():
+        if get("pod", "db-0", namespace):
+            apply(leader_lock("db", namespace, "db-0", datetime.datetime.now(datetime.timezone.utc)), namespace)
+            stamp(namespace)
+        thread.join(timeout=5)
+    proc = outcome["proc"]
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
 def stamp(namespace, name="db"):
     """What the Job's last command does: pgc-callback.py stamps the cluster, which wakes the operator."""
     kubectl("annotate", "--overwrite", "pgc", name, "-n", namespace,
@@ -328,10 +342,10 @@ def test_a_logical_backup_reports_its_dumps_and_the_restore_playbook_restores_on
 
 
 def test_the_restore_playbook_restores_member_0_reinitialises_the_replicas_and_gives_the_cluster_back(operator, namespace):
-    from tests.e2e.test_cluster_metrics import leader_lock
-
     s3_keys(namespace)
-    apply(postgres_cluster("db", replicas=2, backup=S3_BACKUP), namespace)
+    # Claims deleted on scale-down: the restore must keep member 0's while it stops every member.
+    apply(postgres_cluster("db", replicas=2, backup=S3_BACKUP, volumeClaimRetention={"whenScaled": "Delete"}),
+          namespace)
     wait_for_phase("db", namespace, "Running", ready=2)
     claims = {n: get("pvc", f"data-db-{n}", namespace)["metadata"]["uid"] for n in (0, 1)}
 
@@ -351,20 +365,53 @@ def test_the_restore_playbook_restores_member_0_reinitialises_the_replicas_and_g
     assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "data-db-0"
     env = {e["name"]: e.get("value") for e in restore["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PGC_RESTORE_TARGET_TIME"] == "2026-11-26 09:00:00+00"
+    assert get("pvc", "data-db-0", namespace)["metadata"]["uid"] == claims[0], "member 0's claim went with the scale-down"
     run_job_pods(namespace, "db-restore", 0, json.dumps({"label": "20261126-020001F", "timeline": 2, "type": "time"}))
 
-    # Patroni's part, which kwok does not run: the restored member 0 takes the leader lock.
-    while thread.is_alive():
-        if get("pod", "db-0", namespace):
-            apply(leader_lock("db", namespace, "db-0", datetime.datetime.now(datetime.timezone.utc)), namespace)
-            stamp(namespace)
-        thread.join(timeout=5)
-    proc = outcome["proc"]
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    finish_as_patroni(thread, outcome, namespace)
     cluster = wait_for_phase("db", namespace, "Running", ready=2)
     assert cluster["status"]["currentPrimary"] == "db-0"
     assert "postgres.example.com/restore-in-progress" not in (cluster["metadata"].get("annotations") or {})
     # Member 0 kept its (restored) claim; the replica's was made anew, to clone from it.
     assert get("pvc", "data-db-0", namespace)["metadata"]["uid"] == claims[0]
     assert get("pvc", "data-db-1", namespace)["metadata"]["uid"] != claims[1]
-    assert get("statefulset", "db", namespace)["spec"]["replicas"] == 2
+    sts = get("statefulset", "db", namespace)
+    assert sts["spec"]["replicas"] == 2
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Delete", "the spec's policy is back"
+
+
+def test_a_cluster_a_stopped_restore_holds_says_so_and_the_abort_gives_it_back(operator, namespace):
+    """What a restore playbook stopped half-way leaves (the mark, no member running): the status says
+    Restoring, since when; the playbook's abort puts member 0's data back in a Job and gives the
+    cluster back to the operator, which runs it again."""
+    s3_keys(namespace)
+    apply(postgres_cluster("db", replicas=1, backup=S3_BACKUP), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    kubectl("annotate", "pgc", "db", "-n", namespace,
+            "postgres.example.com/restore-in-progress=2026-11-29T10:00:00Z the newest backup and all archived WAL")
+    kubectl("scale", "statefulset", "db", "-n", namespace, "--replicas=0")
+    cluster = wait_for(lambda: (lambda c: c if c["status"].get("phase") == "Restoring" else None)(get("pgc", "db", namespace)),
+                       60, "the status does not say Restoring")
+    # Long past any restore's time: overdue, and how to go on.
+    assert "since 2026-11-29T10:00:00Z" in cluster["status"]["message"]
+    assert {c["type"]: c["reason"] for c in cluster["status"]["conditions"]}["Ready"] in ("Restoring", "RestoreOverdue")
+    assert get("statefulset", "db", namespace)["spec"]["replicas"] == 0, "the operator left the members stopped"
+
+    outcome = {}
+    thread = threading.Thread(daemon=True, target=lambda: outcome.update(proc=playbook_process(
+        "restore", "-e", "cluster=db", "-e", f"namespace={namespace}", "-e", "confirm=db", "-e", "abort=true")))
+    thread.start()
+    job = wait_for(lambda: get("job", "db-abort", namespace), 120, "no abort Job")
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "data-db-0"
+    assert "pgc-restore-in-place.sh --put-back" in job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    run_job_pods(namespace, "db-abort", 0, json.dumps({"put_back": True}))
+    finish_as_patroni(thread, outcome, namespace)
+    cluster = wait_for_phase("db", namespace, "Running", ready=1)
+    assert "postgres.example.com/restore-in-progress" not in (cluster["metadata"].get("annotations") or {})
+    assert get("statefulset", "db", namespace)["spec"]["replicas"] == 1
+
+    # Nothing to abort now: refused, nothing changed.
+    refused = playbook_process("restore", "-e", "cluster=db", "-e", f"namespace={namespace}", "-e", "confirm=db",
+                               "-e", "abort=true")
+    assert refused.returncode != 0 and "there is nothing to abort" in refused.stdout

@@ -7,8 +7,10 @@
 #   --database  the database the dump was taken of
 #   --label     a dump's label (default: the newest)
 #   --into      restore into the existing database TARGET (its objects that are in the dump are
-#               replaced, in one transaction); without it, DB is dropped and created again from the
-#               dump (pg_restore --clean --if-exists --create), its sessions terminated first
+#               replaced, in one transaction); without it, DB is created again from the dump
+#               (pg_restore --create): its sessions are terminated and it is renamed aside, and
+#               dropped only once the new one is whole. A failed restore renames it back; a run
+#               killed half-way leaves it aside, and the next run puts it back before it starts.
 #
 # Settings: as for pgc-logical-backup.sh; PGC_WORK_DIR holds the fetched dump (default $TMPDIR or /tmp).
 # Prints one JSON line on stdout.
@@ -91,12 +93,44 @@ if [ -n "$into" ]; then
   pg_restore --clean --if-exists --single-transaction --exit-on-error --dbname="$into" "$work/dump" ||
     die "pg_restore into $into failed: the transaction was rolled back"
 else
-  say "recreating $db from $label"
-  psql -X -q -v ON_ERROR_STOP=1 -v db="$db" -d "${PGC_MAINTENANCE_DB:-postgres}" >/dev/null <<<"
-    SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :'db' AND pid <> pg_backend_pid()" ||
+  # Aside under a name of its own (at most 63 bytes, whatever DB's length).
+  aside=pgc_restore_aside_$(printf '%s' "$db" | sha256sum | cut -c1-16)
+  sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -v db="$db" -v aside="$aside" -d "${PGC_MAINTENANCE_DB:-postgres}" "$@"; }
+  found=$(sql <<<"SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE datname IN (:'db', :'aside')") ||
     die "cannot connect to the server"
-  pg_restore --clean --if-exists --create --exit-on-error --dbname="${PGC_MAINTENANCE_DB:-postgres}" "$work/dump" ||
+  if [[ " $found " == *" $aside "* ]]; then
+    # An earlier run stopped half-way: what is aside is the data as it was.
+    say "an earlier restore of $db stopped half-way: putting the database as it was back first"
+    sql >/dev/null <<<"
+      DROP DATABASE IF EXISTS :\"db\" WITH (FORCE);
+      ALTER DATABASE :\"aside\" RENAME TO :\"db\";
+      ALTER DATABASE :\"db\" ALLOW_CONNECTIONS true;" || die "cannot put $aside back as $db"
+    found=$db
+  fi
+  if [[ " $found " == *" $db "* ]]; then
+    say "renaming $db aside ($aside) until the restore is whole"
+    sql >/dev/null <<<"
+      ALTER DATABASE :\"db\" ALLOW_CONNECTIONS false;
+      SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :'db' AND pid <> pg_backend_pid();
+      ALTER DATABASE :\"db\" RENAME TO :\"aside\";" ||
+      { sql >/dev/null <<<"ALTER DATABASE :\"db\" ALLOW_CONNECTIONS true" || true
+        die "cannot rename $db aside (sessions came back?): nothing was changed"; }
+  fi
+  say "recreating $db from $label"
+  if ! pg_restore --create --exit-on-error --dbname="${PGC_MAINTENANCE_DB:-postgres}" "$work/dump"; then
+    if [[ " $found " == *" $db "* ]]; then
+      sql >/dev/null <<<"
+        DROP DATABASE IF EXISTS :\"db\" WITH (FORCE);
+        ALTER DATABASE :\"aside\" RENAME TO :\"db\";
+        ALTER DATABASE :\"db\" ALLOW_CONNECTIONS true;" ||
+        die "pg_restore of $db failed, and $aside could not be renamed back to $db: it holds the data as it was"
+      die "pg_restore of $db failed: $db is as it was"
+    fi
     die "pg_restore of $db failed"
+  fi
+  if [[ " $found " == *" $db "* ]]; then
+    sql >/dev/null <<<"DROP DATABASE :\"aside\"" || say "the restore is whole; $aside, the data as it was, is still there: drop it"
+  fi
 fi
 DB=$db LABEL=$label INTO=${into:-$db} python3 -c '
 import json, os

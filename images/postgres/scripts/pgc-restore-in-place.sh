@@ -3,15 +3,20 @@
 # data claim of the member that becomes the primary while every member is stopped.
 #
 #   pgc-restore-in-place.sh [--set=LABEL | --target-time=TIME] [--check-only]
+#   pgc-restore-in-place.sh --put-back
 #
 #   --check-only  only check that the backup exists and verifies (pgc-restore.sh's checks) and
 #                 change nothing
+#   --put-back    restore nothing: put the data as it was back when a restore that did not finish
+#                 left it aside (the restore playbook's abort), and print {"put_back": true|false}
 #
-# The current data directory is moved aside first and put back if anything fails. After the
-# restore, PostgreSQL runs here, without listening on the network, until it has replayed the WAL
-# to the target and promoted; then it stops cleanly. So Patroni starts a primary that is already
-# at the target, on a new timeline, and the replicas clone from it. The old data is removed once
-# the restore succeeded (PGC_KEEP_OLD_DATA=1 keeps it as <data directory>.before-restore).
+# The current data directory is moved aside first and put back if anything fails, or when the
+# script is told to stop (INT, TERM, HUP). A run killed outright (SIGKILL, a node lost) leaves it
+# aside: the next run puts it back before it restores. After the restore, PostgreSQL runs here,
+# without listening on the network, until it has replayed the WAL to the target and promoted; then
+# it stops cleanly. So Patroni starts a primary that is already at the target, on a new timeline,
+# and the replicas clone from it. The old data is removed once the restore succeeded
+# (PGC_KEEP_OLD_DATA=1 keeps it as <data directory>.before-restore, marked as a finished restore's).
 # Settings: PGDATA, and those of pgc-restore.sh. Prints pgc-restore.sh's JSON line, with the
 # timeline and the time of the end of recovery added.
 set -euo pipefail
@@ -22,12 +27,14 @@ say() { printf 'pgc-restore-in-place: %s\n' "$*" >&2; }
 here=$(cd "$(dirname "$0")" && pwd)
 datadir=${PGDATA:-/var/lib/postgresql/data/pgdata}
 check_only=
+put_back_only=
 args=()
 for arg in "$@"; do
   case "$arg" in
     --check-only) check_only=1 ;;
+    --put-back) put_back_only=1 ;;
     --set=* | --target-time=*) args+=("$arg") ;;
-    *) die "unexpected argument '$arg' (--set=LABEL, --target-time=TIME, --check-only)" ;;
+    *) die "unexpected argument '$arg' (--set=LABEL, --target-time=TIME, --check-only, --put-back)" ;;
   esac
 done
 
@@ -39,7 +46,26 @@ if [ -n "$check_only" ]; then
 fi
 
 aside=$datadir.before-restore
-[ ! -e "$aside" ] || die "$aside exists (left by an earlier restore): move or remove it, then run the restore again"
+# Written into the aside copy once the restore over it is whole: without it, the copy is the data
+# as it was before a restore that did not finish.
+finished=$aside/.pgc-restore-finished
+if [ -n "$put_back_only" ]; then
+  put=false
+  if [ -e "$aside" ] && [ ! -e "$finished" ]; then
+    say "putting the data as it was ($aside) back"
+    rm -rf "$datadir"
+    mv "$aside" "$datadir"
+    put=true
+  fi
+  printf '{"put_back": %s}\n' "$put" | tee "${PGC_RESULT_FILE:-/dev/null}"
+  exit 0
+fi
+if [ -e "$aside" ]; then
+  [ ! -e "$finished" ] || die "$aside exists (kept by an earlier restore, PGC_KEEP_OLD_DATA): move or remove it, then run the restore again"
+  say "an earlier restore did not finish: putting the data as it was ($aside) back first"
+  rm -rf "$datadir"
+  mv "$aside" "$datadir"
+fi
 # The image's PostgreSQL is on PATH; Debian's packages keep it under /usr/lib/postgresql/<major>.
 pg_ctl=$(command -v pg_ctl || true)
 for candidate in /usr/lib/postgresql/*/bin/pg_ctl; do
@@ -57,6 +83,7 @@ put_back() {
   rm -rf "$datadir"
   [ ! -e "$aside" ] || mv "$aside" "$datadir"
 }
+trap 'put_back; die "stopped by a signal: the data directory is as it was"' INT TERM HUP
 
 if ! result=$("$here/pgc-restore.sh" --datadir="$datadir" "${args[@]}"); then
   put_back
@@ -85,8 +112,13 @@ done
 "$pg_bin/pg_ctl" -D "$datadir" -w -t 600 -m fast stop >&2
 timeline=$("$pg_bin/pg_controldata" "$datadir" | sed -n 's/^Latest checkpoint.s TimeLineID: *//p')
 rm -rf "$sockets"
-if [ "${PGC_KEEP_OLD_DATA:-}" != 1 ]; then
-  rm -rf "$aside"
+# The restore is whole: from here the old data is no longer the one to put back.
+trap - INT TERM HUP
+if [ -e "$aside" ]; then
+  touch "$finished"
+  if [ "${PGC_KEEP_OLD_DATA:-}" != 1 ]; then
+    rm -rf "$aside"
+  fi
 fi
 RESULT=$result TIMELINE=$timeline python3 -c '
 import datetime, json, os

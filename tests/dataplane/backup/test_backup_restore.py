@@ -259,3 +259,70 @@ def test_encrypted_repository_holds_no_plaintext(workspace, object_store, kind):
             assert json.loads(data)["encrypted"] is True, fname
             continue
         assert data.startswith(b"Salted__"), f"{fname} is not encrypted: starts with {data[:16]!r}"
+
+
+def test_expiring_a_backup_never_takes_the_backups_built_on_it(workspace):
+    """pgc-expire.sh SET (the expire Job of a PostgresBackup with expireOnDelete): a full backup that
+    an incremental one is built on stays, with the reason; once nothing depends on it, it goes."""
+    cluster = Cluster(workspace, "expire", volume_spec(), retention=5, repo_path=workspace.path("repo-expire"))
+    src = cluster.init()
+    src.sql("CREATE TABLE marks (id int PRIMARY KEY, phase text NOT NULL)")
+    add_marks(src, 1, 100, "before the first full")
+    first = cluster.script_json("pgc-backup.sh", "full")[0]["label"]
+    add_marks(src, 101, 200, "before the incremental")
+    incr = cluster.script_json("pgc-backup.sh", "incr")[0]["label"]
+    add_marks(src, 201, 300, "before the second full")
+    cluster.script_json("pgc-backup.sh", "full")
+
+    refused = cluster.script("pgc-expire.sh", first, check=False)
+    assert refused.returncode == 3, refused.stderr
+    assert f"backup set {first} is kept: {incr} depend(s) on it" in refused.stderr
+    assert {first, incr} <= {b["label"] for b in cluster.info()["backup"]}, "nothing was expired"
+
+    assert cluster.script_json("pgc-expire.sh", incr) == [{"expired": incr}]
+    assert cluster.script_json("pgc-expire.sh", first) == [{"expired": first}]
+    labels = {b["label"] for b in cluster.info()["backup"]}
+    assert first not in labels and incr not in labels and len(labels) == 1
+
+    missing = cluster.script("pgc-expire.sh", first, check=False)
+    assert missing.returncode == 1 and "is not in the repository" in missing.stderr
+
+
+def test_a_failed_logical_restore_leaves_the_database_as_it_was_and_a_rerun_recovers_a_stopped_one(workspace):
+    """pgc-logical-restore.sh renames the database aside and drops it only once the dump is restored:
+    a pg_restore that fails (here: the dump names a role that is gone) puts it back as it was; a run
+    stopped half-way leaves it aside, and the next run puts it back before it restores."""
+    import hashlib
+
+    cluster = Cluster(workspace, "keepdb", volume_spec(), repo_path=workspace.path("repo-keepdb"))
+    src = cluster.init(archive=False)
+    src.sql("CREATE DATABASE shop")
+    src.sql("CREATE ROLE ephemeral")
+    src.sql("CREATE TABLE items (id int PRIMARY KEY, name text)", dbname="shop")
+    src.sql("ALTER TABLE items OWNER TO ephemeral", dbname="shop")
+    src.sql("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 1000) g", dbname="shop")
+    dumped = src.table_digest("items", "shop")
+    label = cluster.script_json("pgc-logical-backup.sh", "shop")[0]["label"]
+
+    # Later: more rows, and the dump's owner gone.
+    src.sql("INSERT INTO items SELECT g, 'later ' || g FROM generate_series(1001, 1500) g", dbname="shop")
+    src.sql("REASSIGN OWNED BY ephemeral TO CURRENT_USER", dbname="shop")
+    src.sql("DROP ROLE ephemeral")
+    now = src.table_digest("items", "shop")
+    aside = "pgc_restore_aside_" + hashlib.sha256(b"shop").hexdigest()[:16]
+
+    failed = cluster.script("pgc-logical-restore.sh", "--database=shop", check=False)
+    assert failed.returncode != 0 and "pg_restore of shop failed: shop is as it was" in failed.stderr, failed.stderr
+    assert src.table_digest("items", "shop") == now
+    assert src.sql("SELECT datallowconn FROM pg_database WHERE datname = 'shop'") == [(True,)]
+    assert src.sql(f"SELECT count(*) FROM pg_database WHERE datname = '{aside}'") == [(0,)]
+
+    # A run stopped after it renamed shop aside and pg_restore had begun.
+    src.sql(f'ALTER DATABASE shop RENAME TO "{aside}"')
+    src.sql("CREATE DATABASE shop")
+    src.sql("CREATE ROLE ephemeral")
+    restored = cluster.script("pgc-logical-restore.sh", "--database=shop")
+    assert "stopped half-way" in restored.stderr
+    assert json.loads(restored.stdout) == {"database": "shop", "label": label, "restored_into": "shop"}
+    assert src.table_digest("items", "shop") == dumped
+    assert src.sql(f"SELECT count(*) FROM pg_database WHERE datname = '{aside}'") == [(0,)]

@@ -500,7 +500,8 @@ def test_backup_expire_job_runs_pgbackrest_expire_on_the_backup_set_for_the_clus
     assert "postgres.example.com/cluster" not in pod["metadata"]["labels"]
     container = pod["spec"]["containers"][0]
     assert container["command"][:4] == ["bash", "-o", "pipefail", "-c"]
-    assert container["command"][-1].startswith('rc=0; pgbackrest expire --set="$PGC_BACKUP_SET" 1>&2 && ')
+    # The set alone, never the backups built on it (pgc-expire.sh refuses those).
+    assert container["command"][-1].startswith('rc=0; pgc-expire.sh "$PGC_BACKUP_SET" || rc=$?;')
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert (env["PGC_BACKUP_SET"], env["PGBACKREST_STANZA"]) == ("20261129-020000F", "example")
     assert {"key": "job.conf", "path": "pgbackrest.conf"} in \

@@ -22,6 +22,7 @@ LOGIC = {
     "pgc_status": status.pgc_status,
     "pgc_status_transitions": status.pgc_status_transitions,
     "pgc_failure_status": status.pgc_failure_status,
+    "pgc_restoring": status.pgc_restoring,
     "pgc_failure_message": status.pgc_failure_message,
     "pgc_status_differs": status.pgc_status_differs,
     "pgc_switchover_plan": plans.pgc_switchover_plan,

@@ -163,7 +163,9 @@ def test_pgc_pgbackrest_config_source_is_the_other_clusters_stanza_and_repositor
 
 def test_pgc_pgbackrest_config_keeps_backup_retention_full_backups():
     assert parse(pgbackrest.pgc_pgbackrest_config(pgc(S3, backupRetention=7)))["global"]["repo1-retention-full"] == "7"
-    assert "repo1-retention-full" not in parse(pgbackrest.pgc_pgbackrest_config(pgc(S3)))["global"]
+    # Never unbounded: without backupRetention, seven (a schedule alone would fill the repository).
+    unset = parse(pgbackrest.pgc_pgbackrest_config(pgc(S3, backupSchedule="0 2 * * *")))["global"]
+    assert (unset["repo1-retention-full"], unset["repo1-retention-full-type"]) == ("7", "count")
 
 
 def test_pgc_pgbackrest_config_sets_synchronous_archiving_compression_and_parallelism():
@@ -246,10 +248,12 @@ def test_pgc_pgbackrest_source_environment_names_do_not_clash_with_the_clusters_
     by_name = {e["name"]: e for e in env}
     assert by_name["PGC_SOURCE_STANZA"]["value"] == "old"
     assert by_name["PGC_SOURCE_CONFIG"]["value"] == "/etc/pgbackrest/source.conf"
-    assert by_name["PGC_SOURCE_REPO1_S3_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "old-s3", "key": "access-key-id"}
+    # Optional: the source and its Secrets may go once the bootstrap is done; the members still start.
+    assert by_name["PGC_SOURCE_REPO1_S3_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "old-s3", "key": "access-key-id",
+                                                                             "optional": True}
     assert by_name["PGC_SOURCE_REPO1_S3_KEY_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "secret-access-key"
     assert by_name["PGC_SOURCE_REPO1_CIPHER_PASS"]["valueFrom"]["secretKeyRef"] == {
-        "name": "old-backup-encryption", "key": "passphrase"}
+        "name": "old-backup-encryption", "key": "passphrase", "optional": True}
     assert by_name["PGC_RESTORE_TARGET_TIME"]["value"] == "2026-01-31 12:00:00+00"
     assert "PGC_RESTORE_SET" not in by_name
     assert not any(e["name"].startswith("PGBACKREST_") for e in env)
@@ -366,7 +370,8 @@ def test_pgc_pgbackrest_config_of_an_azure_repository():
     assert {k: v for k, v in g.items() if k.startswith("repo1-")} == {
         "repo1-type": "azure", "repo1-path": "/pgc/prod/db", "repo1-azure-account": "pgbackups",
         "repo1-azure-container": "pg-backups", "repo1-azure-uri-style": "host", "repo1-storage-verify-tls": "y",
-        "repo1-bundle": "y", "repo1-cipher-type": "aes-256-cbc"}
+        "repo1-bundle": "y", "repo1-cipher-type": "aes-256-cbc", "repo1-retention-full": "7",
+        "repo1-retention-full-type": "count"}
     emulator = {"repository": {"azure": {**AZURE["repository"]["azure"], "endpoint": "localhost:10000",
                                          "uriStyle": "path", "caSecretName": "ca"}}}
     g = parse(pgbackrest.pgc_pgbackrest_config(pgc(emulator), role="pod"))["global"]
@@ -424,6 +429,9 @@ def test_a_gcs_or_azure_source_has_its_own_files_and_variables():
     mounts = pgbackrest.pgc_pgbackrest_volumes(from_gcs)["mounts"]
     assert [(m["name"], m["mountPath"]) for m in mounts] == [
         ("source-backup-ca", "/etc/pgc/source-backup-ca"), ("source-backup-gcs", "/etc/pgc/source-backup-gcs")]
+    # The source's files serve the bootstrap alone: members start without them once the source is gone.
+    assert all(v["secret"]["optional"] for v in pgbackrest.pgc_pgbackrest_volumes(from_gcs)["volumes"])
+    assert not any("optional" in v["secret"] for v in pgbackrest.pgc_pgbackrest_volumes(pgc(GCS))["volumes"])
     # A backup Job or the pgBackRest server reaches only the cluster's own repository.
     assert pgbackrest.pgc_pgbackrest_volumes(from_gcs, source=False) == {"volumes": [], "mounts": []}
     assert [e["name"] for e in pgbackrest.pgc_pgbackrest_source_environment(from_gcs)] == [
@@ -434,9 +442,9 @@ def test_a_gcs_or_azure_source_has_its_own_files_and_variables():
     env = pgbackrest.pgc_pgbackrest_source_environment(from_azure)
     assert env[2:] == [
         {"name": "PGC_SOURCE_REPO1_AZURE_KEY", "valueFrom": {"secretKeyRef": {"name": "db-backup-azure",
-                                                                              "key": "account-key"}}},
+                                                                              "key": "account-key", "optional": True}}},
         {"name": "PGC_SOURCE_REPO1_CIPHER_PASS", "valueFrom": {"secretKeyRef": {"name": "old-enc",
-                                                                                "key": "passphrase"}}}]
+                                                                                "key": "passphrase", "optional": True}}}]
     # The cluster's own GCS repository and the Azure source: only the cluster's files are mounted.
     assert [v["name"] for v in pgbackrest.pgc_pgbackrest_volumes(from_azure)["volumes"]] == ["backup-ca", "backup-gcs"]
     assert parse(pgbackrest.pgc_pgbackrest_config(from_azure, role="source"))["global"]["repo1-type"] == "azure"

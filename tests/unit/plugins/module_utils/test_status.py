@@ -200,3 +200,33 @@ def test_pgc_status_transitions_announce_degraded_and_recovered():
         ("Warning", "Degraded")]
     assert [e["reason"] for e in pgc_status_transitions(with_degraded("True", "NoPrimary"), with_degraded("False"))] == ["Recovered"]
     assert pgc_status_transitions(with_degraded("True", "NoPrimary"), with_degraded("True", "NoPrimary")) == []
+
+
+def test_a_cluster_the_restore_playbook_holds_is_restoring_then_overdue():
+    import datetime
+
+    from ansible_collections.postgres.cluster.plugins.module_utils.status import pgc_restoring
+
+    obj = cluster()
+    obj["metadata"]["annotations"] = {"postgres.example.com/restore-in-progress":
+                                      "2026-11-29T10:00:00Z the newest backup and all archived WAL"}
+    obj["status"] = {"phase": "Running", "currentPrimary": "db-0",
+                     "conditions": [{"type": "Ready", "status": "True", "reason": "Running"}]}
+    pgc = pgc_normalize(obj)
+    soon = datetime.datetime(2026, 11, 29, 10, 5, tzinfo=datetime.timezone.utc)
+    restoring = pgc_restoring(pgc, soon)
+    status = restoring["status"]
+    assert status["phase"] == "Restoring" and status["currentPrimary"] == "db-0", "the rest of the status stays"
+    assert status["message"] == ("The restore playbook holds the cluster since 2026-11-29T10:00:00Z: "
+                                 "the newest backup and all archived WAL")
+    assert {c["type"]: c["reason"] for c in status["conditions"]} == {"Ready": "Restoring", "Reconciled": "Restoring"}
+    assert restoring["events"] == [{"type": "Normal", "reason": "Restoring", "message": status["message"]}]
+    # Once written, the next reconcile of the same state has no Event to emit.
+    pgc["status"] = status
+    assert pgc_restoring(pgc, soon)["events"] == []
+
+    # A playbook stopped half-way leaves the cluster held: later, status says so, and how to go on.
+    late = pgc_restoring(pgc, soon + datetime.timedelta(hours=8))
+    assert {c["type"]: c["reason"] for c in late["status"]["conditions"]}["Degraded"] == "RestoreOverdue"
+    assert "run it again" in late["status"]["message"] and "Abort a restore" in late["status"]["message"]
+    assert late["events"][0]["type"] == "Warning" and late["events"][0]["reason"] == "RestoreOverdue"
