@@ -12,18 +12,14 @@ import base64
 
 from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import pgc_backup_leaves
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import pgc_certificate_secrets, pgc_certificates
-from ansible_collections.postgres.cluster.plugins.plugin_utils.k8s_action import K8sAction
+from ansible_collections.postgres.cluster.plugins.plugin_utils.k8s_action import CLUSTER_ARGS, K8sAction
 
 # The Secrets a pod mounts as a TLS pair have the type that says so.
 TLS_TYPE = "kubernetes.io/tls"
 
 
 class ActionModule(K8sAction):
-    ARGS = {
-        # The cluster as the validate step normalized it (pgc).
-        "cluster": {"type": "dict", "required": True},
-        "field_manager": {"type": "str", "required": True},
-    }
+    ARGS = CLUSTER_ARGS
 
     def act(self, args, task_vars):
         pgc = args["cluster"]

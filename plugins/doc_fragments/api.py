@@ -40,6 +40,19 @@ notes:
     process is started.
 """
 
+    # The steps that act on one cluster as the reconcile normalized it, and write as the operator.
+    CLUSTER = r"""
+options:
+  cluster:
+    description: The normalized cluster (the validate role's C(pgc)).
+    type: dict
+    required: true
+  field_manager:
+    description: The field manager of the writes.
+    type: str
+    required: true
+"""
+
     # Events about an object, created only when a change is made.
     EVENTS = r"""
 options:

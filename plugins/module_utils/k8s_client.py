@@ -35,6 +35,7 @@ try:
     from lightkube.core.exceptions import ConfigError as _ConfigError
     from lightkube.generic_resource import create_global_resource as _global_resource
     from lightkube.generic_resource import create_namespaced_resource as _namespaced_resource
+    from lightkube.types import CascadeType as _CascadeType
     from lightkube.types import PatchType as _PatchType
     HAS_LIGHTKUBE = True
     LIGHTKUBE_IMPORT_ERROR = None
@@ -214,11 +215,12 @@ class Api:
                                      patch_type=getattr(_PatchType, patch_type.upper()),
                                      field_manager=field_manager, dry_run=dry_run))
 
-    def delete(self, api_version, kind, name, namespace=None, dry_run=False):
+    def delete(self, api_version, kind, name, namespace=None, dry_run=False, orphan=False):
+        """Delete an object; ``orphan`` leaves its dependents (a StatefulSet's pods) in place."""
         what = "delete %s %s/%s" % (kind, namespace or "", name)
         try:
             self._call(what, self._client.delete, self._resource(api_version, kind), name, namespace=namespace,
-                       dry_run=dry_run)
+                       dry_run=dry_run, cascade=_CascadeType.ORPHAN if orphan else None)
         except ApiError as e:
             if e.code == 404:
                 return False

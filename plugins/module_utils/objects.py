@@ -187,9 +187,27 @@ def redacted(obj):
 
 
 def reported(obj):
-    """What a step reports of a live object: its identity, replica count and status, not its body."""
+    """What a step reports of a live object: its identity, replica count and status, not its body;
+    for a StatefulSet also the size its data claims are made with (``spec.storage``)."""
     meta = obj.get("metadata") or {}
     out = {k: obj[k] for k in ("apiVersion", "kind", "status") if k in obj}
     out["metadata"] = {k: meta[k] for k in ("name", "namespace", "generation", "uid") if k in meta}
     out["spec"] = {"replicas": (obj.get("spec") or {}).get("replicas")}
+    size = claim_template_size(obj) if obj.get("kind") == "StatefulSet" else None
+    if size:
+        out["spec"]["storage"] = size
     return out
+
+
+def claim_template_size(statefulset, claim="data"):
+    """The storage request of a StatefulSet's claim template ``claim``, or None."""
+    for template in ((statefulset or {}).get("spec") or {}).get("volumeClaimTemplates") or []:
+        if (template.get("metadata") or {}).get("name") == claim:
+            return ((template.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+    return None
+
+
+def larger(a, b):
+    """Whether the quantity ``a`` is larger than ``b`` (False when either is not a quantity)."""
+    qa, qb = _quantity(a), _quantity(b)
+    return qa is not None and qb is not None and qa > qb

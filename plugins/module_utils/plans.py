@@ -9,7 +9,7 @@ and which of a reconcile's optional steps have work."""
 from __future__ import annotations
 
 from ansible_collections.postgres.cluster.plugins.module_utils.names import pod_ordinal
-from ansible_collections.postgres.cluster.plugins.module_utils.objects import differences, with_applied_hash
+from ansible_collections.postgres.cluster.plugins.module_utils.objects import differences, larger, with_applied_hash
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import pgc_dcs_config
 from ansible_collections.postgres.cluster.plugins.module_utils.status import cluster_health
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
@@ -118,6 +118,7 @@ def pgc_steps_with_work(observed, pgc):
       certificate) must be checked, a certificate must be issued or renewed, or cert-manager's server
       certificate has work (spec.tls.issuerRef);
     - ``restore_source``: a new cluster restores from a cluster whose repository the spec does not name;
+    - ``storage``: spec.storageSize grew past the size the members' claims are made with;
     - ``scale``: a scale-down, which may remove the primary;
     - ``configure``: Patroni's dynamic configuration differs from the spec, or a member waits for a restart.
     """
@@ -134,7 +135,13 @@ def pgc_steps_with_work(observed, pgc):
     from_backup = (spec.get("bootstrap") or {}).get("fromBackup")
     if from_backup is not None and not from_backup.get("repository"):
         steps.append("restore_source")
-    if int(spec["replicas"]) < int((pgc.get("status") or {}).get("currentReplicas") or 0):
+    status = pgc.get("status") or {}
+    # The claims are made with a smaller size than the spec's (status.storageSize, the StatefulSet's),
+    # or a cluster from before that field failed, perhaps on the very change.
+    if larger(spec["storageSize"], status.get("storageSize")) or (
+            not status.get("storageSize") and status.get("phase") == "Failed"):
+        steps.append("storage")
+    if int(spec["replicas"]) < int(status.get("currentReplicas") or 0):
         steps.append("scale")
     if pgc_dcs_config(observed.get("config"), pgc) or pgc_restart_plan(observed, pgc)["action"] != "none":
         steps.append("configure")

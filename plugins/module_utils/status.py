@@ -135,6 +135,14 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
     if any(j.get("kind") == "logical-backup" for j in observed.get("backup_jobs") or []) \
             or previous.get("lastLogicalBackup") or previous.get("logicalBackupFailures"):
         status.update(logical_backup_status(observed.get("backup_jobs") or [], previous))
+    # The size the members' claims are made with (the StatefulSet's template), and why not the spec's.
+    storage = (sts.get("spec") or {}).get("storage")
+    if storage:
+        status["storageSize"] = storage
+    if observed.get("storage_refused"):
+        status["conditions"].append(condition("StorageExpanded", False, "ExpansionRefused",
+                                              "spec.storageSize %s: %s" % (spec["storageSize"], observed["storage_refused"]),
+                                              generation))
     if monitoring is not None:
         status["monitoring"] = {key: monitoring[key] for key in ("exporter", "podMonitor", "prometheusRule", "message")}
         for key in ("exporter", "podMonitor", "prometheusRule"):
@@ -171,6 +179,9 @@ def pgc_status_transitions(before, after):
         add("PrimaryLost", "%s no longer holds the leader lock and no other member does yet" % old, warning=True)
     elif new and not old and before.get("members"):
         add("PrimaryElected", "%s holds the leader lock and runs the primary" % new)
+    refused = condition_of(after, "StorageExpanded")
+    if refused and condition_of(before, "StorageExpanded").get("message") != refused.get("message"):
+        add("StorageExpansionRefused", refused.get("message") or "", warning=True)
     degraded_before, degraded_after = condition_of(before, "Degraded"), condition_of(after, "Degraded")
     if degraded_after.get("status") == "True" and (degraded_before.get("status") != "True"
                                                    or degraded_before.get("reason") != degraded_after.get("reason")):

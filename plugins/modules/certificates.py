@@ -24,17 +24,9 @@ description:
     the names of the Secrets written.
 author:
   - pgc contributors
-options:
-  cluster:
-    description: The normalized cluster (the validate role's C(pgc)).
-    type: dict
-    required: true
-  field_manager:
-    description: The field manager of the writes.
-    type: str
-    required: true
 extends_documentation_fragment:
   - postgres.cluster.api
+  - postgres.cluster.api.cluster
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:

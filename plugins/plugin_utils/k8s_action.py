@@ -17,6 +17,11 @@ CONNECTION_ARGS = {
     "kubeconfig": {"type": "path"},
     "context": {"type": "str"},
 }
+# The steps that act on one cluster as the reconcile normalized it (doc fragment api.cluster).
+CLUSTER_ARGS = {
+    "cluster": {"type": "dict", "required": True},
+    "field_manager": {"type": "str", "required": True},
+}
 
 
 class K8sAction(ActionBase):

@@ -176,3 +176,46 @@ def test_claims_of_removed_members_go_when_the_spec_says_so(operator, namespace)
     wait_for(lambda: sorted(c["metadata"]["name"] for c in kubectl_json("get", "pvc", "-n", namespace)["items"]
                             if not c["metadata"].get("deletionTimestamp")) == ["data-db-0"], 60,
              "the claims of the removed members were not deleted")
+
+
+def test_growing_the_storage_grows_the_claims_where_the_storage_class_allows_it(operator, namespace):
+    """spec.storageSize grows: where the StorageClass refuses (the local one, until it allows
+    expansion), nothing changes and status says why, Running still; once it allows, every claim
+    grows and the StatefulSet is made again with the new size, its pods kept."""
+    apply(postgres_cluster("db", replicas=2, storageSize="1Gi"), namespace)
+    wait_for_phase("db", namespace, "Running", ready=2)
+    pods = {p["metadata"]["name"]: p["metadata"]["uid"] for p in kubectl_json("get", "pods", "-n", namespace)["items"]}
+    sts_uid = get("statefulset", "db", namespace)["metadata"]["uid"]
+    assert get("pgc", "db", namespace)["status"]["storageSize"] == "1Gi"
+
+    def sizes():
+        return sorted(c["spec"]["resources"]["requests"]["storage"]
+                      for c in kubectl_json("get", "pvc", "-n", namespace)["items"])
+
+    def condition(cluster, ctype):
+        return next((c for c in cluster["status"].get("conditions", []) if c["type"] == ctype), {})
+
+    kubectl("patch", "pgc", "db", "-n", namespace, "--type=merge", "-p", '{"spec":{"storageSize":"2Gi"}}')
+    refused = wait_for(lambda: (lambda c: c if condition(c, "StorageExpanded").get("reason") == "ExpansionRefused"
+                                else None)(get("pgc", "db", namespace)), 60, "no word of the refused expansion")
+    assert refused["status"]["phase"] == "Running" and refused["status"]["storageSize"] == "1Gi"
+    assert "data-db-0 cannot grow from 1Gi to 2Gi" in condition(refused, "StorageExpanded")["message"]
+    assert sizes() == ["1Gi", "1Gi"] and get("statefulset", "db", namespace)["metadata"]["uid"] == sts_uid
+    events = kubectl_json("get", "events", "-n", namespace, "--field-selector", "reason=StorageExpansionRefused")
+    assert len(events["items"]) == 1, "one Warning, not one per reconcile"
+
+    kubectl("patch", "storageclass", "kwok-volume", "-p", '{"allowVolumeExpansion": true}')
+    try:
+        kubectl("annotate", "pgc", "db", "-n", namespace, "example.com/nudge=1")
+        wait_for(lambda: sizes() == ["2Gi", "2Gi"], 60, "the claims did not grow")
+        cluster = wait_for(lambda: (lambda c: c if c["status"].get("storageSize") == "2Gi" else None)(
+            get("pgc", "db", namespace)), 90, "status does not report the new size")
+        assert not condition(cluster, "StorageExpanded")
+        sts = wait_for_phase("db", namespace, "Running", ready=2) and get("statefulset", "db", namespace)
+        assert sts["metadata"]["uid"] != sts_uid, "the StatefulSet was made again"
+        assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
+        assert {p["metadata"]["name"]: p["metadata"]["uid"]
+                for p in kubectl_json("get", "pods", "-n", namespace)["items"]} == pods, "no member was restarted"
+    finally:
+        kubectl("patch", "storageclass", "kwok-volume", "--type=json",
+                "-p", '[{"op": "remove", "path": "/allowVolumeExpansion"}]', check=False)

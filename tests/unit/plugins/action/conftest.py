@@ -158,8 +158,8 @@ class FakeApi:
             body = {"status": body.get("status")}
         return self.cluster.store(apply_merge_patch(live, body))
 
-    def delete(self, api_version, kind, name, namespace=None, dry_run=False):
-        self._record("delete", api_version=api_version, kind=kind, name=name, namespace=namespace)
+    def delete(self, api_version, kind, name, namespace=None, dry_run=False, orphan=False):
+        self._record("delete", api_version=api_version, kind=kind, name=name, namespace=namespace, orphan=orphan)
         return self.cluster.objects.pop(_key(api_version, kind, name, namespace), None) is not None
 
     def resources(self, api_version):

@@ -87,7 +87,7 @@ def normalized(argument_spec):
 
 
 def test_every_action_plugin_is_listed():
-    assert ACTIONS == ["certificates", "cluster_observe", "k8s_apply", "k8s_event", "k8s_read", "k8s_status", "requeue_after"]
+    assert ACTIONS == ["certificates", "cluster_observe", "k8s_apply", "k8s_event", "k8s_read", "k8s_status", "requeue_after", "storage_expand"]
 
 
 @pytest.mark.parametrize("name", ACTIONS)

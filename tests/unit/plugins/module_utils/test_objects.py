@@ -334,7 +334,9 @@ def test_reported_keeps_identity_replicas_and_status_only():
         "kind": "StatefulSet",
         "metadata": {"name": "main", "namespace": "databases", "generation": 1,
                      "uid": "0d3c6a2e-0000-4000-8000-000000000002"},
-        "spec": {"replicas": 3},
+        # The size its members' claims are made with: status says it, and a growth is seen by it.
+        "spec": {"replicas": 3,
+                 "storage": live["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]},
         "status": live["status"],
     }
 

@@ -79,6 +79,22 @@ def test_each_optional_step_runs_when_it_has_work():
         "credentials", "restore_source"]
 
 
+
+def test_the_storage_step_runs_when_the_spec_outgrows_the_claims():
+    settled = dict(observed(), secrets={"db-credentials": ["app-password"]})
+
+    def steps(size, status):
+        pgc = pgc_normalize(dict(cluster(replicas=3, storageSize=size), status=dict(status, currentReplicas=3)))
+        return pgc_steps_with_work(dict(settled, config=pgc_dcs_config({}, pgc) or {}), pgc)
+    assert steps("10Gi", {"storageSize": "10Gi"}) == []
+    assert steps("10Gi", {"storageSize": "10240Mi"}) == [], "the same size, spelled otherwise"
+    assert steps("20Gi", {"storageSize": "10Gi"}) == ["storage"]
+    # A status from before storageSize was reported: looked at only when the cluster failed (perhaps
+    # on a growth the StatefulSet could not take), else reported by this reconcile.
+    assert steps("20Gi", {"phase": "Running"}) == []
+    assert steps("20Gi", {"phase": "Failed"}) == ["storage"]
+
+
 def _issued(pgc, certificate=True, keys=("ca.crt", "tls.crt", "tls.key"), api=True):
     """What observe reads of a settled cluster whose certificate cert-manager issues."""
     live = None

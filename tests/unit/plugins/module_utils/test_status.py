@@ -230,3 +230,20 @@ def test_a_cluster_the_restore_playbook_holds_is_restoring_then_overdue():
     assert {c["type"]: c["reason"] for c in late["status"]["conditions"]}["Degraded"] == "RestoreOverdue"
     assert "run it again" in late["status"]["message"] and "Abort a restore" in late["status"]["message"]
     assert late["events"][0]["type"] == "Warning" and late["events"][0]["reason"] == "RestoreOverdue"
+
+
+def test_status_reports_the_claims_size_and_why_they_could_not_grow():
+    from ansible_collections.postgres.cluster.plugins.module_utils.status import pgc_status, pgc_status_transitions
+
+    pgc = pgc_normalize(dict(cluster(replicas=1, storageSize="20Gi"), status={"phase": "Running"}))
+    sts = {"metadata": {"generation": 2}, "spec": {"replicas": 1, "storage": "10Gi"},
+           "status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 2}}
+    status = pgc_status(pgc, sts, {"storage_refused": "PersistentVolumeClaim data-db-0 cannot grow: no resize"})
+    assert status["phase"] == "Running" and status["storageSize"] == "10Gi", "still Running, on the claims' size"
+    refused = [c for c in status["conditions"] if c["type"] == "StorageExpanded"][0]
+    assert (refused["status"], refused["reason"]) == ("False", "ExpansionRefused")
+    assert refused["message"] == "spec.storageSize 20Gi: PersistentVolumeClaim data-db-0 cannot grow: no resize"
+    events = pgc_status_transitions(pgc["status"], status)
+    assert [(e["type"], e["reason"]) for e in events] == [("Warning", "StorageExpansionRefused")]
+    assert pgc_status_transitions(status, status) == [], "once per refusal, not per reconcile"
+    assert "StorageExpanded" not in [c["type"] for c in pgc_status(pgc, sts, {})["conditions"]]
