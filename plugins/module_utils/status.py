@@ -143,6 +143,11 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         status["conditions"].append(condition("StorageExpanded", False, "ExpansionRefused",
                                               "spec.storageSize %s: %s" % (spec["storageSize"], observed["storage_refused"]),
                                               generation))
+    elif condition_of(previous, "StorageExpanded"):
+        # Conditions are merged by type: once there, it says how the last growth ended.
+        status["conditions"].append(condition("StorageExpanded", True, "Expanded",
+                                              "The members' claims have spec.storageSize %s" % spec["storageSize"],
+                                              generation))
     if monitoring is not None:
         status["monitoring"] = {key: monitoring[key] for key in ("exporter", "podMonitor", "prometheusRule", "message")}
         for key in ("exporter", "podMonitor", "prometheusRule"):

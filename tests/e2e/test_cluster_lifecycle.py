@@ -210,7 +210,9 @@ def test_growing_the_storage_grows_the_claims_where_the_storage_class_allows_it(
         wait_for(lambda: sizes() == ["2Gi", "2Gi"], 60, "the claims did not grow")
         cluster = wait_for(lambda: (lambda c: c if c["status"].get("storageSize") == "2Gi" else None)(
             get("pgc", "db", namespace)), 90, "status does not report the new size")
-        assert not condition(cluster, "StorageExpanded")
+        cluster = wait_for(lambda: (lambda c: c if condition(c, "StorageExpanded").get("status") == "True" else None)(
+            get("pgc", "db", namespace)), 60, "the condition does not say the claims grew")
+        assert condition(cluster, "StorageExpanded")["reason"] == "Expanded"
         sts = wait_for_phase("db", namespace, "Running", ready=2) and get("statefulset", "db", namespace)
         assert sts["metadata"]["uid"] != sts_uid, "the StatefulSet was made again"
         assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"

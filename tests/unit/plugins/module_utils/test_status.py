@@ -247,3 +247,8 @@ def test_status_reports_the_claims_size_and_why_they_could_not_grow():
     assert [(e["type"], e["reason"]) for e in events] == [("Warning", "StorageExpansionRefused")]
     assert pgc_status_transitions(status, status) == [], "once per refusal, not per reconcile"
     assert "StorageExpanded" not in [c["type"] for c in pgc_status(pgc, sts, {})["conditions"]]
+    # Once it was refused, the condition says how the next growth ended.
+    pgc["status"] = status
+    grown = [c for c in pgc_status(pgc, dict(sts, spec={"replicas": 1, "storage": "20Gi"}), {})["conditions"]
+             if c["type"] == "StorageExpanded"][0]
+    assert (grown["status"], grown["reason"]) == ("True", "Expanded")
