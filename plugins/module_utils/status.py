@@ -251,8 +251,8 @@ def pgc_restoring(pgc, now=None):
 
 def restoring_status(pgc, now=None):
     """The status of a cluster the restore playbook holds (the annotation
-    postgres.example.com/restore-in-progress: its start time, then what it restores): phase
-    Restoring, since when and what; RestoreOverdue once it has held the cluster longer than any
+    postgres.example.com/restore-in-progress: its start time, then what it restores and the step):
+    phase Restoring, since when and what; RestoreOverdue once it has held the cluster longer than any
     restore may take, which is a playbook that was stopped and left the members stopped."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     text = str(pgc.get("restore_in_progress") or "")

@@ -360,6 +360,11 @@ def test_the_restore_playbook_restores_member_0_reinitialises_the_replicas_and_g
     wait_for(lambda: "postgres.example.com/restore-in-progress" in (get("pgc", "db", namespace)["metadata"].get("annotations") or {}),
              60, "the cluster was not marked as being restored")
     restore = wait_for(lambda: get("job", "db-restore", namespace), 180, "no restore Job")
+    # The status says what holds the cluster, and the step.
+    restoring = wait_for(lambda: (lambda c: c if "(step: restoring member 0's data in Job db-restore)" in
+                                  (c.get("status") or {}).get("message", "") else None)(get("pgc", "db", namespace)),
+                         60, "the status does not say the restore's step")
+    assert restoring["status"]["phase"] == "Restoring"
     assert not kubectl_json("get", "pods", "-n", namespace, "-l", "postgres.example.com/cluster=db")["items"]
     volumes = {v["name"]: v for v in restore["spec"]["template"]["spec"]["volumes"]}
     assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "data-db-0"
