@@ -12,11 +12,12 @@ from tests.e2e.helpers import (apply, get, kubectl, kubectl_json, postgres_clust
 
 
 def test_failed_reconcile_is_reported_in_status_and_a_warning_event(operator, namespace):
-    """A change the StatefulSet cannot take (its volume claim template) gives phase Failed, the API
-    server's message in the status and one Warning Event; the data claims are untouched."""
+    """A change the StatefulSet cannot take (another StorageClass in its volume claim template) gives
+    phase Failed, the API server's message in the status and one Warning Event; the data claims are
+    untouched."""
     apply(postgres_cluster("db", replicas=1, storageSize="1Gi"), namespace)
     wait_for_phase("db", namespace, "Running", ready=1)
-    kubectl("patch", "pgc", "db", "-n", namespace, "--type=merge", "-p", '{"spec":{"storageSize":"2Gi"}}')
+    kubectl("patch", "pgc", "db", "-n", namespace, "--type=merge", "-p", '{"spec":{"storageClassName":"other"}}')
 
     cluster = wait_for_phase("db", namespace, "Failed", timeout=60)
     status = cluster["status"]
@@ -33,7 +34,7 @@ def test_failed_reconcile_is_reported_in_status_and_a_warning_event(operator, na
         return [e for e in events if e["type"] == "Warning" and e["reason"] == "ReconcileFailed"]
     events = wait_for(warning_events, 30, "no Warning Event for the failed reconcile")
     assert "Forbidden" in events[0]["message"]
-    assert get("pvc", "data-db-0", namespace)["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert get("pvc", "data-db-0", namespace)["spec"]["storageClassName"] == "kwok-volume"
 
     # The runtime retries with back-off; the unchanged failure is neither rewritten nor re-announced.
     before = get("pgc", "db", namespace)["metadata"]["resourceVersion"]
