@@ -394,9 +394,12 @@ def test_a_cluster_a_stopped_restore_holds_says_so_and_the_abort_gives_it_back(o
     wait_for_phase("db", namespace, "Running", ready=1)
     kubectl("annotate", "pgc", "db", "-n", namespace,
             "postgres.example.com/restore-in-progress=2026-11-29T10:00:00Z the newest backup and all archived WAL")
-    kubectl("scale", "statefulset", "db", "-n", namespace, "--replicas=0")
     cluster = wait_for(lambda: (lambda c: c if c["status"].get("phase") == "Restoring" else None)(get("pgc", "db", namespace)),
                        60, "the status does not say Restoring")
+    # As the playbook does: the members stop once the operator has seen the mark.
+    kubectl("scale", "statefulset", "db", "-n", namespace, "--replicas=0")
+    wait_for(lambda: not kubectl_json("get", "pods", "-n", namespace, "-l", "postgres.example.com/cluster=db")["items"],
+             60, "the members did not stop")
     # Long past any restore's time: overdue, and how to go on.
     assert "since 2026-11-29T10:00:00Z" in cluster["status"]["message"]
     assert {c["type"]: c["reason"] for c in cluster["status"]["conditions"]}["Ready"] in ("Restoring", "RestoreOverdue")
