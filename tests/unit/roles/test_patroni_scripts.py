@@ -10,11 +10,12 @@ REPO = Path(__file__).resolve().parents[3]
 CALLBACK = REPO / "roles/provision/files/pgc-callback.py"
 POST_BOOTSTRAP = REPO / "roles/provision/files/pgc-post-bootstrap.sh"
 RELOAD = REPO / "roles/provision/files/pgc-reload.py"
-# A server that counts its SIGHUPs.
-HUP_COUNTER = ("import signal, sys, time\n"
+# A server that counts its SIGHUPs, waiting for signals until it is killed.
+HUP_COUNTER = ("import signal\n"
                "signal.signal(signal.SIGHUP, lambda *a: print('hup', flush=True))\n"
                "print('ready', flush=True)\n"
-               "time.sleep(60)\n")
+               "while True:\n"
+               "    signal.pause()\n")
 
 
 def _lines_within(proc, want, seconds):
