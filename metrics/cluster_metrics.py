@@ -66,6 +66,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (  #
     PLURAL,
     VERSION,
 )
+from ansible_collections.postgres.cluster.plugins.module_utils.failovers import WINDOW_BUCKETS  # noqa: E402
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import lock_holder, parse_time  # noqa: E402
 from ansible_collections.postgres.cluster.plugins.module_utils.spec import CronError, cron_interval_seconds  # noqa: E402
 
@@ -85,6 +86,13 @@ def _int(value, default=0):
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def _float(value):
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def compact_cluster(obj):
@@ -109,6 +117,21 @@ def compact_cluster(obj):
         "backup_failures": _int(status.get("backupFailures")),
         "last_logical_backup": logical.timestamp() if logical else None,
         "logical_backup_failures": _int(status.get("logicalBackupFailures")),
+        "failovers": _failover_totals(status.get("failoverTotals")),
+    }
+
+
+def _failover_totals(totals):
+    """status.failoverTotals as the failover series need it; None before the operator counted any."""
+    if not isinstance(totals, dict):
+        return None
+    buckets = totals.get("windowBuckets") if isinstance(totals.get("windowBuckets"), list) else []
+    return {
+        "failover": _int(totals.get("failovers")),
+        "switchover": _int(totals.get("switchovers")),
+        "count": _int(totals.get("windowCount")),
+        "sum": _float(totals.get("windowSecondsSum")),
+        "buckets": tuple(zip(WINDOW_BUCKETS, (_int(b) for b in buckets))),
     }
 
 
@@ -139,6 +162,10 @@ FAMILIES = (
      "the epoch."),
     ("postgres_cluster_logical_backup_failures_total", "counter",
      "Logical backups that failed (status.logicalBackupFailures)."),
+    ("postgres_cluster_failovers_total", "counter",
+     "Promotions of a new primary by kind (failover, switchover), from Patroni's history (status.failoverTotals)."),
+    ("postgres_cluster_failover_duration_seconds", "histogram",
+     "Write-unavailable window of each promotion, from Patroni's records (status.failovers)."),
     ("postgres_cluster_info", "gauge", "Image, phase and current primary of a cluster; always 1."),
     ("pgc_cluster_metrics_errors_total", "counter",
      "Failed requests of the cluster metrics server to the Kubernetes API."),
@@ -187,6 +214,13 @@ def cluster_samples(cluster, lock, now, today=None):
         if interval is not None:
             samples["postgres_cluster_backup_interval_seconds"] = interval
     out = {family: (labels, value) for family, value in samples.items()}
+    totals = cluster["failovers"]
+    if totals is not None:
+        out["postgres_cluster_failovers_total"] = [(dict(labels, kind=kind), totals[kind]) for kind in ("failover", "switchover")]
+        out["postgres_cluster_failover_duration_seconds"] = (
+            [(dict(labels, le=str(bound)), count, "_bucket") for bound, count in totals["buckets"]]
+            + [(dict(labels, le="+Inf"), totals["count"], "_bucket"), (labels, totals["sum"], "_sum"),
+               (labels, totals["count"], "_count")])
     out["postgres_cluster_info"] = (dict(labels, image=cluster["image"], phase=cluster["phase"],
                                          current_primary=cluster["primary"]), 1)
     return out
@@ -199,16 +233,17 @@ def render(clusters, locks, now, errors_total, last_success):
     for cluster in sorted(clusters, key=lambda c: (c["namespace"], c["name"])):
         lock = locks.get((cluster["namespace"], cluster["name"] + LEADER_SUFFIX))
         for family, sample in cluster_samples(cluster, lock, now, today).items():
-            series[family].append(sample)
+            series[family].extend(sample if isinstance(sample, list) else [sample])
     series["pgc_cluster_metrics_errors_total"].append(({}, errors_total))
     series["pgc_cluster_metrics_last_success_timestamp_seconds"].append(({}, last_success or 0))
     lines = []
     for family, kind, text in FAMILIES:
         lines.append(f"# HELP {family} {_escape_help(text)}")
         lines.append(f"# TYPE {family} {kind}")
-        for labels, value in series[family]:
+        for labels, value, *suffix in series[family]:
+            name = family + "".join(suffix)  # a histogram's _bucket, _sum and _count
             label_text = ",".join(f'{key}="{_escape_label(val)}"' for key, val in labels.items())
-            lines.append(f"{family}{{{label_text}}} {_number(value)}" if label_text else f"{family} {_number(value)}")
+            lines.append(f"{name}{{{label_text}}} {_number(value)}" if label_text else f"{name} {_number(value)}")
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,7 @@ plugins/modules/cluster_observe.py."""
 
 from __future__ import annotations
 
+from ansible_collections.postgres.cluster.plugins.module_utils.failovers import history_pending
 from ansible_collections.postgres.cluster.plugins.module_utils.jobs import summarize_jobs
 from ansible_collections.postgres.cluster.plugins.module_utils.names import COMPONENT_LABEL, JOB_LABEL
 from ansible_collections.postgres.cluster.plugins.module_utils.objects import comparable, reported
@@ -43,6 +44,7 @@ class ActionModule(K8sAction):
         namespace, selector, scope = args["namespace"], args["label_selector"], args["scope"]
         result = observe(scope, api.list("v1", "Pod", namespace, selector),
                          api.list("v1", "ConfigMap", namespace, selector))
+        result["failover_pending"] = history_pending(result)
         result["backup_jobs"] = []
         if args["backup_jobs"]:
             jobs = api.list("batch/v1", "Job", namespace, "%s,%s" % (selector, JOB_LABEL))

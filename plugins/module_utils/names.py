@@ -103,6 +103,12 @@ RESTORE_ANNOTATION = GROUP + "/restore-in-progress"
 # Stamped on a cluster by Patroni's callback in a member (a start, stop or role change), which
 # wakes the operator.
 MEMBER_EVENT_ANNOTATION = GROUP + "/member-event"
+# Stamped by the callback of a member that was promoted (with the last transaction it replayed from
+# the old primary) and of a primary whose Patroni stopped it: the failover history's windows.
+PROMOTED_ANNOTATION = GROUP + "/promoted"
+PRIMARY_STOPPED_ANNOTATION = GROUP + "/primary-stopped"
+# Put on <scope>-failover by a switchover request: "<timeline> <candidate>".
+SWITCHOVER_ANNOTATION = GROUP + "/switchover"
 
 # The role the exporter sidecar connects as: pg_monitor and nothing else, over the pod's own socket.
 MONITOR_ROLE = "pgc_monitor"

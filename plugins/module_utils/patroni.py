@@ -22,6 +22,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     MONITOR_ROLE,
     PATRONI_PORT,
     PGDATA,
+    SWITCHOVER_ANNOTATION,
     POSTGRES_PORT,
     patroni_configmap,
     pod_ordinal,
@@ -345,6 +346,36 @@ def member_state(pod, leader, leader_lsn):
     return member
 
 
+def member_timeline(pod):
+    """The timeline a member's Patroni last reported (its pod's annotation ``status``); 0 when none."""
+    value = (_json(_annotations(pod).get("status")) or {}).get("timeline")
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+# Two spellings of the same JSON: Patroni compares the text of the annotation ``config``.
+COMPACT, SPACED = (",", ":"), (", ", ": ")
+
+
+def wakeup_config(configmap):
+    """The annotation ``config`` of ``<scope>-config`` spelt the other way, with the resourceVersion
+    it replaces, or an empty mapping.
+
+    Each member's Patroni sleeps loop_wait seconds between loops unless the text of ``config`` or the
+    leader lock changes; a switchover request (``<scope>-failover``) wakes nobody, so it waited for
+    the leader's next loop. Writing the same configuration spelt differently wakes every member at
+    once and changes nothing else: Patroni and the configure step compare the parsed JSON. The
+    resourceVersion makes the write fail rather than undo a change made since it was read.
+    """
+    text = _annotations(configmap).get("config")
+    value = _json(text)
+    if value is None:
+        return {}
+    compact = json.dumps(value, separators=COMPACT, sort_keys=True)
+    spelling = SPACED if text == compact else COMPACT
+    return {"resourceVersion": str((configmap.get("metadata") or {}).get("resourceVersion") or ""),
+            "config": json.dumps(value, separators=spelling, sort_keys=True)}
+
+
 def _by_ordinal(pod):
     ordinal = pod_ordinal((pod.get("metadata") or {}).get("name"))
     # Pods without an ordinal last.
@@ -374,8 +405,13 @@ def observe(scope, pods, configmaps, now=None):
         leader_lsn = _lsn(leader_data.get("xlog_location")) or _lsn(_annotations(leader_cm).get("optime"))
     members = [member_state(p, leader, leader_lsn) for p in sorted(pods or [], key=_by_ordinal)]
     config_annotations = _annotations(config_cm)
+    lock = _annotations(leader_cm)
     return {
         "leader": leader,
+        # What dates the failover history (module_utils/failovers.py), as Patroni wrote it.
+        "dcs_history": config_annotations.get("history") or "",
+        "dcs_lock": {k: lock[k] for k in ("leader", "acquireTime", "renewTime", "ttl") if lock.get(k)},
+        "switchover": _annotations(by_name.get(patroni_configmap(scope, "failover"))).get(SWITCHOVER_ANNOTATION, ""),
         "members": members,
         "pending_restart": [m["name"] for m in members if m.get("pendingRestart")],
         "initialized": bool(config_annotations.get("initialize")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ansible_collections.postgres.cluster.plugins.module_utils.names import pod_ordinal
 from ansible_collections.postgres.cluster.plugins.module_utils.objects import differences, larger, with_applied_hash
-from ansible_collections.postgres.cluster.plugins.module_utils.patroni import pgc_dcs_config
+from ansible_collections.postgres.cluster.plugins.module_utils.patroni import member_timeline, pgc_dcs_config, wakeup_config
 from ansible_collections.postgres.cluster.plugins.module_utils.status import cluster_health
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
     SERVER_TLS_KEYS,
@@ -31,21 +31,27 @@ def _pod_ready(pod):
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def pgc_switchover_plan(pods, candidate="", below_ordinal=0):
+def pgc_switchover_plan(pods, candidate="", below_ordinal=0, dcs_config=None):
     """Choose the leader and the candidate of a switchover from the cluster's pods.
 
-    Returns ``{"leader", "candidate", "error"}``: the leader is the pod Patroni labels primary;
-    the candidate is the one asked for, or the ready replica with the lowest ordinal (below
+    Returns ``{"leader", "candidate", "error", "timeline", "wakeup"}``: the leader is the pod
+    Patroni labels primary, on ``timeline`` (as its member data says; 0 when unknown); the
+    candidate is the one asked for, or the ready replica with the lowest ordinal (below
     ``below_ordinal`` when it is not 0). ``error`` says why there is no switchover to make.
+    ``wakeup`` is what makes every member's Patroni look at the request at once rather than at its
+    next loop (see patroni.wakeup_config), from the ConfigMap ``<name>-config`` ``dcs_config``.
     """
     below_ordinal = int(below_ordinal or 0)
     pods = sorted(pods or [], key=lambda p: _ordinal(p["metadata"]["name"]))
     role = {p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get("role") for p in pods}
     leaders = [name for name, r in role.items() if r == "primary"]
-    plan = {"leader": leaders[0] if len(leaders) == 1 else "", "candidate": "", "error": ""}
+    plan = {"leader": leaders[0] if len(leaders) == 1 else "", "candidate": "", "error": "", "timeline": 0,
+            "wakeup": wakeup_config(dcs_config)}
     if len(leaders) != 1:
         plan["error"] = "no single member is labelled primary (%s)" % (", ".join(leaders) or "none")
         return plan
+    leader_pod = next(p for p in pods if p["metadata"]["name"] == plan["leader"])
+    plan["timeline"] = member_timeline(leader_pod)
     eligible = [p["metadata"]["name"] for p in pods
                 if role[p["metadata"]["name"]] == "replica" and _pod_ready(p)
                 and (not below_ordinal or _ordinal(p["metadata"]["name"]) < below_ordinal)]

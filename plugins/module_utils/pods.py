@@ -179,6 +179,9 @@ def _postgres_env(pgc, backup_env):
         {"name": "PGC_APP_DATABASE", "value": credentials["appDatabase"]},
         _secret_env("PGC_APP_PASSWORD", secret, "app-password"),
         {"name": "PGC_MONITOR_USERNAME", "value": pgc["monitor_role"]},
+        # The server over the pod's socket, for the callback's psql.
+        {"name": "PGHOST", "value": SOCKET_DIR},
+        {"name": "PGPORT", "value": str(POSTGRES_PORT)},
     ] + backup_env
 
 

@@ -29,6 +29,8 @@ from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     MONITOR_ROLE,
     NAME_SUFFIXES,
     PATRONI_CONFIGMAP_SUFFIXES,
+    PRIMARY_STOPPED_ANNOTATION,
+    PROMOTED_ANNOTATION,
     RESTORE_ANNOTATION,
     cluster_names,
     data_claim,
@@ -813,4 +815,8 @@ def pgc_normalize(cluster):
         "monitor_role": MONITOR_ROLE,
         # Set by the restore playbook while it works on the stopped members: reconciles wait.
         "restore_in_progress": (meta.get("annotations") or {}).get(RESTORE_ANNOTATION, ""),
+        # The stamps of Patroni's callbacks that date a failover's window.
+        "callback_stamps": {key: (meta.get("annotations") or {}).get(annotation, "")
+                            for key, annotation in (("promoted", PROMOTED_ANNOTATION),
+                                                    ("stopped", PRIMARY_STOPPED_ANNOTATION))},
     }

@@ -12,6 +12,7 @@ import datetime
 import json
 import re
 
+from ansible_collections.postgres.cluster.plugins.module_utils.failovers import failover_status
 from ansible_collections.postgres.cluster.plugins.module_utils.jobs import backup_status, logical_backup_status
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import desired_status, rfc3339_now, status_patch
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import parse_time
@@ -112,6 +113,9 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         "selector": pgc["selector_string"],
         "conditions": conditions,
     }
+    previous = pgc.get("status") or {}
+    if observed.get("initialized"):
+        status["failovers"], status["failoverTotals"] = failover_status(pgc, observed)
     spec = pgc["spec"]
     repository = (spec.get("backup") or {}).get("repository") or {}
     if repository or pgc.get("status", {}).get("backups"):
@@ -126,7 +130,6 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
     from_backup = (spec.get("bootstrap") or {}).get("fromBackup") or {}
     if from_backup.get("repository"):
         status["restoredFrom"] = {k: v for k, v in from_backup.items() if v not in (None, "")}
-    previous = pgc.get("status") or {}
     if observed.get("backup_jobs") or previous.get("lastBackupTimestamp") or previous.get("backupFailures"):
         backups = backup_status(observed.get("backup_jobs") or [], previous)
         status.update(backups["fields"])
@@ -184,6 +187,15 @@ def pgc_status_transitions(before, after):
         add("PrimaryLost", "%s no longer holds the leader lock and no other member does yet" % old, warning=True)
     elif new and not old and before.get("members"):
         add("PrimaryElected", "%s holds the leader lock and runs the primary" % new)
+    counted = int((before.get("failoverTotals") or {}).get("timeline") or 0)
+    for record in after.get("failovers") or []:
+        if before.get("failoverTotals") and int(record.get("timeline") or 0) > counted:
+            window = record.get("writeUnavailableSeconds")
+            add("Switchover" if record.get("kind") == "switchover" else "Failover",
+                "%s -> %s on timeline %s; writes unavailable for %s" % (
+                    record.get("from") or "?", record.get("to"), record.get("timeline"),
+                    "%.1f s" % window if window is not None else "an unknown time (no record of the old primary left)"),
+                warning=record.get("kind") != "switchover")
     refused = condition_of(after, "StorageExpanded")
     if refused and condition_of(before, "StorageExpanded").get("message") != refused.get("message"):
         add("StorageExpansionRefused", refused.get("message") or "", warning=True)

@@ -143,6 +143,52 @@ def test_five_leader_crashes_in_a_row(dataplane, timings, kube, namespace, summa
                    f"budget ttl+loop_wait+{FAILOVER_MARGIN}={budget}s)")
 
 
+# --- 1b. the write outage of each kind of fault ------------------------------------------------------
+
+def _postgres_crash(plane, pod):
+    """kill -9 of the postmaster alone (and so of its backends): Patroni lives on."""
+    import psutil
+    pid = plane.member(pod).postmaster_pid()
+    assert pid, f"{pod} runs no postmaster"
+    victims = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    for victim in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, 9)
+
+
+FAULTS = {
+    # Patroni stops PostgreSQL and lets the lock go: a pod deleted, a member stopped.
+    "member stopped gracefully": lambda plane, pod: plane.member(pod).stop(),
+    # Patroni sees the postmaster gone at its next loop and starts it again, still holding the lock.
+    "PostgreSQL crashed under a live Patroni": _postgres_crash,
+}
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_the_write_outage_of_a_fault_of_the_primary(dataplane, timings, namespace, fault, summary):
+    """Five times: the fault on the leader, then the time until any member accepts a write (every
+    member is probed: the same one after a crash, another after a stop). The whole member killed
+    (node loss) is measured above."""
+    plane, table = dataplane, "outage_rows"
+    leader = plane.wait_streaming(timeout=90)
+    plane.execute(leader, f"CREATE TABLE IF NOT EXISTS {table} (v text PRIMARY KEY)")
+    times = []
+    for run in range(1, RUNS + 1):
+        old = plane.wait_streaming(timeout=90)
+        plane.wait_streaming(old, plane.replicas(old), timeout=90)
+        started = time.monotonic()
+        FAULTS[fault](plane, old)
+        with _logs_on_failure(plane):
+            new, _ = _first_write(plane, plane.members, table, started + timings["ttl"] + timings["loop_wait"] + FAILOVER_MARGIN)
+            assert new, f"run {run}: no member accepted a write after: {fault}"
+        times.append(time.monotonic() - started)
+        if not plane.member(old).running():
+            plane.restart_member(old)
+    summary.append(f"write outage, {fault}: median of {RUNS} {statistics.median(times):.1f} s "
+                   f"({', '.join(f'{t:.1f}' for t in times)}; ttl {timings['ttl']}, loop_wait {timings['loop_wait']})")
+
+
 # --- 2. synchronous mode: no acknowledged commit is lost ------------------------------------------
 
 def sync_patroni_config() -> str:

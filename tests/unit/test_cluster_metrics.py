@@ -185,12 +185,15 @@ def parse_exposition(text):
             current = name
         elif line.startswith("# TYPE "):
             name, _, kind = line[7:].partition(" ")
-            assert name == current and kind in ("gauge", "counter"), line
+            assert name == current and kind in ("gauge", "counter", "histogram"), line
             families[name]["type"] = kind
         else:
             match = SAMPLE.match(line)
             assert match, f"malformed line {line!r}"
             name, labels, value = match.groups()
+            if families.get(current, {}).get("type") == "histogram":
+                assert name in (current + "_bucket", current + "_sum", current + "_count"), line
+                name = current
             assert name == current and families[name]["type"], f"{name} has no HELP/TYPE before it"
             parsed = {k: v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
                       for k, v in LABEL.findall(labels or "")}
@@ -263,6 +266,23 @@ def test_render_gives_the_logical_backup_series_of_a_cluster_with_logical_backup
     assert value_of(families, "postgres_cluster_last_logical_backup_timestamp_seconds", name="done") == \
         datetime.datetime(2026, 11, 26, 3, 30, 41, tzinfo=UTC).timestamp()
     assert families["postgres_cluster_logical_backup_failures_total"]["type"] == "counter"
+
+
+def test_render_gives_the_failover_counter_and_histogram_from_the_status_totals():
+    totals = {"timeline": 6, "primary": "db-1", "failovers": 3, "switchovers": 2, "windowCount": 4,
+              "windowSecondsSum": 61.5, "windowBuckets": [0, 1, 2, 2, 2, 3, 4, 4, 4]}
+    text = render([cluster_object(failoverTotals=totals), cluster_object(name="new")])
+    families = parse_exposition(text)
+    assert families["postgres_cluster_failovers_total"]["type"] == "counter"
+    assert value_of(families, "postgres_cluster_failovers_total", name="db", kind="failover") == 3
+    assert value_of(families, "postgres_cluster_failovers_total", name="db", kind="switchover") == 2
+    assert families["postgres_cluster_failover_duration_seconds"]["type"] == "histogram"
+    assert 'postgres_cluster_failover_duration_seconds_bucket{name="db",namespace="ns",le="2"} 1' in text
+    assert 'postgres_cluster_failover_duration_seconds_bucket{name="db",namespace="ns",le="+Inf"} 4' in text
+    assert 'postgres_cluster_failover_duration_seconds_sum{name="db",namespace="ns"} 61.5' in text
+    assert 'postgres_cluster_failover_duration_seconds_count{name="db",namespace="ns"} 4' in text
+    # A cluster the operator has not counted yet has no failover series.
+    assert value_of(families, "postgres_cluster_failovers_total", name="new", kind="failover") is None
 
 
 def test_render_omits_the_interval_of_an_unreadable_schedule():

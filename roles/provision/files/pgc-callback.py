@@ -6,6 +6,13 @@ postgres.example.com/member-event of the PostgresCluster named SCOPE with the me
 action, the role and the time. The operator reconciles a cluster when its annotations change,
 so the cluster's status follows a failover at once, without polling idle clusters.
 
+Two more stamps date the failover history's write-unavailable windows:
+- postgres.example.com/primary-stopped, when Patroni stopped PostgreSQL while it was the primary
+  (a switchover or a shutdown: writes ended then);
+- postgres.example.com/promoted, when the member became the primary, with the time of the last
+  transaction it replayed from the old primary (pg_last_xact_replay_timestamp(), which stays
+  after the promotion), read as the monitoring role over the pod's socket (PGHOST, PGPORT).
+
 It authenticates as the pod's ServiceAccount, which may patch this one PostgresCluster and
 nothing else of it. It never fails Patroni: a problem is written to stderr, and the next
 reconcile catches up anyway. Only the Python standard library is used.
@@ -15,10 +22,16 @@ import datetime
 import json
 import os
 import ssl
+import subprocess
 import sys
 import urllib.request
 
 ANNOTATION = "postgres.example.com/member-event"
+PROMOTED = "postgres.example.com/promoted"
+PRIMARY_STOPPED = "postgres.example.com/primary-stopped"
+PRIMARY_ROLES = ("primary", "master", "promoted")
+LAST_COMMIT = ("SELECT coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', "
+               "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '-')")
 SERVICEACCOUNT = os.environ.get("PGC_SERVICEACCOUNT_DIR", "/var/run/secrets/kubernetes.io/serviceaccount")
 TIMEOUT = 5
 
@@ -36,7 +49,12 @@ def notify(action, role, scope):
     if ":" in host:
         host = "[%s]" % host
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    body = {"metadata": {"annotations": {ANNOTATION: " ".join((now, member, action, role))}}}
+    annotations = {ANNOTATION: " ".join((now, member, action, role))}
+    if role in PRIMARY_ROLES and action == "on_stop":
+        annotations[PRIMARY_STOPPED] = " ".join((now, member))
+    elif role in PRIMARY_ROLES and action == "on_role_change":
+        annotations[PROMOTED] = " ".join((now, member, last_commit()))
+    body = {"metadata": {"annotations": annotations}}
     request = urllib.request.Request(
         "https://%s:%s/apis/postgres.example.com/v1/namespaces/%s/postgresclusters/%s" % (host, port, namespace, scope),
         data=json.dumps(body).encode(),
@@ -46,6 +64,17 @@ def notify(action, role, scope):
     context = ssl.create_default_context(cafile=os.path.join(SERVICEACCOUNT, "ca.crt"))
     with urllib.request.urlopen(request, context=context, timeout=TIMEOUT):
         pass
+
+
+def last_commit():
+    """The time of the last transaction replayed from the old primary, or '-'."""
+    try:
+        out = subprocess.run(["psql", "-XAtq", "-d", "postgres", "-U", os.environ.get("PGC_MONITOR_USERNAME", "pgc_monitor"),
+                              "-c", LAST_COMMIT], capture_output=True, text=True, timeout=TIMEOUT, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as e:
+        sys.stderr.write("pgc-callback: could not read the last replayed transaction: %s\n" % e)
+        return "-"
+    return out if out and " " not in out else "-"
 
 
 def main(argv):

@@ -98,3 +98,51 @@ def test_the_post_bootstrap_script_keeps_the_password_off_command_lines_and_logs
     assert "\\getenv app_password PGC_APP_PASSWORD" in script
     # No statement of the session is logged: CREATE ROLE ... PASSWORD would be.
     assert script.index("SET log_statement = 'none'") < script.index("CREATE ROLE")
+
+
+def _callback_patches(tmp_path, monkeypatch, action, role, psql_output):
+    """The annotations the callback patches its cluster with, psql being a script that prints
+    ``psql_output`` (and records its arguments)."""
+    import contextlib
+    import importlib.util
+    import json
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "psql").write_text('#!/bin/sh\necho "$@" > "%s/psql-args"\nprintf "%%s\\n" "%s"\n' % (tmp_path, psql_output))
+    os.chmod(bin_dir / "psql", 0o755)
+    (tmp_path / "token").write_text("t")
+    for key, value in {"PATH": "%s:/usr/bin:/bin" % bin_dir, "PGC_SERVICEACCOUNT_DIR": str(tmp_path),
+                       "KUBERNETES_SERVICE_HOST": "127.0.0.1", "PATRONI_NAME": "db-1",
+                       "PATRONI_KUBERNETES_NAMESPACE": "prod", "PGC_MONITOR_USERNAME": "pgc_monitor"}.items():
+        monkeypatch.setenv(key, value)
+    spec = importlib.util.spec_from_file_location("pgc_callback", CALLBACK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sent = []
+    monkeypatch.setattr(module.ssl, "create_default_context", lambda **kw: None)
+    monkeypatch.setattr(module.urllib.request, "urlopen",
+                        lambda request, **kw: sent.append(json.loads(request.data)) or contextlib.nullcontext())
+    module.notify(action, role, "db")
+    return sent[0]["metadata"]["annotations"]
+
+
+def test_the_callback_of_a_promoted_member_stamps_the_last_transaction_it_replayed(tmp_path, monkeypatch):
+    stamps = _callback_patches(tmp_path, monkeypatch, "on_role_change", "primary", "2026-11-30T01:00:02.100000Z")
+    when, member, last = stamps["postgres.example.com/promoted"].split()
+    assert (member, last) == ("db-1", "2026-11-30T01:00:02.100000Z") and when.endswith("Z")
+    assert "postgres.example.com/primary-stopped" not in stamps
+    # As the monitoring role, over the socket libpq finds from PGHOST: no password anywhere.
+    assert "-U pgc_monitor" in (tmp_path / "psql-args").read_text()
+    # Whatever psql says that is not one time is not passed on.
+    stamps = _callback_patches(tmp_path / "again", monkeypatch, "on_role_change", "primary", "a b")
+    assert stamps["postgres.example.com/promoted"].split()[2] == "-"
+
+
+def test_the_callback_of_a_stopped_primary_stamps_when_writes_ended(tmp_path, monkeypatch):
+    stamps = _callback_patches(tmp_path, monkeypatch, "on_stop", "primary", "")
+    assert stamps["postgres.example.com/primary-stopped"].split()[1] == "db-1"
+    assert "postgres.example.com/promoted" not in stamps
+    stamps = _callback_patches(tmp_path / "replica", monkeypatch, "on_stop", "replica", "")
+    assert set(stamps) == {"postgres.example.com/member-event"}

@@ -655,10 +655,12 @@ def test_switchover_failover_config_map_asks_patroni_to_hand_the_leader_lock_to_
     # Patroni's own ConfigMap: no owner; the cleanup role deletes it with the cluster (watches.yaml).
     assert "ownerReferences" not in meta
     # The first ready replica by ordinal takes over from the member Patroni labels primary.
-    assert meta["annotations"] == {"leader": "example-1", "member": "example-2"}
+    # The request is kept, with the timeline it was made on, for the failover history.
+    assert meta["annotations"] == {"leader": "example-1", "member": "example-2",
+                                   "postgres.example.com/switchover": "0 example-2"}
     chosen = render("switchover", "configmap-failover.yaml.j2", pgc=wrap_var(pgc),
                     __switchover_plan=wrap_var(pgc_filters.pgc_switchover_plan(pods, "example-3")))
-    assert chosen["metadata"]["annotations"] == {"leader": "example-1", "member": "example-3"}
+    assert chosen["metadata"]["annotations"]["member"] == "example-3"
 
 
 def test_patroni_api_secret_is_random_owned_by_the_cluster_and_issued_anew_when_gone():

@@ -35,7 +35,24 @@ def pod(name, role=None, ready=True):
 
 def test_pgc_switchover_plan_picks_the_lowest_ready_replica():
     pods = [pod("db-2", "replica"), pod("db-0", "primary"), pod("db-1", "replica", ready=False)]
-    assert pgc_switchover_plan(pods) == {"leader": "db-0", "candidate": "db-2", "error": ""}
+    assert pgc_switchover_plan(pods) == {"leader": "db-0", "candidate": "db-2", "error": "", "timeline": 0, "wakeup": {}}
+
+
+def test_pgc_switchover_plan_names_the_leaders_timeline_and_how_to_wake_patroni():
+    pods = [pod("db-0", "primary"), pod("db-1", "replica")]
+    pods[0]["metadata"]["annotations"] = {"status": '{"role":"primary","state":"running","timeline":4}'}
+    config = {"metadata": {"name": "db-config", "resourceVersion": "77"},
+              "annotations": {}}
+    config["metadata"]["annotations"] = {"config": '{"loop_wait":10,"ttl":30}'}
+    plan = pgc_switchover_plan(pods, "", 0, config)
+    assert plan["timeline"] == 4
+    # The same configuration spelt otherwise, replacing the version read; and back again.
+    assert plan["wakeup"] == {"resourceVersion": "77", "config": '{"loop_wait": 10, "ttl": 30}'}
+    config["metadata"]["annotations"]["config"] = plan["wakeup"]["config"]
+    assert pgc_switchover_plan(pods, "", 0, config)["wakeup"]["config"] == '{"loop_wait":10,"ttl":30}'
+    # Nothing to write before Patroni wrote a configuration, or when it is not JSON.
+    config["metadata"]["annotations"]["config"] = "not json"
+    assert pgc_switchover_plan(pods, "", 0, config)["wakeup"] == {}
 
 
 def test_pgc_switchover_plan_keeps_members_below_a_scale_down():
@@ -49,7 +66,7 @@ def test_pgc_switchover_plan_honours_or_refuses_the_candidate():
     pods = [pod("db-0", "primary"), pod("db-1", "replica"), pod("db-2", "replica", ready=False)]
     assert pgc_switchover_plan(pods, "db-1")["candidate"] == "db-1"
     assert pgc_switchover_plan(pods, "db-2")["error"] == "db-2 is not a ready replica"
-    assert pgc_switchover_plan(pods, "db-0") == {"leader": "db-0", "candidate": "db-0", "error": ""}
+    assert pgc_switchover_plan(pods, "db-0")["candidate"] == "db-0"
 
 
 def test_pgc_switchover_plan_needs_one_primary():
