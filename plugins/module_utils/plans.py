@@ -8,9 +8,17 @@ and which of a reconcile's optional steps have work."""
 
 from __future__ import annotations
 
+import datetime
+
 from ansible_collections.postgres.cluster.plugins.module_utils.names import pod_ordinal
 from ansible_collections.postgres.cluster.plugins.module_utils.objects import differences, larger, with_applied_hash
-from ansible_collections.postgres.cluster.plugins.module_utils.patroni import member_timeline, pgc_dcs_config, wakeup_config
+from ansible_collections.postgres.cluster.plugins.module_utils.patroni import (
+    PATRONI_TIMING,
+    member_timeline,
+    parse_time,
+    pgc_dcs_config,
+    wakeup_config,
+)
 from ansible_collections.postgres.cluster.plugins.module_utils.status import cluster_health
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
     SERVER_TLS_KEYS,
@@ -69,11 +77,33 @@ def pgc_switchover_plan(pods, candidate="", below_ordinal=0, dcs_config=None):
     return plan
 
 
-def pgc_restart_plan(observed, pgc):
+# Seconds beyond loop_wait a new primary holds its lock before the restart plan moves it.
+SETTLE_SECONDS = 2
+
+
+def _loop_wait(observed):
+    config = observed.get("config") if isinstance(observed.get("config"), dict) else {}
+    try:
+        return float(config.get("loop_wait", PATRONI_TIMING["loop_wait"]))
+    except (TypeError, ValueError):
+        return float(PATRONI_TIMING["loop_wait"])
+
+
+def _promoted_seconds_ago(observed, now=None):
+    """Seconds since the leader took its lock (the lock's acquireTime); a long time when unknown."""
+    acquired = parse_time((observed.get("dcs_lock") or {}).get("acquireTime"))
+    if acquired is None:
+        return float("inf")
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return (now - acquired).total_seconds()
+
+
+def pgc_restart_plan(observed, pgc, now=None):
     """Choose the one step of a rolling restart to take now, for members Patroni reports pending_restart.
 
     Returns ``{"action", "member", "message"}``; action is ``none`` (nothing pending), ``wait`` (a
-    restart is pending but the cluster is not healthy enough to lose a member now), ``restart``
+    restart is pending but the cluster is not healthy enough to lose a member now, or its primary
+    was promoted less than loop_wait + SETTLE_SECONDS ago), ``restart``
     (delete this replica's pod; its StatefulSet starts it again) or ``switchover`` (only the
     primary is left: move the primary to a healthy replica first; it restarts as a replica).
     One member at a time, replicas first, the primary last.
@@ -92,6 +122,11 @@ def pgc_restart_plan(observed, pgc):
     if replicas:
         plan.update(action="restart", member=replicas[-1]["name"],
                     message="Restarting %s to apply parameters that need a restart" % replicas[-1]["name"])
+    elif len(members) > 1 and _promoted_seconds_ago(observed, now) < _loop_wait(observed) + SETTLE_SECONDS:
+        # Right after a promotion the members' reports (pending_restart among them) may predate it,
+        # and a second switchover while the first promotion ends can leave two members on one
+        # timeline with different histories. Every member reports again within loop_wait.
+        plan.update(action="wait", message="Restart of %s pending: its promotion settles first" % pending[0]["name"])
     elif len(members) > 1:
         plan.update(action="switchover", member=pending[0]["name"],
                     message="Moving the primary off %s before it restarts" % pending[0]["name"])

@@ -179,6 +179,8 @@ def _postgres_env(pgc, backup_env):
         {"name": "PGC_APP_DATABASE", "value": credentials["appDatabase"]},
         _secret_env("PGC_APP_PASSWORD", secret, "app-password"),
         {"name": "PGC_MONITOR_USERNAME", "value": pgc["monitor_role"]},
+        # The member, for the callback: Patroni keeps no PATRONI_* variable for its children.
+        _field_env("PGC_POD_NAME", "metadata.name"),
         # The server over the pod's socket, for the callback's psql.
         {"name": "PGHOST", "value": SOCKET_DIR},
         {"name": "PGPORT", "value": str(POSTGRES_PORT)},

@@ -255,6 +255,7 @@ class Member:
             "PATRONI_POSTGRESQL_LISTEN": f"{LOOPBACK}:{self.pg_port}",
             "PATRONI_RESTAPI_LISTEN": f"{LOOPBACK}:{self.api_port}",
             "PATRONI_POSTGRESQL_DATA_DIR": str(self.data_dir),
+            "PGC_POD_NAME": self.pod,
             "PGHOST": str(self.socket_dir),
             "PGPORT": str(self.pg_port),
             "PATRONI_POSTGRESQL_BIN_DIR": str(p.bin_dir),

@@ -42,7 +42,8 @@ def _read(name):
 
 
 def notify(action, role, scope):
-    member = os.environ.get("PATRONI_NAME", "")
+    # Patroni takes the PATRONI_* variables out of its environment: the pod names itself.
+    member = os.environ.get("PGC_POD_NAME", "")
     namespace = os.environ.get("PATRONI_KUBERNETES_NAMESPACE") or _read("namespace")
     host = os.environ["KUBERNETES_SERVICE_HOST"]
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")

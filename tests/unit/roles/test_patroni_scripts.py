@@ -114,7 +114,7 @@ def _callback_patches(tmp_path, monkeypatch, action, role, psql_output):
     os.chmod(bin_dir / "psql", 0o755)
     (tmp_path / "token").write_text("t")
     for key, value in {"PATH": "%s:/usr/bin:/bin" % bin_dir, "PGC_SERVICEACCOUNT_DIR": str(tmp_path),
-                       "KUBERNETES_SERVICE_HOST": "127.0.0.1", "PATRONI_NAME": "db-1",
+                       "KUBERNETES_SERVICE_HOST": "127.0.0.1", "PGC_POD_NAME": "db-1",
                        "PATRONI_KUBERNETES_NAMESPACE": "prod", "PGC_MONITOR_USERNAME": "pgc_monitor"}.items():
         monkeypatch.setenv(key, value)
     spec = importlib.util.spec_from_file_location("pgc_callback", CALLBACK)

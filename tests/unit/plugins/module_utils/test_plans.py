@@ -28,6 +28,23 @@ def test_pgc_restart_plan_restarts_replicas_first_and_the_primary_after_a_switch
     assert (plan["action"], plan["member"]) == ("restart", "db-0")
 
 
+def test_pgc_restart_plan_waits_until_a_new_primarys_promotion_settled():
+    import datetime
+    pgc = pgc_normalize(cluster(replicas=3))
+    state = observed(**{"db-0": {"pendingRestart": True}})
+    state["config"] = {"loop_wait": 10}
+    state["dcs_lock"] = {"leader": "db-0", "acquireTime": "2026-11-30T01:00:00+00:00"}
+    at = datetime.datetime(2026, 11, 30, 1, 0, 5, tzinfo=datetime.timezone.utc)
+    plan = pgc_restart_plan(state, pgc, now=at)
+    assert plan["action"] == "wait" and "settles" in plan["message"]
+    later = at + datetime.timedelta(seconds=8)
+    assert pgc_restart_plan(state, pgc, now=later)["action"] == "switchover"
+    # Replicas restart whatever the lock's age: no switchover is involved.
+    state = observed(**{"db-1": {"pendingRestart": True}})
+    state["dcs_lock"] = {"leader": "db-0", "acquireTime": "2026-11-30T01:00:00+00:00"}
+    assert pgc_restart_plan(state, pgc, now=at)["action"] == "restart"
+
+
 def pod(name, role=None, ready=True):
     return {"metadata": {"name": name, "labels": {"role": role} if role else {}},
             "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
