@@ -58,6 +58,9 @@ class ActionModule(K8sAction):
         "api": {"type": "str", "choices": ["cached", "direct"], "default": "cached"},
         # Create what is missing, never change what exists (generated passwords, certificates).
         "create_only": {"type": "bool", "default": False},
+        # A write refused because the object changed since it was read (its resourceVersion): not a
+        # failure, reported as "conflict".
+        "skip_conflicts": {"type": "bool", "default": False},
     }
 
     def _render(self, name, task_vars):
@@ -105,8 +108,13 @@ class ActionModule(K8sAction):
                 if self._task.diff:
                     diffs.append(_diff(obj, live))
                 if not check:
-                    live = api.create(obj, args["field_manager"]) if args["create_only"] else \
-                        _apply(api, obj, live, args["field_manager"])
+                    try:
+                        live = api.create(obj, args["field_manager"]) if args["create_only"] else \
+                            _apply(api, obj, live, args["field_manager"])
+                    except k8s_client.ApiError as e:
+                        if e.code != 409 or not args["skip_conflicts"]:
+                            raise
+                        entry["action"] = "conflict"
             report.append(entry)
             if obj["kind"] in args["report_kinds"] and live is not None:
                 reported.setdefault(obj["kind"], objects.reported(live))
@@ -124,7 +132,7 @@ class ActionModule(K8sAction):
                 if self._task.diff:
                     diffs.append({"before_header": identity, "after_header": identity, "before": "present\n",
                                   "after": "absent\n"})
-        result = {"changed": any(e["action"] != "unchanged" for e in report), "objects": report,
+        result = {"changed": any(e["action"] not in ("unchanged", "conflict") for e in report), "objects": report,
                   "resources": reported}
         if diffs:
             result["diff"] = diffs

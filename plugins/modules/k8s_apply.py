@@ -63,6 +63,12 @@ options:
         certificates). No hash annotation is added.
     type: bool
     default: false
+  skip_conflicts:
+    description:
+      - An object whose metadata.resourceVersion is no longer the live one is left as it is and
+        reported with action C(conflict), instead of failing the task.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - postgres.cluster.api
   - ansible.builtin.action_common_attributes
@@ -94,7 +100,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 objects:
-  description: Each object with C(object) (C(Kind namespace/name)), C(action) (unchanged, created,
+  description: Each object with C(object) (C(Kind namespace/name)), C(action) (unchanged, created, conflict,
     configured, deleted) and, when it was applied, the C(reasons).
   returned: always
   type: list

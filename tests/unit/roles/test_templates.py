@@ -663,6 +663,21 @@ def test_switchover_failover_config_map_asks_patroni_to_hand_the_leader_lock_to_
     assert chosen["metadata"]["annotations"]["member"] == "example-3"
 
 
+def test_switchover_wakeup_rewrites_patronis_configuration_as_text_with_the_version_read():
+    pgc = sample_pgc()
+    pods = wrap_var([_member("example-0", "primary"), _member("example-1", "replica")])
+    config = {"metadata": {"name": "example-config", "resourceVersion": "812",
+                           "annotations": {"config": '{"loop_wait":10,"postgresql":{"parameters":{"a":"b"}},"ttl":30}'}}}
+    plan = pgc_filters.pgc_switchover_plan(pods, "", 0, wrap_var(config))
+    cm = render("switchover", "configmap-wakeup.yaml.j2", pgc=wrap_var(pgc), __switchover_plan=wrap_var(plan))
+    assert (cm["metadata"]["name"], cm["metadata"]["namespace"]) == ("example-config", "prod")
+    assert cm["metadata"]["resourceVersion"] == "812"
+    # Text, not a mapping: the annotation is Patroni's JSON, the same configuration spelt otherwise.
+    text = cm["metadata"]["annotations"]["config"]
+    assert isinstance(text, str) and text != config["metadata"]["annotations"]["config"]
+    assert json.loads(text) == json.loads(config["metadata"]["annotations"]["config"])
+
+
 def test_patroni_api_secret_is_random_owned_by_the_cluster_and_issued_anew_when_gone():
     pgc = sample_pgc()
     first = render("credentials", "secret-patroni-api.yaml.j2", pgc=pgc)

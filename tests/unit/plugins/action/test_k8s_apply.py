@@ -339,6 +339,16 @@ def test_k8s_apply_api_error_on_apply_fails_with_its_message(apply, apis):
     assert result["msg"] == 'apply Service databases/main-rw: Service "main-rw" is invalid: spec.ports[0].port: Invalid value: 0'
 
 
+def test_k8s_apply_skip_conflicts_reports_a_write_that_lost_a_race_and_fails_on_others(apply, apis):
+    apis.cached.errors["apply"] = ApiError('apply Service databases/main-rw: the object has been modified', 409)
+    assert apply(template=["service-rw.yaml.j2"])["failed"] is True
+    result = apply(template=["service-rw.yaml.j2"], skip_conflicts=True)
+    assert not result.get("failed") and result["changed"] is False
+    assert [o["action"] for o in result["objects"]] == ["conflict"]
+    apis.cached.errors["apply"] = ApiError('apply Service databases/main-rw: invalid', 422)
+    assert apply(template=["service-rw.yaml.j2"], skip_conflicts=True)["failed"] is True
+
+
 def test_k8s_apply_api_error_on_read_fails_before_any_write(apply, apis):
     apis.cached.errors["get"] = ApiError("get Service databases/main-rw: the API server is unreachable (refused)")
     result = apply(template=["service-rw.yaml.j2"])
