@@ -49,7 +49,7 @@ def test_pgc_normalize_keeps_user_values_and_derives_names_and_labels():
                             "credentials": "db-credentials", "patroni_config": "db-patroni",
                             "patroni_account": "db-patroni", "jobs_account": "db-jobs", "pdb": "db", "service_metrics": "db-metrics",
                             "monitoring": "db", "pgbackrest_config": "db-pgbackrest", "backup_cronjob": "db-backup",
-                            "logical_cronjob": "db-logical-backup", "backup_tls": "db-backup-tls",
+                            "logical_cronjob": "db-logical-backup", "drill_cronjob": "db-drill", "backup_tls": "db-backup-tls",
                                 "patroni_api": "db-patroni-api", "network_policy": "db", "server_tls": "db-tls",
                             "ca": "db-ca", "superuser_tls": "db-superuser-tls", "app_tls": "db-app-tls",
                             "repo_host": "db-repo", "backup_claim": "db-backup",

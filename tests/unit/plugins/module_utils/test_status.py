@@ -85,7 +85,8 @@ def test_pgc_status_reports_backups_from_jobs_and_announces_them():
              "message": "ERROR: [049]: unable to get address for 'main.db.svc'"}]
     status = pgc_status(pgc, None, {"backup_jobs": jobs})
     assert status["backupFailures"] == 1
-    assert status["backups"] == {"repository": "volume", "schedule": "0 2 * * *", "logicalSchedule": ""}
+    assert status["backups"] == {"repository": "volume", "schedule": "0 2 * * *", "logicalSchedule": "",
+                                 "drillSchedule": ""}
     condition = [c for c in status["conditions"] if c["type"] == "LastBackupSucceeded"][0]
     assert condition["status"] == "False" and "unable to get address" in condition["message"]
     events = pgc_status_transitions({}, status)
