@@ -27,7 +27,7 @@ RULE_TESTS = sorted((REPO / "tests" / "prometheus").glob("*.yml"))
 EXPECTED_ALERTS = {
     "PostgreSQLClusterDown", "PostgreSQLReplicasNotReady", "PostgreSQLReplicationLagHigh",
     "PostgreSQLBackupMissing", "PostgreSQLBackupFailing", "PostgreSQLLogicalBackupFailing",
-    "PostgreSQLWALArchivingFailing",
+    "PostgreSQLWALArchivingFailing", "PostgresClusterDrillFailed", "PostgresClusterDrillOverdue",
     "PostgreSQLConnectionsNearLimit", "PostgreSQLTransactionIdWraparound", "PostgreSQLDataVolumeFilling",
 }
 
@@ -233,3 +233,9 @@ def test_custom_exporter_metrics_come_from_the_queries_file():
 def test_exporter_image_is_pinned():
     image = metrics_catalogue()["exporter_image"]
     assert re.fullmatch(r"quay\.io/prometheuscommunity/postgres-exporter:v\d+\.\d+\.\d+", image), image
+
+
+def test_alert_rules_the_operator_applies_are_this_file():
+    """The provision role's PrometheusRule is rendered from a copy of alerts.yaml (a role's files/):
+    the two never differ."""
+    assert (REPO / "roles" / "provision" / "files" / "prometheus-alerts.yaml").read_text() == ALERTS.read_text()
