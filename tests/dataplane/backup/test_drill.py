@@ -75,7 +75,6 @@ def test_drill_restores_the_newest_backup_and_runs_the_checks(workspace):
     src = cluster.init()
     load(src)
     backup = cluster.script_json("pgc-backup.sh", "full")[0]
-    src.switch_wal_and_wait_archived()
     archive = archive_files(repo)
     digest = src.table_digest("t", "app")
     timeline = src.value("SELECT timeline_id FROM pg_control_checkpoint()")
