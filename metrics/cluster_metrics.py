@@ -102,6 +102,9 @@ def compact_cluster(obj):
     status = obj.get("status") or {}
     backup = parse_time(status.get("lastBackupTimestamp"))
     logical = parse_time((status.get("lastLogicalBackup") or {}).get("stopTime"))
+    drill = status.get("lastDrill") if isinstance(status.get("lastDrill"), dict) else {}
+    drill_time = parse_time(drill.get("time"))
+    drill_success = parse_time(status.get("lastSuccessfulDrillTimestamp"))
     return {
         "name": meta.get("name", ""),
         "namespace": meta.get("namespace", ""),
@@ -117,6 +120,11 @@ def compact_cluster(obj):
         "backup_failures": _int(status.get("backupFailures")),
         "last_logical_backup": logical.timestamp() if logical else None,
         "logical_backup_failures": _int(status.get("logicalBackupFailures")),
+        "drill_schedule": ((spec.get("backup") or {}).get("drill") or {}).get("schedule") or "",
+        "last_drill": drill_time.timestamp() if drill_time else None,
+        "last_drill_success": drill_success.timestamp() if drill_success else None,
+        "drill_duration": _int(drill.get("durationSeconds"), None),
+        "drill_succeeded": (1 if drill.get("result") == "Succeeded" else 0) if drill_time else None,
         "failovers": _failover_totals(status.get("failoverTotals")),
     }
 
@@ -166,6 +174,14 @@ FAMILIES = (
      "Promotions of a new primary by kind (failover, switchover), from Patroni's history (status.failoverTotals)."),
     ("postgres_cluster_failover_duration_seconds", "histogram",
      "Write-unavailable window of each promotion, from Patroni's records (status.failovers)."),
+    ("postgres_cluster_drill_last_run_timestamp_seconds", "gauge",
+     "Completion time of the most recent restore drill (spec.backup.drill), in seconds since the epoch."),
+    ("postgres_cluster_drill_last_success_timestamp_seconds", "gauge",
+     "Completion time of the most recent successful restore drill, in seconds since the epoch."),
+    ("postgres_cluster_drill_duration_seconds", "gauge", "How long the most recent restore drill took."),
+    ("postgres_cluster_drill_succeeded", "gauge", "1 when the most recent restore drill succeeded, else 0."),
+    ("postgres_cluster_drill_interval_seconds", "gauge",
+     "Longest time between two consecutive runs of spec.backup.drill.schedule (UTC)."),
     ("postgres_cluster_info", "gauge", "Image, phase and current primary of a cluster; always 1."),
     ("pgc_cluster_metrics_errors_total", "counter",
      "Failed requests of the cluster metrics server to the Kubernetes API."),
@@ -189,6 +205,17 @@ def _number(value):
     return str(int(value))
 
 
+def _interval(cluster, key, today):
+    """The longest gap between two runs of the cluster's schedule ``key``; None without one."""
+    if not cluster[key]:
+        return None
+    try:
+        return cron_interval_seconds(cluster[key], today)
+    except CronError as exc:
+        LOG.debug("%s/%s: %s", cluster["namespace"], cluster["name"], exc)
+        return None
+
+
 def cluster_samples(cluster, lock, now, today=None):
     """{family: (labels, value)} of one cluster."""
     labels = {"name": cluster["name"], "namespace": cluster["namespace"]}
@@ -205,14 +232,19 @@ def cluster_samples(cluster, lock, now, today=None):
         samples["postgres_cluster_logical_backup_failures_total"] = cluster["logical_backup_failures"]
     if cluster["last_logical_backup"] is not None:
         samples["postgres_cluster_last_logical_backup_timestamp_seconds"] = cluster["last_logical_backup"]
-    if cluster["schedule"]:
-        try:
-            interval = cron_interval_seconds(cluster["schedule"], today)
-        except CronError as exc:
-            LOG.debug("%s/%s: %s", cluster["namespace"], cluster["name"], exc)
-            interval = None
+    # Only clusters with a drill schedule have the drill series.
+    if cluster["drill_schedule"]:
+        for family, key in (("postgres_cluster_drill_last_run_timestamp_seconds", "last_drill"),
+                            ("postgres_cluster_drill_last_success_timestamp_seconds", "last_drill_success"),
+                            ("postgres_cluster_drill_duration_seconds", "drill_duration"),
+                            ("postgres_cluster_drill_succeeded", "drill_succeeded")):
+            if cluster[key] is not None:
+                samples[family] = cluster[key]
+    for family, key in (("postgres_cluster_backup_interval_seconds", "schedule"),
+                        ("postgres_cluster_drill_interval_seconds", "drill_schedule")):
+        interval = _interval(cluster, key, today)
         if interval is not None:
-            samples["postgres_cluster_backup_interval_seconds"] = interval
+            samples[family] = interval
     out = {family: (labels, value) for family, value in samples.items()}
     totals = cluster["failovers"]
     if totals is not None:

@@ -27,6 +27,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.pods import (
     CALLBACK_DIR,
+    DRILL_SCRATCH,
     JOB_CONTAINER,
     pgc_backup_pod_labels,
     pgc_job_pod_spec,
@@ -49,6 +50,9 @@ COMMANDS = {
     "restore": "pgc-restore-in-place.sh " + RESTORE_TARGET,
     # The restore playbook's abort: member 0's data as it was, when a restore left it aside.
     "abort": 'pgc-restore-in-place.sh --put-back | tee "$PGC_RESULT_FILE"',
+    # The restore drill: the newest backup restored into the Job's scratch volume and checked; its
+    # JSON line is written on failure too (it says why).
+    "drill": "pgc-drill.sh",
     "logical-restore": ('pgc-logical-restore.sh --database="$PGC_RESTORE_DATABASE" '
                         '${PGC_RESTORE_LABEL:+--label="$PGC_RESTORE_LABEL"} | tee "$PGC_RESULT_FILE"'),
 }
@@ -104,6 +108,14 @@ def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=N
             {"name": "PGC_LOGICAL_DATABASES", "value": ",".join(settings["logical"]["databases"])},
             {"name": "PGC_LOGICAL_RETENTION", "value": str(settings["logical"]["retention"])},
         ]
+    if job == "drill":
+        credentials = pgc["spec"]["credentials"]
+        environment += [{"name": "PGC_DRILL_DIR", "value": DRILL_SCRATCH},
+                        {"name": "PGC_DRILL_USER", "value": credentials["superuser"]},
+                        {"name": "PGC_DRILL_DATABASE", "value": credentials["appDatabase"]}]
+        # The user's SQL reaches psql as one argument from the environment: never part of a command.
+        if settings["drill"]["check"]:
+            environment.append({"name": "PGC_DRILL_CHECK", "value": settings["drill"]["check"]})
     environment += list(env or [])
 
     script = ('rc=0; %s || rc=$?; python3 %s/%s %s %s "$PGBACKREST_STANZA" || true; exit $rc'
@@ -111,8 +123,9 @@ def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=N
                  "finished" if job != "backup" else '"$PGC_BACKUP_TYPE"'))
     pod = pgc_job_pod_spec(pgc, job, script, environment, data_claim=data_claim, resources=resources)
     return {
-        # One retry: a backup that failed twice needs a person, and the next schedule tries anyway.
-        "backoffLimit": 1,
+        # One retry: a backup that failed twice needs a person, and the next schedule tries anyway. A
+        # drill that failed says something about the backup: it is not run again until its schedule.
+        "backoffLimit": 0 if job == "drill" else 1,
         "activeDeadlineSeconds": int(deadline),
         "template": {"metadata": {"labels": pgc_backup_pod_labels(pgc, job)}, "spec": pod},
     }
@@ -159,12 +172,15 @@ def _results(message):
     return results
 
 
+def _trimmed(text):
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
+
+
 def _failure_text(message, fallback):
     lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
     # pgBackRest and the scripts end with the line that says why.
     errors = [line for line in lines if "error" in line.lower()]
-    text = (errors or lines or [fallback])[-1]
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
+    return _trimmed((errors or lines or [fallback])[-1])
 
 
 def summarize_job(job, pods):
@@ -203,8 +219,12 @@ def summarize_job(job, pods):
         summary["phase"] = "Failed"
         summary["finished"] = failure.get("lastTransitionTime")
         last = failed[-1] if failed else {}
-        summary["message"] = _failure_text(last.get("message"), failure.get("message") or failure.get("reason")
-                                           or "the Job failed")
+        # A script may say why it failed in its JSON line (pgc-drill.sh's reason).
+        summary["results"] = _results(last.get("message"))
+        summary["result"] = summary["results"][-1] if summary["results"] else None
+        reason = (summary["result"] or {}).get("reason")
+        summary["message"] = _trimmed(str(reason)) if reason else _failure_text(
+            last.get("message"), failure.get("message") or failure.get("reason") or "the Job failed")
     elif (status.get("active") or 0) > 0 and any(((p.get("status") or {}).get("phase")) == "Running" for p in own):
         summary["phase"] = "Running"
         summary["message"] = "running"
@@ -326,6 +346,55 @@ def logical_backup_status(summaries, previous):
         fields["lastLogicalBackup"] = last
     if last_failure:
         fields["lastLogicalBackupFailure"] = last_failure
+    return fields
+
+
+def drill_record(summary):
+    """What status says about a finished restore drill Job (status.lastDrill): when it finished, the
+    backup it restored, the time the copy was recovered to, how long it took, its result and why."""
+    result = summary.get("result") or {}
+    finished = _time(result.get("finished")) or _time(summary.get("finished"))
+    succeeded = summary["phase"] == "Succeeded" and result.get("result", "succeeded") == "succeeded"
+    if succeeded:
+        message = "Backup %s restored and checked" % result["backup"] if result.get("backup") else (
+            "Job %s succeeded but its pod reported no result" % summary["name"])
+    else:
+        message = summary.get("message") or result.get("reason") or "the drill failed"
+    duration = result.get("duration_seconds")
+    record = {
+        "time": _rfc3339(finished),
+        "backup": result.get("backup") or "",
+        "restoredTo": _rfc3339(_time(result.get("restored_to"))),
+        "durationSeconds": int(round(duration)) if isinstance(duration, (int, float)) else None,
+        "result": "Succeeded" if succeeded else "Failed",
+        "message": _trimmed(message),
+        "job": summary["name"],
+    }
+    return {k: v for k, v in record.items() if v not in (None, "")}
+
+
+def drill_status(summaries, previous):
+    """The restore drill fields of status: lastDrill (the newest finished drill Job, success or
+    failure, never older than what status said) and lastSuccessfulDrillTimestamp."""
+    last = dict(previous.get("lastDrill") or {})
+    last_time = _time(last.get("time"))
+    success = _time(previous.get("lastSuccessfulDrillTimestamp"))
+    for s in summaries:
+        if s["kind"] != "drill" or s["phase"] not in ("Succeeded", "Failed"):
+            continue
+        record = drill_record(s)
+        when = _time(record.get("time"))
+        if when is None:
+            continue
+        if last_time is None or when > last_time:
+            last_time, last = when, record
+        if record["result"] == "Succeeded" and (success is None or when > success):
+            success = when
+    fields = {}
+    if last:
+        fields["lastDrill"] = last
+    if success:
+        fields["lastSuccessfulDrillTimestamp"] = _rfc3339(success)
     return fields
 
 

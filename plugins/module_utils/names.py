@@ -45,6 +45,8 @@ NAME_SUFFIXES = {
     "pgbackrest_config": "-pgbackrest",
     "backup_cronjob": "-backup",
     "logical_cronjob": "-logical-backup",
+    # The restore drill (spec.backup.drill): the newest backup restored into a scratch volume and checked.
+    "drill_cronjob": "-drill",
     "backup_tls": "-backup-tls",
     "repo_host": "-repo",
     "backup_claim": "-backup",
@@ -65,6 +67,7 @@ NAME_LIMITS = {
     "repo_host": 63,
     "backup_cronjob": 52,
     "logical_cronjob": 52,
+    "drill_cronjob": 52,
 }
 LABEL_VALUE_LIMIT = 63
 JOB_NAME_LIMIT = 63

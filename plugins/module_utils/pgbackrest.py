@@ -50,6 +50,10 @@ physical backups and its WAL is not archived)::
           schedule: "30 3 * * *"
           databases: [app]             # default: the application database of the credentials
           retention: 7                 # dumps kept per database
+        drill:                         # restore drills: the newest backup restored into a scratch volume,
+          schedule: "0 4 * * 0"        # started with no network and no archiving, checked by pg_amcheck
+          check: "SELECT count(*) > 0 FROM app.orders"   # and this SQL (one true value); optional
+          scratchSize: ""              # the scratch emptyDir's limit; default spec.storageSize
 
 Secrets never reach the rendered file: pgBackRest reads them from the environment that the
 pod or Job sets from the Secrets above (``PGBACKREST_REPO1_S3_KEY``,
@@ -174,6 +178,9 @@ AZURE_DEFAULTS = {
 STORE_DEFAULTS = {"s3": S3_DEFAULTS, "gcs": GCS_DEFAULTS, "azure": AZURE_DEFAULTS}
 VOLUME_DEFAULTS = {"size": "10Gi", "storageClassName": ""}
 LOGICAL_DEFAULTS = {"schedule": "", "databases": [], "retention": 7}
+# spec.backup.drill: when the restore drill runs, the SQL it checks the restored copy with, and the
+# size of its scratch volume (default: spec.storageSize, what the data fits in).
+DRILL_DEFAULTS = {"schedule": "", "check": "", "scratchSize": ""}
 
 
 def _flag(value, field):
@@ -290,6 +297,9 @@ def pgc_pgbackrest_settings(pgc):
     logical = {**LOGICAL_DEFAULTS, **{k: v for k, v in _mapping(backup.get("logical"), field + ".logical").items()
                                       if v is not None}}
     logical["databases"] = list(logical["databases"]) or [spec.get("credentials", {}).get("appDatabase") or "app"]
+    drill = {**DRILL_DEFAULTS, **{k: v for k, v in _mapping(backup.get("drill"), field + ".drill").items()
+                                  if v is not None}}
+    drill["scratchSize"] = drill["scratchSize"] or spec.get("storageSize") or "1Gi"
     retention = spec.get("backupRetention")
     return {
         "enabled": bool(kind),
@@ -305,6 +315,7 @@ def pgc_pgbackrest_settings(pgc):
         # Never unbounded: a repository that keeps everything fills, and archiving then stops.
         "retention_full": int(retention) if retention else DEFAULT_RETENTION_FULL,
         "logical": logical,
+        "drill": drill,
     }
 
 

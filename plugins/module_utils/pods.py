@@ -48,6 +48,8 @@ from ansible_collections.postgres.cluster.plugins.module_utils.pgbackrest import
 POSTGRES_UID = 999
 NOBODY_UID = 65534
 DATA_MOUNT = PGDATA.rsplit("/", 1)[0]
+# Where a restore drill's Job restores to and runs its throw-away server (an emptyDir).
+DRILL_SCRATCH = "/var/lib/postgresql/drill"
 SOCKET_DIR = "/var/run/postgresql"
 PATRONI_CONFIG_DIR = "/etc/patroni"
 PGBACKREST_CONFIG_DIR = "/etc/pgbackrest"
@@ -328,7 +330,9 @@ def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None):
     ``data_claim``, mounted at the data directory's parent) with the members' configuration; every
     other Job reaches the primary's pgBackRest server over TLS with the Job configuration."""
     names = pgc["names"]
-    local_data = job == "restore"
+    # The restore and the drill run PostgreSQL's side of pgBackRest themselves, on local data: the
+    # members' configuration (a volume repository through the repository host).
+    local_data = job in ("restore", "drill")
     mounts = [_mount("pgbackrest-config", PGBACKREST_CONFIG_DIR, True), _mount("backup-tls", TLS_DIR, True),
               _mount("callback", CALLBACK_DIR, True), _mount("tmp", "/tmp")]
     volumes = [
@@ -368,6 +372,10 @@ def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None):
         # It logs in as the superuser with the superuser's client certificate.
         mounts.append(_mount("superuser-tls", CLIENT_TLS_DIR, True))
         volumes.append(_secret("superuser-tls", names["superuser_tls"], ["tls.crt", "tls.key"]))
+    if job == "drill":
+        # The drill's copy lives and dies with its pod: never one of the cluster's claims.
+        mounts.append(_mount("scratch", DRILL_SCRATCH))
+        volumes.append({"name": "scratch", "emptyDir": {"sizeLimit": pgc_pgbackrest_settings(pgc)["drill"]["scratchSize"]}})
     if data_claim:
         mounts.append(_mount("data", DATA_MOUNT))
         volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": data_claim}})

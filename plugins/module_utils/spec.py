@@ -332,6 +332,7 @@ DERIVED_OBJECTS = {
     "repo_host": ("the repository host's Service", "a volume repository"),
     "backup_cronjob": ("the CronJob", "spec.backupSchedule"),
     "logical_cronjob": ("the CronJob", "spec.backup.logical.schedule"),
+    "drill_cronjob": ("the CronJob", "spec.backup.drill.schedule"),
     "restore_check": ("the Job", "restores (playbooks/restore.yml)"),
     "restore_restore": ("the Job", "restores (playbooks/restore.yml)"),
     "restore_logical-restore": ("the Job", "restores (playbooks/restore.yml)"),
@@ -430,6 +431,7 @@ def _name_errors(name, spec):
                 "lowercase letters, digits and '-', and end with a letter or digit" % (name, CLUSTER_NAME_LIMIT)]
     backup = spec.get("backup") if isinstance(spec.get("backup"), dict) else {}
     logical = backup.get("logical") if isinstance(backup.get("logical"), dict) else {}
+    drill = backup.get("drill") if isinstance(backup.get("drill"), dict) else {}
     repository = backup.get("repository") if isinstance(backup.get("repository"), dict) else {}
     wanted = {
         None: True,
@@ -437,6 +439,7 @@ def _name_errors(name, spec):
         "a volume repository": repository.get("volume") is not None,
         "spec.backupSchedule": bool(spec.get("backupSchedule")),
         "spec.backup.logical.schedule": bool(logical.get("schedule")),
+        "spec.backup.drill.schedule": bool(drill.get("schedule")),
         "restores (playbooks/restore.yml)": bool(repository),
     }
     errors = []
@@ -720,6 +723,7 @@ def pgc_spec_errors(pgc):
         lambda: _credentials_errors(spec.get("credentials")),
         lambda: cron_errors(spec.get("backupSchedule") or "", "spec.backupSchedule"),
         lambda: _logical_errors(spec),
+        lambda: _drill_errors(spec),
         lambda: _backup_errors(pgc),
         lambda: _peers_errors(spec.get("allowedClients"), "spec.allowedClients"),
         lambda: _peers_errors(spec.get("metricsClients"), "spec.metricsClients"),
@@ -744,6 +748,43 @@ def _logical_errors(spec):
     repository = backup.get("repository") if isinstance(backup.get("repository"), dict) else {}
     if logical.get("schedule") and not repository.get("s3"):
         errors.append("spec.backup.logical.schedule needs spec.backup.repository.s3: logical dumps go to object storage")
+    return errors
+
+
+# The longest SQL check of a restore drill (spec.backup.drill.check); the CRD says the same.
+DRILL_CHECK_LIMIT = 4096
+DRILL_FIELDS = ("schedule", "check", "scratchSize")
+SCRATCH_SIZE_RE = re.compile(r"^\d+(Ki|Mi|Gi|Ti)$")
+
+
+def _drill_errors(spec):
+    """spec.backup.drill: a schedule, an optional SQL check, and a backup repository to drill."""
+    backup = spec.get("backup") if isinstance(spec.get("backup"), dict) else {}
+    drill = backup.get("drill")
+    if drill is None:
+        return []
+    if not isinstance(drill, dict):
+        return ["spec.backup.drill must be a mapping, not %s" % describe_type(drill)]
+    errors = _unknown_fields(drill, DRILL_FIELDS, "spec.backup.drill")
+    schedule = drill.get("schedule")
+    if not isinstance(schedule, str) or not schedule.strip():
+        errors.append("spec.backup.drill.schedule is required: a cron expression such as \"0 4 * * 0\"")
+    else:
+        errors += cron_errors(schedule, "spec.backup.drill.schedule")
+    check = drill.get("check")
+    if check is not None and not isinstance(check, str):
+        errors.append("spec.backup.drill.check must be a string of SQL, not %s" % describe_type(check))
+    elif check and len(check) > DRILL_CHECK_LIMIT:
+        errors.append("spec.backup.drill.check has %d characters, more than %d" % (len(check), DRILL_CHECK_LIMIT))
+    elif check and "\x00" in check:
+        errors.append("spec.backup.drill.check must not contain a NUL character")
+    size = drill.get("scratchSize")
+    if size is not None and (not isinstance(size, str) or not SCRATCH_SIZE_RE.fullmatch(size)):
+        errors.append("spec.backup.drill.scratchSize %r must be a size such as 20Gi (Ki, Mi, Gi or Ti)" % (size,))
+    repository = backup.get("repository")
+    if not repository and not spec.get("backupSchedule"):
+        errors.append("spec.backup.drill needs backups to restore: set spec.backup.repository (and "
+                      "spec.backupSchedule)")
     return errors
 
 

@@ -13,7 +13,7 @@ import json
 import re
 
 from ansible_collections.postgres.cluster.plugins.module_utils.failovers import failover_status
-from ansible_collections.postgres.cluster.plugins.module_utils.jobs import backup_status, logical_backup_status
+from ansible_collections.postgres.cluster.plugins.module_utils.jobs import backup_status, drill_status, logical_backup_status
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import desired_status, rfc3339_now, status_patch
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import parse_time
 
@@ -126,6 +126,7 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
                                "none"),
             "schedule": spec.get("backupSchedule") or "" if repository else "",
             "logicalSchedule": logical.get("schedule") or "" if repository else "",
+            "drillSchedule": ((spec.get("backup") or {}).get("drill") or {}).get("schedule") or "" if repository else "",
         }
     from_backup = (spec.get("bootstrap") or {}).get("fromBackup") or {}
     if from_backup.get("repository"):
@@ -138,6 +139,7 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
     if any(j.get("kind") == "logical-backup" for j in observed.get("backup_jobs") or []) \
             or previous.get("lastLogicalBackup") or previous.get("logicalBackupFailures"):
         status.update(logical_backup_status(observed.get("backup_jobs") or [], previous))
+    status.update(drill_status(observed.get("backup_jobs") or [], previous))
     # The size the members' claims are made with (the StatefulSet's template), and why not the spec's.
     storage = (sts.get("spec") or {}).get("storage")
     if storage:
@@ -221,6 +223,14 @@ def pgc_status_transitions(before, after):
         add("LogicalBackupSucceeded", "Logical backup of %s finished at %s (Job %s)" % (
             ", ".join(d.get("database", "?") for d in logical.get("dumps") or []) or "no database reported",
             logical["stopTime"], logical.get("job")))
+    # One Event per drill Job: lastDrill names a new Job only once.
+    drill = after.get("lastDrill") or {}
+    if drill.get("job") and drill.get("job") != (before.get("lastDrill") or {}).get("job"):
+        if drill.get("result") == "Succeeded":
+            add("DrillSucceeded", "Restore drill Job %s: %s in %ss, recovered to %s" % (
+                drill["job"], drill.get("message"), drill.get("durationSeconds", "?"), drill.get("restoredTo", "?")))
+        else:
+            add("DrillFailed", "Restore drill Job %s failed: %s" % (drill["job"], drill.get("message")), warning=True)
     return events
 
 

@@ -27,7 +27,7 @@ RULE_TESTS = sorted((REPO / "tests" / "prometheus").glob("*.yml"))
 EXPECTED_ALERTS = {
     "PostgreSQLClusterDown", "PostgreSQLReplicasNotReady", "PostgreSQLReplicationLagHigh",
     "PostgreSQLBackupMissing", "PostgreSQLBackupFailing", "PostgreSQLLogicalBackupFailing",
-    "PostgreSQLWALArchivingFailing", "PostgreSQLFailoversRepeated",
+    "PostgreSQLWALArchivingFailing", "PostgreSQLFailoversRepeated", "PostgreSQLDrillFailed", "PostgreSQLDrillOverdue",
     "PostgreSQLConnectionsNearLimit", "PostgreSQLTransactionIdWraparound", "PostgreSQLDataVolumeFilling",
 }
 

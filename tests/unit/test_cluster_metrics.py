@@ -486,3 +486,35 @@ def test_parse_listen_accepts_host_and_port(text, address):
 def test_parse_listen_refuses_a_missing_port():
     with pytest.raises(Exception):
         cm.parse_listen("localhost")
+
+
+def test_render_gives_the_drill_series_of_a_cluster_with_a_drill_schedule():
+    obj = cluster_object(lastDrill={"time": "2026-11-29T04:07:45Z", "result": "Failed", "durationSeconds": 128,
+                                    "backup": "20261129-020000F", "job": "db-drill-1"},
+                         lastSuccessfulDrillTimestamp="2026-11-22T04:05:00Z")
+    obj["spec"]["backup"] = {"drill": {"schedule": "0 4 * * 0"}}
+    families = parse_exposition(render([obj], [leader_configmap()]))
+    key = {"name": "db", "namespace": "ns"}
+    assert value_of(families, "postgres_cluster_drill_last_run_timestamp_seconds", **key) == \
+        datetime.datetime(2026, 11, 29, 4, 7, 45, tzinfo=UTC).timestamp()
+    assert value_of(families, "postgres_cluster_drill_last_success_timestamp_seconds", **key) == \
+        datetime.datetime(2026, 11, 22, 4, 5, tzinfo=UTC).timestamp()
+    assert value_of(families, "postgres_cluster_drill_duration_seconds", **key) == 128
+    assert value_of(families, "postgres_cluster_drill_succeeded", **key) == 0
+    assert value_of(families, "postgres_cluster_drill_interval_seconds", **key) == 7 * DAY
+    obj["status"]["lastDrill"]["result"] = "Succeeded"
+    assert value_of(parse_exposition(render([obj])), "postgres_cluster_drill_succeeded", **key) == 1
+
+
+def test_render_has_no_drill_series_without_a_drill_schedule():
+    obj = cluster_object(lastDrill={"time": "2026-11-29T04:07:45Z", "result": "Succeeded"})
+    families = parse_exposition(render([obj], [leader_configmap()]))
+    for family in ("last_run_timestamp_seconds", "last_success_timestamp_seconds", "duration_seconds", "succeeded",
+                   "interval_seconds"):
+        assert value_of(families, "postgres_cluster_drill_" + family, name="db", namespace="ns") is None
+    # A drill scheduled that has not run yet: its interval only.
+    obj = cluster_object()
+    obj["spec"]["backup"] = {"drill": {"schedule": "@daily"}}
+    families = parse_exposition(render([obj]))
+    assert value_of(families, "postgres_cluster_drill_interval_seconds", name="db", namespace="ns") == DAY
+    assert value_of(families, "postgres_cluster_drill_succeeded", name="db", namespace="ns") is None

@@ -195,3 +195,23 @@ def test_the_schema_takes_an_issuer_ref():
     assert openapi_errors(with_spec(tls={"issuerRef": {"name": "ca"}})) == []
     assert openapi_errors(with_spec(tls={"issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer",
                                                        "group": "cert-manager.io"}})) == []
+
+
+def test_the_schema_takes_a_drill_and_status_last_drill():
+    drill = {"schedule": "0 4 * * 0", "check": "SELECT count(*) > 0 FROM orders", "scratchSize": "20Gi"}
+    assert openapi_errors(with_spec(backup={"repository": {"s3": S3}, "drill": drill})) == []
+    props = SPEC["backup"]["properties"]["drill"]["properties"]
+    assert props["check"]["maxLength"] == spec.DRILL_CHECK_LIMIT
+    assert props["scratchSize"]["pattern"] == spec.SCRATCH_SIZE_RE.pattern
+    # The schedule has the backup schedule's rule.
+    assert rules(props["schedule"]) == rules(SPEC["backupSchedule"])
+    last = SCHEMA["properties"]["status"]["properties"]["lastDrill"]["properties"]
+    assert set(last) == {"time", "backup", "restoredTo", "durationSeconds", "result", "message", "job"}
+    assert set(SCHEMA["properties"]["status"]["properties"]["backups"]["properties"]) >= {"drillSchedule"}
+
+
+@pytest.mark.parametrize("drill", [{"check": "SELECT true"}, {"schedule": "0 4 * * 0", "check": "x" * 4097},
+                                   {"schedule": "0 4 * * 0", "scratchSize": "20GB"}],
+                         ids=["no-schedule", "check-too-long", "scratch-size"])
+def test_the_schema_refuses_a_bad_drill(drill):
+    assert openapi_errors(with_spec(backup={"repository": {"s3": S3}, "drill": drill}))

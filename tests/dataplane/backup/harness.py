@@ -74,7 +74,8 @@ class BackupHarnessError(RuntimeError):
 def missing_dependencies() -> list[str]:
     """What the backup tests need and this machine lacks, one entry per missing piece."""
     problems = []
-    for b in ("postgres", "initdb", "pg_ctl", "pg_basebackup", "pg_dump", "pg_restore", "psql", "pgbench"):
+    for b in ("postgres", "initdb", "pg_ctl", "pg_basebackup", "pg_dump", "pg_restore", "psql", "pgbench",
+              "pg_amcheck", "pg_controldata"):
         if not os.access(PG_BIN_DIR / b, os.X_OK):
             problems.append(f"PostgreSQL 15 ({PG_BIN_DIR / b})")
             break

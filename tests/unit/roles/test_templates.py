@@ -687,3 +687,51 @@ def test_patroni_api_secret_is_random_owned_by_the_cluster_and_issued_anew_when_
     assert first["stringData"]["username"] == "patroni"
     assert len(first["stringData"]["password"]) >= 24
     assert first["stringData"]["password"] != second["stringData"]["password"]
+
+
+@pytest.mark.parametrize("repository", ["volume", "s3"])
+def test_provision_drill_cronjob_restores_into_a_scratch_volume_never_a_cluster_claim(repository):
+    check = "SELECT count(*) > 0 FROM orders WHERE note = 'it''s $(reboot) `id`'"
+    backup = {**S3} if repository == "s3" else {"repository": {"volume": {"size": "5Gi"}}}
+    pgc = sample_pgc(backup={**backup, "drill": {"schedule": "0 4 * * 0", "check": check}}, storageSize="20Gi")
+    cron = render("provision", "cronjob-drill.yaml.j2", pgc=pgc)
+    meta = cron["metadata"]
+    assert (cron["kind"], meta["name"], meta["namespace"]) == ("CronJob", "example-drill", "prod")
+    assert meta["name"] == pgc["names"]["drill_cronjob"]
+    job_labels = {**pgc["labels"], "postgres.example.com/job": "drill"}
+    assert meta["labels"] == cron["spec"]["jobTemplate"]["metadata"]["labels"] == job_labels
+    assert meta["ownerReferences"] == [pgc["owner_reference"]]
+    spec = cron["spec"]
+    assert (spec["schedule"], spec["timeZone"], spec["concurrencyPolicy"]) == ("0 4 * * 0", "Etc/UTC", "Forbid")
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0, "a failed drill is not run again before its schedule"
+    pod = job["template"]
+    assert "postgres.example.com/cluster" not in pod["metadata"]["labels"]
+    assert pod["metadata"]["labels"]["postgres.example.com/job"] == "drill"
+    assert pod["spec"]["serviceAccountName"] == "example-jobs"
+    container = pod["spec"]["containers"][0]
+    assert container["command"][-1].startswith("rc=0; pgc-drill.sh || rc=$?;")
+    # The user's SQL is in the environment only, never in the command.
+    assert check not in " ".join(container["command"]) and "orders" not in " ".join(container["command"])
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PGC_DRILL_CHECK"] == {"name": "PGC_DRILL_CHECK", "value": check}
+    assert (env["PGC_DRILL_DIR"]["value"], env["PGC_DRILL_USER"]["value"], env["PGC_DRILL_DATABASE"]["value"]) == (
+        "/var/lib/postgresql/drill", "postgres", "app")
+    assert env["PGC_RESULT_FILE"]["value"] == "/dev/termination-log"
+    assert "PGHOST" not in env and "PGPASSWORD" not in env
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["scratch"] == {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}}
+    assert not [v for v in volumes.values() if "persistentVolumeClaim" in v], "no claim of the cluster is mounted"
+    assert "affinity" not in pod["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["scratch"] == "/var/lib/postgresql/drill"
+    # The members' configuration: PostgreSQL local, the repository as the pods reach it.
+    assert volumes["pgbackrest-config"]["configMap"]["items"] == [{"key": "pod.conf", "path": "pgbackrest.conf"}]
+    assert volumes["backup-tls"]["secret"]["items"] == [{"key": k, "path": k} for k in ("ca.crt", "client.crt", "client.key")]
+
+
+def test_provision_drill_cronjob_scratch_size_and_no_check():
+    pgc = sample_pgc(backup={**S3, "drill": {"schedule": "@weekly", "scratchSize": "50Gi"}})
+    pod = render("provision", "cronjob-drill.yaml.j2", pgc=pgc)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in pod["volumes"]}["scratch"]["emptyDir"] == {"sizeLimit": "50Gi"}
+    assert "PGC_DRILL_CHECK" not in {e["name"] for e in pod["containers"][0]["env"]}

@@ -6,6 +6,8 @@ import json
 
 from ansible_collections.postgres.cluster.plugins.module_utils.jobs import (
     backup_status,
+    drill_record,
+    drill_status,
     logical_backup_status,
     summarize_jobs,
 )
@@ -151,3 +153,61 @@ def test_logical_backup_failures_are_counted_once_each_and_status_keeps_what_it_
     assert again["logicalBackupFailures"] == 1
     gone = logical_backup_status([], again)
     assert gone == first
+
+
+# --- restore drills ------------------------------------------------------------------------------
+
+DRILL = {"result": "succeeded", "stanza": "main", "backup": "20261126-020000F", "backup_type": "full",
+         "restored_to": "2026-11-26T02:03:09Z", "started": "2026-11-29T04:00:02Z", "finished": "2026-11-29T04:07:45Z",
+         "duration_seconds": 463, "checks": ["restore", "recovery", "amcheck", "sql"]}
+FAILED_DRILL = {**DRILL, "result": "failed", "finished": "2026-11-30T04:02:10Z", "duration_seconds": 128,
+                "checks": ["restore", "recovery"],
+                "reason": 'pg_amcheck found problems in backup 20261126-020000F: btree index "app.public.t_k": ERROR: '
+                          'heap tuple (0,1) from table "t" lacks matching index tuple within index "t_k"'}
+
+
+def drill_jobs():
+    jobs = [job("main-drill-1", "2026-11-29T04:00:00Z", "succeeded", finished="2026-11-29T04:07:50Z", kind="drill"),
+            job("main-drill-2", "2026-11-30T04:00:00Z", "failed", finished="2026-11-30T04:02:15Z", kind="drill")]
+    pods = [pod("main-drill-1", "Succeeded", 0, json.dumps(DRILL)),
+            # The failed drill's pod wrote its JSON line too: the kubelet keeps it over the log.
+            pod("main-drill-2", "Failed", 1, json.dumps(FAILED_DRILL))]
+    return summarize_jobs(jobs, pods)
+
+
+def test_a_succeeded_drill_job_is_recorded_from_its_result():
+    succeeded = drill_jobs()[0]
+    assert drill_record(succeeded) == {
+        "time": "2026-11-29T04:07:45Z", "backup": "20261126-020000F", "restoredTo": "2026-11-26T02:03:09Z",
+        "durationSeconds": 463, "result": "Succeeded", "message": "Backup 20261126-020000F restored and checked",
+        "job": "main-drill-1"}
+
+
+def test_a_failed_drill_job_keeps_the_reason_its_pod_wrote():
+    failed = drill_jobs()[1]
+    assert failed["phase"] == "Failed" and failed["result"]["result"] == "failed"
+    assert failed["message"] == FAILED_DRILL["reason"]
+    record = drill_record(failed)
+    assert record == {"time": "2026-11-30T04:02:10Z", "backup": "20261126-020000F", "restoredTo": "2026-11-26T02:03:09Z",
+                      "durationSeconds": 128, "result": "Failed", "message": FAILED_DRILL["reason"],
+                      "job": "main-drill-2"}
+
+
+def test_a_failed_drill_without_a_result_reports_the_end_of_its_log():
+    [summary] = summarize_jobs([job("main-drill-3", "2026-11-30T04:00:00Z", "failed", kind="drill")],
+                               [pod("main-drill-3", "Failed", 137, "pgc-drill: restoring backup X\nKilled\n")])
+    record = drill_record(summary)
+    assert (record["result"], record["message"], record["time"]) == ("Failed", "Killed", "2026-11-26T02:03:30Z")
+    assert "backup" not in record and "durationSeconds" not in record
+
+
+def test_drill_status_follows_the_newest_drill_and_keeps_the_last_success():
+    fields = drill_status(drill_jobs(), {})
+    assert fields["lastDrill"]["job"] == "main-drill-2" and fields["lastDrill"]["result"] == "Failed"
+    assert fields["lastSuccessfulDrillTimestamp"] == "2026-11-29T04:07:45Z"
+    # Jobs gone from history: status keeps what it knew, and an older Job never moves it back.
+    assert drill_status([], fields) == fields
+    assert drill_status(drill_jobs()[:1], fields) == fields
+    # Backup Jobs are no drills.
+    assert drill_status(summarize_jobs([job("main-backup-1", "2026-11-26T02:00:00Z", "succeeded")],
+                                       [pod("main-backup-1", "Succeeded", 0, json.dumps(RESULT))]), {}) == {}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.postgres.cluster.plugins.module_utils.names import derived_names
 from ansible_collections.postgres.cluster.plugins.module_utils.spec import (
     CREDENTIALS_DEFAULTS,
     SPEC_DEFAULTS,
@@ -49,7 +50,7 @@ def test_pgc_normalize_keeps_user_values_and_derives_names_and_labels():
                             "credentials": "db-credentials", "patroni_config": "db-patroni",
                             "patroni_account": "db-patroni", "jobs_account": "db-jobs", "pdb": "db", "service_metrics": "db-metrics",
                             "monitoring": "db", "pgbackrest_config": "db-pgbackrest", "backup_cronjob": "db-backup",
-                            "logical_cronjob": "db-logical-backup", "backup_tls": "db-backup-tls",
+                            "logical_cronjob": "db-logical-backup", "drill_cronjob": "db-drill", "backup_tls": "db-backup-tls",
                                 "patroni_api": "db-patroni-api", "network_policy": "db", "server_tls": "db-tls",
                             "ca": "db-ca", "superuser_tls": "db-superuser-tls", "app_tls": "db-app-tls",
                             "repo_host": "db-repo", "backup_claim": "db-backup",
@@ -481,3 +482,37 @@ def test_a_source_cluster_without_its_repository_named_passes_validate():
     """The reconcile reads the source cluster's repository itself (the restore_source step)."""
     assert pgc_spec_errors(pgc_normalize(cluster(bootstrap={"fromBackup": {"cluster": "old"}}))) == []
     assert pgc_spec_errors(pgc_normalize(cluster(bootstrap={"fromBackup": {"cluster": "old", "repository": "s3"}})))
+
+
+# --- restore drills ------------------------------------------------------------------------------
+
+def test_a_drill_is_accepted_with_a_repository_or_a_backup_schedule():
+    assert pgc_spec_errors(errors_of(backup={"repository": {"s3": S3}, "drill": {"schedule": "0 4 * * 0",
+                                                                                  "check": "SELECT true"}})) == []
+    assert pgc_spec_errors(errors_of(backupSchedule="0 2 * * *", backup={"drill": {"schedule": "@weekly"}})) == []
+
+
+def test_a_drill_without_backups_is_refused_naming_spec_backup_drill():
+    assert pgc_spec_errors(errors_of(backup={"drill": {"schedule": "0 4 * * 0"}})) == [
+        "spec.backup.drill needs backups to restore: set spec.backup.repository (and spec.backupSchedule)"]
+
+
+@pytest.mark.parametrize("drill, error", [
+    ({"schedule": "0 4 * *"}, "spec.backup.drill.schedule '0 4 * *'"),
+    ({"schedule": "0 25 * * *"}, "spec.backup.drill.schedule '0 25 * * *':"),
+    ({}, "spec.backup.drill.schedule is required"),
+    ({"schedule": "@weekly", "check": 1}, "spec.backup.drill.check must be a string of SQL, not a number"),
+    ({"schedule": "@weekly", "check": "SELECT " + "1" * 4100}, "spec.backup.drill.check has 4107 characters, more than 4096"),
+    ({"schedule": "@weekly", "scratchSize": "lots"}, "spec.backup.drill.scratchSize 'lots' must be a size"),
+    ({"schedule": "@weekly", "when": "sunday"}, "spec.backup.drill.when is not a field of spec.backup.drill"),
+    ("weekly", "spec.backup.drill must be a mapping, not a string"),
+])
+def test_a_bad_drill_is_refused_naming_the_field(drill, error):
+    errors = pgc_spec_errors(errors_of(backup={"repository": {"s3": S3}, "drill": drill}))
+    assert errors and errors[0].startswith(error), errors
+
+
+def test_the_drill_cronjob_name_is_derived_and_fits_the_longest_cluster_name():
+    spec = {"backup": {"repository": {"s3": S3}, "drill": {"schedule": "0 4 * * 0"}}}
+    assert pgc_spec_errors(errors_of("a" * 40, **spec)) == []
+    assert ("drill_cronjob", "db-drill", 52) in derived_names("db")

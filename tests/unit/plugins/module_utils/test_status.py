@@ -85,7 +85,8 @@ def test_pgc_status_reports_backups_from_jobs_and_announces_them():
              "message": "ERROR: [049]: unable to get address for 'main.db.svc'"}]
     status = pgc_status(pgc, None, {"backup_jobs": jobs})
     assert status["backupFailures"] == 1
-    assert status["backups"] == {"repository": "volume", "schedule": "0 2 * * *", "logicalSchedule": ""}
+    assert status["backups"] == {"repository": "volume", "schedule": "0 2 * * *", "logicalSchedule": "",
+                                 "drillSchedule": ""}
     condition = [c for c in status["conditions"] if c["type"] == "LastBackupSucceeded"][0]
     assert condition["status"] == "False" and "unable to get address" in condition["message"]
     events = pgc_status_transitions({}, status)
@@ -252,3 +253,45 @@ def test_status_reports_the_claims_size_and_why_they_could_not_grow():
     grown = [c for c in pgc_status(pgc, dict(sts, spec={"replicas": 1, "storage": "20Gi"}), {})["conditions"]
              if c["type"] == "StorageExpanded"][0]
     assert (grown["status"], grown["reason"]) == ("True", "Expanded")
+
+
+def drill_summary(name, phase, finished, result):
+    return {"name": name, "kind": "drill", "backup": "", "phase": phase, "created": finished, "started": finished,
+            "finished": finished, "result": result, "results": [result], "message": (result or {}).get("reason", "completed")}
+
+
+def test_pgc_status_reports_the_newest_drill_and_warns_once_per_failed_drill():
+    pgc = pgc_normalize({"metadata": {"name": "main", "namespace": "db"},
+                         "spec": {"backupSchedule": "0 2 * * *", "backup": {"drill": {"schedule": "0 4 * * 0"}}}})
+    ok = drill_summary("main-drill-1", "Succeeded", "2026-11-29T04:07:50Z", {
+        "result": "succeeded", "backup": "20261129-020000F", "restored_to": "2026-11-29T02:03:09Z",
+        "finished": "2026-11-29T04:07:45Z", "duration_seconds": 463})
+    status = pgc_status(pgc, None, {"backup_jobs": [ok]})
+    assert status["backups"]["drillSchedule"] == "0 4 * * 0"
+    assert status["lastDrill"] == {"time": "2026-11-29T04:07:45Z", "backup": "20261129-020000F",
+                                   "restoredTo": "2026-11-29T02:03:09Z", "durationSeconds": 463, "result": "Succeeded",
+                                   "message": "Backup 20261129-020000F restored and checked", "job": "main-drill-1"}
+    assert status["lastSuccessfulDrillTimestamp"] == "2026-11-29T04:07:45Z"
+    events = [e for e in pgc_status_transitions({}, status) if e["reason"].startswith("Drill")]
+    assert [(e["type"], e["reason"]) for e in events] == [("Normal", "DrillSucceeded")]
+
+    failed = drill_summary("main-drill-2", "Failed", "2026-12-06T04:02:15Z", {
+        "result": "failed", "backup": "20261206-020000F", "finished": "2026-12-06T04:02:10Z", "duration_seconds": 128,
+        "reason": "pg_amcheck found problems in backup 20261206-020000F: heap tuple lacks matching index tuple"})
+    after = pgc_status(dict(pgc, status=status), None, {"backup_jobs": [ok, failed]})
+    assert after["lastDrill"]["result"] == "Failed" and after["lastDrill"]["job"] == "main-drill-2"
+    assert after["lastDrill"]["message"] == failed["result"]["reason"]
+    assert after["lastSuccessfulDrillTimestamp"] == "2026-11-29T04:07:45Z"
+    events = [e for e in pgc_status_transitions(status, after) if e["reason"].startswith("Drill")]
+    assert events == [{"type": "Warning", "reason": "DrillFailed", "message": "Restore drill Job main-drill-2 failed: "
+                       "pg_amcheck found problems in backup 20261206-020000F: heap tuple lacks matching index tuple"}]
+    # The next reconcile sees the same Job: no second Event.
+    again = pgc_status(dict(pgc, status=after), None, {"backup_jobs": [ok, failed]})
+    assert again["lastDrill"] == after["lastDrill"]
+    assert [e for e in pgc_status_transitions(after, again) if e["reason"].startswith("Drill")] == []
+
+
+def test_pgc_status_has_no_drill_fields_without_drills():
+    pgc = pgc_normalize({"metadata": {"name": "main", "namespace": "db"}, "spec": {"backupSchedule": "0 2 * * *"}})
+    status = pgc_status(pgc, None, {"backup_jobs": []})
+    assert "lastDrill" not in status and "lastSuccessfulDrillTimestamp" not in status
