@@ -16,6 +16,9 @@ PostgreSQL's files over TLS through localhost; the pod restores with pgc-restore
 configuration: S3 directly (verify first, as above), the directory through the repository host's
 TLS server (role "repo-host"), which pgc-restore.sh does not verify.
 
+A restore drill (pgc-drill.sh, as the drill CronJob's Job runs it) of the directory repository's
+backup is timed beside pgc-restore.sh of the same backup: its floor.
+
 The S3 figures measure moto, a single-process Python server, as much as pgBackRest: they are a
 lower bound of what a real object store gives.
 
@@ -179,6 +182,14 @@ def measure(scale: int = 70, process_max: int = 2, options: dict | None = None, 
             target = ws.dir / f"restore-{label}"
             figures[f"restore {label}"] = timed(cluster.restore, target)
             shutil.rmtree(target)
+        # A restore drill of the directory's backup as its Job runs it: restore, recovery, pg_amcheck.
+        drill = {}
+
+        def run_drill(drill=drill):
+            drill["rc"], drill["result"], drill["log"] = harness.run_drill(directory)
+        figures["drill directory"] = timed(run_drill)
+        if drill["rc"] != 0:
+            raise harness.BackupHarnessError("the drill failed: %s" % drill["result"].get("reason"))
 
         # The operator's path, into stanzas of their own (one backup each, as above): archiving now
         # goes by the pod's configuration to those (the stanzas above have all they need).
@@ -238,6 +249,9 @@ def report(figures: dict[str, float], out=print) -> None:
         restore = figures[f"restore {label}"]
         line(f"pgc-restore.sh latest, {label} (with verify)", restore)
         line(f"  restore alone, {label}", max(0.1, restore - figures[f"verify {label}"]))
+    drill = figures["drill directory"]
+    line("pgc-drill.sh (restore, recovery, pg_amcheck --heapallindexed), directory", drill,
+         f"  ({drill / figures['restore directory']:.1f}x pgc-restore.sh of the same backup)")
     for label in ("s3 over TLS", "directory over TLS"):
         if f"backup {label}" not in figures:
             continue

@@ -817,3 +817,44 @@ class TlsServer:
         with contextlib.suppress(OSError):
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
         return ""
+
+
+# --- restore drills -------------------------------------------------------------------------------
+
+def drill_spec(check: str = "") -> dict:
+    return {"repository": {"volume": {"size": "1Gi"}}, "drill": {"schedule": "0 4 * * 0", "check": check}}
+
+
+def drill_environment(cluster: Cluster, check: str) -> dict[str, str]:
+    """The plain variables of the rendered drill Job (the secrets come from cluster.env(), as the Job
+    takes them from its Secrets), with this machine's paths where the pod has its mounts."""
+    from ansible_collections.postgres.cluster.plugins.module_utils.jobs import pgc_backup_job_spec
+    pgc = dict(cluster.pgc, spec={**cluster.pgc["spec"], "backup": drill_spec(check)})
+    container = pgc_backup_job_spec(pgc, "drill")["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert env["PGC_DRILL_DIR"] and env["PGC_RESULT_FILE"] == "/dev/termination-log"
+    assert ("PGC_DRILL_CHECK" in env) == bool(check)
+    scratch = cluster.ws.path("drill-scratch", cluster.name)
+    result = scratch.parent / f"{cluster.name}.result"
+    result.write_text("")
+    give(scratch.parent)
+    env.update(PGBACKREST_CONFIG=str(cluster.config), PGC_DRILL_DIR=str(scratch), PGC_RESULT_FILE=str(result))
+    return env
+
+
+def run_drill(cluster: Cluster, check: str = "") -> tuple[int, dict, str]:
+    """Run the drill; its exit code, the JSON line it left in its result file (the termination
+    message) and its log."""
+    env = drill_environment(cluster, check)
+    proc = cluster.script("pgc-drill.sh", check=False, env=env, timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"one JSON line on stdout:\n{proc.stdout}\n{proc.stderr}"
+    written = open(env["PGC_RESULT_FILE"]).read()
+    assert written.strip(), f"no result written:\n{proc.stderr}"
+    result = json.loads(written)
+    assert result == json.loads(lines[0])
+    scratch = env["PGC_DRILL_DIR"]
+    assert os.listdir(scratch) == [], f"the drill left {os.listdir(scratch)} behind"
+    print(f"drill of {cluster.name}: {result['result']} in {result['duration_seconds']}s "
+          f"(backup {result.get('backup')}){': ' + result['reason'] if 'reason' in result else ''}")
+    return proc.returncode, result, proc.stderr

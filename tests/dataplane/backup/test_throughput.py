@@ -9,5 +9,6 @@ from bench import backup as bench
 def test_backup_throughput_benchmark_runs_every_step(backup_deps):
     figures = bench.measure(scale=2, out=lambda line: None)
     assert figures["size"] > 2 * 14 * 1000 * 1000, "pgbench scale 2 is about 30 MB"
-    for step in ("pg_basebackup", "backup s3", "restore s3", "backup directory", "restore directory"):
+    for step in ("pg_basebackup", "backup s3", "restore s3", "backup directory", "restore directory",
+                 "drill directory"):
         assert figures[step] > 0, step
