@@ -36,6 +36,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 import urllib.error
@@ -801,3 +802,44 @@ def _stop_all() -> None:
             plane.stop()
         except Exception:  # noqa: BLE001 - best effort at interpreter exit
             pass
+
+
+def api_writes(kube, namespace, cluster, seconds: float) -> dict[str, int]:
+    """The writes Patroni makes to the API server (its DCS) in ``seconds``, counted as watch events
+    of the cluster's ConfigMaps (the leader lock, the history) and pods (each member's status): by
+    kind."""
+    counts = {}
+    for kind in ("configmaps", "pods"):
+        proc = subprocess.Popen(["kubectl", "get", kind, "-n", namespace, "-l", f"{CLUSTER_LABEL}={cluster}",
+                                 "--watch-only", "-o", "name"], env=kube.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        counts[kind] = proc
+    deadline = time.monotonic() + seconds
+    lines = {kind: [] for kind in counts}
+    readers = [threading.Thread(target=lambda k=kind, p=proc: lines[k].extend(p.stdout), daemon=True)
+               for kind, proc in counts.items()]
+    for reader in readers:
+        reader.start()
+    time.sleep(max(0.0, deadline - time.monotonic()))  # the measurement window itself
+    for proc in counts.values():
+        proc.kill()
+        proc.wait()
+    for reader in readers:
+        reader.join(5)
+    return {kind: len(found) for kind, found in lines.items()}
+
+def api_write_rate(kube, namespace, plane, loop_wait, summary, what) -> dict[str, float]:
+    """Patroni's writes per minute into its DCS on an idle cluster, printed; at most one lock renewal
+    and one status per member each loop (and a margin), whatever loop_wait is."""
+    plane.wait_streaming(timeout=90)
+    window = 30
+    writes = api_writes(kube, namespace, plane.cluster, window)
+    per_minute = {kind: n * 60 / window for kind, n in writes.items()}
+    members = len(plane.members)
+    summary.append(f"API writes of {what} (loop_wait {loop_wait}, {members} members, idle): "
+                   f"{per_minute['configmaps']:.0f}/min ConfigMaps (the leader lock), {per_minute['pods']:.0f}/min pods "
+                   f"(members' status); {sum(per_minute.values()) / members:.0f}/min per member")
+    loops = window / loop_wait + 1
+    assert sum(writes.values()) <= 2 * loops * (members + 1), writes
+    return per_minute
+

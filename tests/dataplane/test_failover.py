@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from tests.dataplane.conftest import OWNER_LABEL, REPLICAS, cluster_objects, patroni_config, pods_running
-from tests.dataplane.harness import CLUSTER_LABEL, DataPlane, rw_service_targets, wait_for
+from tests.dataplane.harness import CLUSTER_LABEL, DataPlane, api_write_rate, rw_service_targets, wait_for
 
 # Seconds allowed beyond ttl + loop_wait for the promotion itself and the first write, on a slow
 # 2-CPU machine that also runs the kube-apiserver (the DCS) and kwok.
@@ -187,6 +187,11 @@ def test_the_write_outage_of_a_fault_of_the_primary(dataplane, timings, namespac
             plane.restart_member(old)
     summary.append(f"write outage, {fault}: median of {RUNS} {statistics.median(times):.1f} s "
                    f"({', '.join(f'{t:.1f}' for t in times)}; ttl {timings['ttl']}, loop_wait {timings['loop_wait']})")
+
+
+def test_patronis_writes_to_the_api_server_follow_loop_wait(dataplane, timings, kube, namespace, summary):
+    """The cost of a short loop_wait: the writes this fixture's Patroni (loop_wait 2) makes."""
+    api_write_rate(kube, namespace, dataplane, timings["loop_wait"], summary, "the fixture's cluster")
 
 
 # --- 2. synchronous mode: no acknowledged commit is lost ------------------------------------------

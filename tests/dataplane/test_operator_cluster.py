@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from tests.dataplane.harness import DataPlane, has_marker, rw_service_targets, wait_for, write_marker
+from tests.dataplane.harness import DataPlane, api_write_rate, has_marker, rw_service_targets, wait_for, write_marker
 from tests.e2e import helpers as e2e
 
 CLUSTER = "opdb"
@@ -289,6 +289,12 @@ def test_status_follows_a_failover_and_records_its_write_outage(namespace, plane
 
 def _setting(plane, pod, name):
     return plane.execute(pod, "SELECT setting, unit FROM pg_settings WHERE name = %s", (name,))[0]
+
+
+def test_patronis_writes_to_the_api_server_follow_loop_wait(kube, namespace, plane, summary):
+    """The cost of the operator's loop_wait (10): the writes its cluster's Patroni makes."""
+    api_write_rate(kube, namespace, plane, plane.config["bootstrap"]["dcs"]["loop_wait"], summary,
+                    "an operator's cluster")
 
 
 def test_configuration_changes_reload_or_restart_members_one_at_a_time(namespace, plane):
