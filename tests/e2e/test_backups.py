@@ -150,6 +150,50 @@ def test_a_scheduled_backup_updates_status_from_the_result_and_a_failed_one_says
     assert warning[0]["type"] == "Warning"
 
 
+def drill_result(result, reason=""):
+    """The JSON line pgc-drill.sh leaves in its termination message."""
+    line = {"result": result, "stanza": "db", "backup": "20261126-020001F", "backup_type": "full",
+            "restored_to": "2026-11-26T02:03:09Z", "started": "2026-11-29T04:00:02Z",
+            "finished": "2026-11-29T04:%02d:41Z" % (1 if result == "succeeded" else 5), "duration_seconds": 99,
+            "checks": ["restore", "recovery", "amcheck"]}
+    return json.dumps({**line, "reason": reason} if reason else line)
+
+
+def test_a_restore_drill_is_scheduled_and_its_result_and_failure_reach_status_and_events(operator, namespace):
+    s3_keys(namespace)
+    backup = {**S3_BACKUP, "drill": {"schedule": "0 4 * * 0", "check": "SELECT count(*) > 0 FROM orders"}}
+    apply(postgres_cluster("db", replicas=1, backupSchedule="0 2 * * *", backup=backup), namespace)
+    wait_for_phase("db", namespace, "Running", ready=1)
+    cron = get("cronjob", "db-drill", namespace)
+    assert cron["spec"]["schedule"] == "0 4 * * 0" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    # The check reaches the drill in its environment only; no claim of the cluster is mounted.
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["PGC_DRILL_CHECK"] == "SELECT count(*) > 0 FROM orders"
+    assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+
+    kubectl("create", "job", "--from=cronjob/db-drill", "db-drill-1", "-n", namespace)
+    run_job_pods(namespace, "db-drill-1", 0, drill_result("succeeded"))
+    stamp(namespace)
+    drill = wait_for(lambda: (get("pgc", "db", namespace)["status"].get("lastDrill") or {}).get("job") == "db-drill-1"
+                     and get("pgc", "db", namespace)["status"]["lastDrill"], 60, "status.lastDrill was not set")
+    assert (drill["result"], drill["backup"], drill["durationSeconds"]) == ("Succeeded", "20261126-020001F", 99)
+    assert drill["restoredTo"] == "2026-11-26T02:03:09Z"
+    wait_for(lambda: events(namespace, "db", "DrillSucceeded"), 30, "no DrillSucceeded Event")
+
+    kubectl("create", "job", "--from=cronjob/db-drill", "db-drill-2", "-n", namespace)
+    reason = "pg_amcheck found problems in backup 20261126-020001F: heap table public.orders lacks matching index tuple"
+    run_job_pods(namespace, "db-drill-2", 1, drill_result("failed", reason))
+    stamp(namespace)
+    failed = wait_for(lambda: (get("pgc", "db", namespace)["status"].get("lastDrill") or {}).get("job") == "db-drill-2"
+                      and get("pgc", "db", namespace)["status"]["lastDrill"], 60, "the failed drill is not in status")
+    assert failed["result"] == "Failed" and "lacks matching index tuple" in failed["message"], failed
+    warning = wait_for(lambda: events(namespace, "db", "DrillFailed"), 30, "no DrillFailed Event")
+    assert warning[0]["type"] == "Warning" and "db-drill-2" in warning[0]["message"]
+    # The last success is kept for the overdue alert.
+    assert get("pgc", "db", namespace)["status"]["lastSuccessfulDrillTimestamp"] == "2026-11-29T04:01:41Z"
+
+
 def delete_a_finished_backup(namespace, name, label):
     """A PostgresBackup of db with expireOnDelete, its backup done, then deleted: its expire Job."""
     apply({"apiVersion": "postgres.example.com/v1", "kind": "PostgresBackup", "metadata": {"name": name},
