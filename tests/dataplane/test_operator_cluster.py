@@ -391,6 +391,15 @@ def test_switchover_playbook_moves_the_leader(kube, namespace, plane, summary):
                    f"loop_wait {dcs['loop_wait']}, retry_timeout {dcs['retry_timeout']})")
     # Without the wake-up the leader would see the request at its next loop: loop_wait / 2 on average.
     assert statistics.median(times) < dcs["loop_wait"], times
+    # The history names them switchovers, with their windows from the old primary's stop. Patroni
+    # dates a promotion in the new leader's next loop (loop_wait): one followed by another sooner
+    # than that stays undated in its history, and unrecorded here.
+    records = wait_for(lambda: [r for r in _status(namespace).get("failovers") or [] if r.get("kind") == "switchover"],
+                       60, "status.failovers does not record the switchovers")
+    windows = [r.get("writeUnavailableSeconds") for r in records]
+    summary.append(f"failover history of the switchovers: {len(records)} recorded, windows {windows} s")
+    assert all(w is None or w < dcs["loop_wait"] for w in windows), records
+    assert any(w is not None for w in windows), records
 
 
 def _trywrite_marker(plane, pod):
