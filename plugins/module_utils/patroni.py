@@ -130,6 +130,10 @@ def pgc_patroni_config(pgc):
             "dcs": {
                 **PATRONI_TIMING,
                 "maximum_lag_on_failover": 1048576,
+                # While the API server (the DCS) cannot be reached, the primary stays one as long as
+                # every member answers it over the REST API, instead of stopping writes after
+                # retry_timeout: an API server restart or upgrade is no write outage.
+                "failsafe_mode": True,
                 "synchronous_mode": bool(spec.get("synchronous")),
                 "postgresql": {"use_pg_rewind": True, "use_slots": True, "parameters": parameters},
             },
@@ -208,7 +212,7 @@ def _merged(base, extra):
 # Keys of Patroni's dynamic configuration that the operator owns; others (set with patronictl
 # edit-config) are left alone. postgresql.parameters is owned as a whole, so that a parameter
 # removed from spec.configuration goes back to its default.
-OWNED_DCS_KEYS = ("ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover", "synchronous_mode")
+OWNED_DCS_KEYS = ("ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover", "failsafe_mode", "synchronous_mode")
 OWNED_DCS_POSTGRESQL_KEYS = ("use_pg_rewind", "use_slots", "parameters")
 
 

@@ -107,6 +107,15 @@ def test_pgc_dcs_config_applies_the_spec_to_a_bootstrapped_cluster_only_when_it_
     assert "work_mem" not in removed["postgresql"]["parameters"]
 
 
+def test_failsafe_mode_keeps_the_primary_through_an_api_server_outage_on_new_and_existing_clusters():
+    pgc = pgc_normalize(cluster())
+    assert pgc_patroni_config(pgc)["bootstrap"]["dcs"]["failsafe_mode"] is True
+    # A cluster bootstrapped before gets it through its dynamic configuration.
+    current = json.loads(json.dumps(pgc_patroni_config(pgc)["bootstrap"]["dcs"]))
+    del current["failsafe_mode"]
+    assert pgc_dcs_config(current, pgc)["failsafe_mode"] is True
+
+
 def test_pgc_dcs_config_sees_equal_values_of_other_types_as_equal():
     pgc = pgc_normalize(cluster(configuration={"max_connections": 200}))
     current = json.loads(json.dumps(pgc_patroni_config(pgc)["bootstrap"]["dcs"]))
