@@ -183,6 +183,9 @@ def _postgres_env(pgc, backup_env):
         {"name": "PGC_MONITOR_USERNAME", "value": pgc["monitor_role"]},
         # The member, for the callback: Patroni keeps no PATRONI_* variable for its children.
         _field_env("PGC_POD_NAME", "metadata.name"),
+        # For the reload watcher: a crashed postmaster wakes Patroni through its DCS (pgc-reload.py).
+        {"name": "PGC_POSTMASTER_PID", "value": PGDATA + "/postmaster.pid"},
+        {"name": "PGC_WAKE_CONFIGMAP", "value": pgc["names"]["dcs_config"]},
         # The server over the pod's socket, for the callback's psql.
         {"name": "PGHOST", "value": SOCKET_DIR},
         {"name": "PGPORT", "value": str(POSTGRES_PORT)},

@@ -57,6 +57,8 @@ ROLE_LABEL = "role"
 LOOPBACK = "127.0.0.1"
 # Where a pod mounts the ConfigMap <cluster>-patroni (patroni.yml and the scripts Patroni runs).
 POD_CONFIG_DIR = "/etc/patroni"
+# The operator's reload watcher, a script of the ConfigMap <cluster>-patroni.
+RELOAD_WATCHER = "pgc-reload.py"
 # The parent of a pod's data directory, where its server certificate (volume tls) is mounted too.
 POD_DATA_MOUNT = "/var/lib/postgresql/data"
 # Mark every process of a data plane (PostgreSQL keeps them in its environment), for the sweepers:
@@ -328,6 +330,14 @@ class Member:
                                      env=self.environment(), stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
         self.starts += 1
+        # The container's reload watcher, where the operator's pod runs one beside Patroni: it wakes
+        # Patroni when the postmaster crashes (the certificates it also watches are files here).
+        env = self.environment()
+        if RELOAD_WATCHER in self.plane.scripts and env.get("PGC_WAKE_CONFIGMAP"):
+            env["PGC_POSTMASTER_PID"] = str(self.data_dir / "postmaster.pid")
+            subprocess.Popen([str(venv_bin("python")), str(self.dir / RELOAD_WATCHER), str(self.proc.pid)],
+                             cwd=self.dir, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+                             stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -367,6 +377,14 @@ class Member:
                 pass
         wait_for(lambda: not any(_alive(p) for p in pids), 10, f"processes of {self.pod} did not die")
         self._close_log()
+
+    def crash_postgres(self) -> None:
+        """kill -9 of the postmaster and its backends, Patroni left running: PostgreSQL crashed."""
+        import psutil
+        pid = self.postmaster_pid()
+        if not pid:
+            raise DataPlaneError(f"{self.pod} runs no postmaster")
+        _kill([pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)])
 
     def stop(self, timeout: float = 20) -> None:
         """Stop Patroni (it stops PostgreSQL), kill -9 whatever is left at the deadline."""

@@ -145,22 +145,11 @@ def test_five_leader_crashes_in_a_row(dataplane, timings, kube, namespace, summa
 
 # --- 1b. the write outage of each kind of fault ------------------------------------------------------
 
-def _postgres_crash(plane, pod):
-    """kill -9 of the postmaster alone (and so of its backends): Patroni lives on."""
-    import psutil
-    pid = plane.member(pod).postmaster_pid()
-    assert pid, f"{pod} runs no postmaster"
-    victims = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
-    for victim in victims:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(victim, 9)
-
-
 FAULTS = {
     # Patroni stops PostgreSQL and lets the lock go: a pod deleted, a member stopped.
     "member stopped gracefully": lambda plane, pod: plane.member(pod).stop(),
     # Patroni sees the postmaster gone at its next loop and starts it again, still holding the lock.
-    "PostgreSQL crashed under a live Patroni": _postgres_crash,
+    "PostgreSQL crashed under a live Patroni": lambda plane, pod: plane.member(pod).crash_postgres(),
 }
 
 

@@ -287,6 +287,27 @@ def test_status_follows_a_failover_and_records_its_write_outage(namespace, plane
              60, "status does not show the former leader running again")
 
 
+def test_a_postgresql_crash_under_a_live_patroni_is_restarted_at_once(plane, summary):
+    """kill -9 of the primary's postmaster, five times: the pod's reload watcher sees it die and
+    wakes Patroni, which starts it again at once rather than at its next loop (loop_wait 10 s)."""
+    loop_wait = plane.config["bootstrap"]["dcs"]["loop_wait"]
+    times = []
+    for _ in range(5):
+        leader = plane.wait_for_leader(timeout=60)
+        plane.wait_streaming(leader, timeout=90)
+        started = time.monotonic()
+        plane.member(leader).crash_postgres()
+        wait_for(lambda: next((p for p in plane.members if _trywrite_marker(plane, p)), None), 60,
+                 "no member accepted writes after the crash", interval=0.1)
+        times.append(time.monotonic() - started)
+    assert "the postmaster" in plane.member(leader).log() and "waking Patroni" in plane.member(leader).log()
+    summary.append(f"write outage, PostgreSQL crashed under a live Patroni (the watcher wakes it): "
+                   f"{', '.join(f'{t:.1f}' for t in times)} s; median {statistics.median(times):.1f} s "
+                   f"(loop_wait {loop_wait})")
+    # Without the watcher Patroni would see it at its next loop: loop_wait / 2 on average.
+    assert statistics.median(times) < loop_wait / 2, times
+
+
 def _setting(plane, pod, name):
     return plane.execute(pod, "SELECT setting, unit FROM pg_settings WHERE name = %s", (name,))[0]
 

@@ -146,3 +146,116 @@ def test_the_callback_of_a_stopped_primary_stamps_when_writes_ended(tmp_path, mo
     assert "postgres.example.com/promoted" not in stamps
     stamps = _callback_patches(tmp_path / "replica", monkeypatch, "on_stop", "replica", "")
     assert set(stamps) == {"postgres.example.com/member-event"}
+
+
+def _said(proc, text, seconds):
+    """Whether ``proc`` writes a line with ``text`` on its stderr within ``seconds``."""
+    import select
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
+        if ready and text in proc.stderr.readline():
+            return True
+    return False
+
+
+class _FakeApiServer:
+    """An HTTPS server that plays the API server's ConfigMap <scope>-config: it answers GET with
+    Patroni's configuration and records each PATCH."""
+
+    def __init__(self, tmp_path, config_text):
+        import http.server
+        import json
+        import ssl
+        import threading
+
+        import tests.unit.conftest  # noqa: F401 - makes the collection importable
+        from ansible_collections.postgres.cluster.plugins.module_utils import tls
+
+        ca = tls.new_ca("test", "test/api")
+        crt, key = tls.sign(ca, "127.0.0.1", ["127.0.0.1"])
+        for name, text in (("ca.crt", ca["tls.crt"]), ("server.crt", crt), ("server.key", key),
+                           ("token", "t"), ("namespace", "prod")):
+            (tmp_path / name).write_text(text)
+        self.patches = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's interface
+                body = json.dumps({"metadata": {"name": "db-config", "resourceVersion": "41",
+                                                "annotations": {"config": config_text}}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_PATCH(self):  # noqa: N802
+                outer.patches.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+                self.do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.env = {"PGC_SERVICEACCOUNT_DIR": str(tmp_path), "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                    "KUBERNETES_SERVICE_PORT": str(self.server.server_address[1])}
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_the_reload_watcher_wakes_patroni_when_the_postmaster_crashes_and_not_when_it_stops(tmp_path):
+    import json
+    import time
+
+    api = _FakeApiServer(tmp_path, '{"loop_wait":10,"ttl":30}')
+    patroni = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    pid_file = tmp_path / "postmaster.pid"
+    watcher = None
+
+    def postmaster():
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        pid_file.write_text("%d\n/var/lib/postgresql/data/pgdata\n" % proc.pid)
+        return proc
+
+    def patches_within(want, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and len(api.patches) < want:
+            time.sleep(0.05)
+        return len(api.patches)
+
+    try:
+        first = postmaster()
+        watcher = subprocess.Popen([sys.executable, str(RELOAD), str(patroni.pid)], stderr=subprocess.PIPE, text=True,
+                                   env={"PATH": "/usr/bin:/bin", "PGC_POSTMASTER_PID": str(pid_file),
+                                        "PGC_WAKE_CONFIGMAP": "db-config", **api.env})
+        assert "and the postmaster of" in watcher.stderr.readline()
+        assert _said(watcher, "postmaster %d running" % first.pid, 5)
+        # A shutdown removes the pid file: nobody to wake.
+        first.kill()
+        first.wait()
+        pid_file.unlink()
+        assert patches_within(1, 1.5) == 0
+        # A crash leaves it: Patroni's configuration is rewritten, the same, spelt otherwise.
+        second = postmaster()
+        assert _said(watcher, "postmaster %d running" % second.pid, 5)
+        second.kill()
+        second.wait()
+        assert patches_within(1, 10) == 1
+        path, body = api.patches[0]
+        assert path == "/api/v1/namespaces/prod/configmaps/db-config"
+        assert body["metadata"]["resourceVersion"] == "41"
+        assert body["metadata"]["annotations"]["config"] == '{"loop_wait": 10, "ttl": 30}'
+        assert json.loads(body["metadata"]["annotations"]["config"]) == {"loop_wait": 10, "ttl": 30}
+        assert patches_within(2, 1.5) == 1, "once per crash"
+    finally:
+        patroni.kill()
+        patroni.wait()
+        api.close()
+    # Patroni gone, the watcher ends too.
+    assert watcher.wait(timeout=10) == 0
