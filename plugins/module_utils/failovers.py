@@ -36,7 +36,6 @@ from ansible_collections.postgres.cluster.plugins.module_utils.patroni import PA
 KEPT = 10
 # Upper bounds of the histogram of windows, in seconds (Prometheus' le, +Inf implied).
 WINDOW_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
-KINDS = ("failover", "switchover")
 # The watch that tells a replica of the lock's last renewal, and clocks, take up to this long.
 SLACK_SECONDS = 1.0
 
@@ -159,8 +158,8 @@ def _count_window(totals, seconds):
 
 
 def _empty_totals(timeline, primary):
-    return {"timeline": timeline, "primary": primary, "failovers": 0, "switchovers": 0, "windowCount": 0, "windowSecondsSum": 0.0,
-            "windowBuckets": [0] * len(WINDOW_BUCKETS)}
+    return {"timeline": timeline, "primary": primary, "failovers": 0, "switchovers": 0, "windowCount": 0,
+            "windowSecondsSum": 0.0, "windowBuckets": [0] * len(WINDOW_BUCKETS)}
 
 
 def history_pending(observed):
