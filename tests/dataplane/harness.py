@@ -442,12 +442,9 @@ class DataPlane:
     _live: list["DataPlane"] = []
 
     def __init__(self, namespace: str, cluster: str, kube: Kube | None = None, bin_dir: Path = PG_BIN_DIR,
-                 workdir: Path | None = None, member_env=None, api_server: str = ""):
+                 workdir: Path | None = None, member_env=None):
         """``member_env``: a function of a Member returning more of its environment (what a pod gets
-        from Secrets the harness does not read, or per member paths and ports). ``api_server``: the
-        address (https://host:port) Patroni reaches its DCS at instead of the API server's own (an
-        ApiProxy in front of it)."""
-        self.api_server = api_server
+        from Secrets the harness does not read, or per member paths and ports)."""
         self.namespace = namespace
         self.member_env = member_env
         self.cluster = cluster
@@ -495,8 +492,6 @@ class DataPlane:
         if missing:
             raise DataPlaneError(f"Secret {self.namespace}/{self.secret_name} lacks {', '.join(missing)}")
         self.kubeconfig_text = self.kube.flat_kubeconfig()
-        if self.api_server:
-            self.kubeconfig_text = re.sub(r"(?m)^(\s*server:).*$", r"\1 " + self.api_server, self.kubeconfig_text)
         self.scripts = {k: v for k, v in (cm.get("data") or {}).items() if k != "patroni.yml"}
         self.service_account = self._service_account()
         sts = self.kube.run("get", "statefulset", self.cluster, "-n", self.namespace, "--ignore-not-found", "-o", "json")
@@ -866,65 +861,3 @@ def api_write_rate(kube, namespace, plane, loop_wait, summary, what) -> dict[str
     assert sum(writes.values()) <= 2 * loops * (members + 1), writes
     return per_minute
 
-
-class ApiProxy:
-    """A TCP relay in front of the API server for the members' Patroni (their DCS), which a test can
-    cut: every open connection is closed and new ones are refused until it is restored, as when the
-    API server restarts, while the control plane stays up for everything else."""
-
-    def __init__(self, kube: Kube):
-        server = yaml.safe_load(kube.flat_kubeconfig())["clusters"][0]["cluster"]["server"]
-        parsed = urllib.parse.urlsplit(server)
-        self.target = (parsed.hostname, parsed.port or 443)
-        self.listener = socket.create_server((LOOPBACK, 0))
-        self.url = f"https://{LOOPBACK}:{self.listener.getsockname()[1]}"
-        self.open: set[socket.socket] = set()
-        self.lock = threading.Lock()
-        self.serving = threading.Event()
-        self.serving.set()
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.serving.is_set():
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.open |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, source, target):
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                target.sendall(data)
-        for sock in (source, target):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with self.lock:
-                self.open.discard(sock)
-
-    def cut(self):
-        self.serving.clear()
-        with self.lock:
-            for sock in list(self.open):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def restore(self):
-        self.serving.set()
-
-    def close(self):
-        self.closed = True
-        self.cut()
-        self.listener.close()
