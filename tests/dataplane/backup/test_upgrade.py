@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.dataplane.backup.harness import Postgres, _as_owner_kwargs, pg16_bin
+from tests.dataplane.backup.harness import BackupHarnessError, Postgres, _as_owner_kwargs, pg16_bin
 from tests.dataplane.harness import PG_BIN_DIR, free_ports
 
 SCRIPT = "pgc-upgrade.sh"
@@ -23,7 +23,10 @@ SCRIPT = "pgc-upgrade.sh"
 
 @pytest.fixture(scope="module")
 def pg16(backup_deps):
-    return pg16_bin()
+    try:
+        return pg16_bin()
+    except BackupHarnessError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 def load(server: Postgres) -> None:
