@@ -145,6 +145,11 @@ put_back() {
   if [ -f "$datadir/global/pg_control.old" ] && [ ! -f "$datadir/global/pg_control" ]; then
     mv -T "$datadir/global/pg_control.old" "$datadir/global/pg_control"
   fi
+  # pg_upgrade made a directory for the new major in each tablespace of the old cluster.
+  local ts
+  for ts in "$datadir"/pg_tblspc/*; do
+    [ -z "$to" ] || [ ! -L "$ts" ] || rm -rf "$ts/PG_${to}_"*
+  done
   rm -rf "$new"
   rm -f "$state" "$state.tmp"
 }

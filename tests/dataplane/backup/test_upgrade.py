@@ -30,7 +30,10 @@ def pg16(backup_deps):
 
 
 def load(server: Postgres) -> None:
-    """Tables with indexes (one of them unique over an expression), a sequence, a view, rows."""
+    """Tables with indexes (one over an expression), a sequence, a view, rows; one table and one
+    index in a tablespace of their own."""
+    tablespace = server.ws.path("pg", server.name, "tablespace")
+    server.sql(f"CREATE TABLESPACE archive LOCATION '{tablespace}'")
     server.sql("CREATE SEQUENCE order_no START 1000")
     server.sql("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text UNIQUE)")
     server.sql("INSERT INTO customers SELECT g, 'customer ' || g, 'c' || g || '@example.com' "
@@ -39,7 +42,9 @@ def load(server: Postgres) -> None:
                "customer int NOT NULL REFERENCES customers, amount numeric(12, 2), note text, placed timestamptz)")
     server.sql("INSERT INTO orders (customer, amount, note, placed) SELECT 1 + g % 2000, g * 1.25, md5(g::text), "
                "timestamptz '2024-01-01 00:00+00' + g * interval '1 minute' FROM generate_series(1, 20000) g")
-    server.sql("CREATE INDEX orders_customer ON orders (customer, placed)")
+    server.sql("CREATE INDEX orders_customer ON orders (customer, placed) TABLESPACE archive")
+    server.sql("CREATE TABLE notes TABLESPACE archive AS SELECT g AS id, repeat(md5(g::text), 20) AS body "
+               "FROM generate_series(1, 3000) g")
     server.sql("CREATE INDEX orders_note ON orders (lower(note))")
     server.sql("CREATE VIEW big_customers AS SELECT customer, sum(amount) AS total FROM orders "
                "GROUP BY customer HAVING sum(amount) > 100000")
@@ -60,6 +65,7 @@ def fingerprint(server: Postgres) -> dict:
         return {
             "customers": server.table_digest("customers"),
             "orders": server.table_digest("orders"),
+            "notes": server.table_digest("notes"),
             "index customers_email_key": digest("SELECT email FROM customers WHERE email > '' ORDER BY email"),
             "index orders_customer": digest("SELECT customer, placed FROM orders WHERE customer > 0 "
                                             "ORDER BY customer, placed"),
@@ -116,6 +122,11 @@ def assert_is_16_with(server: Postgres, pg16, expected: dict) -> None:
     assert amcheck.returncode == 0, f"pg_amcheck:\n{amcheck.stdout}\n{amcheck.stderr}"
 
 
+def tablespace_majors(server: Postgres) -> list[str]:
+    """The majors that have a directory in the tablespace of ``load`` (PG_15_<catalog version>...)."""
+    return sorted(p.name.split("_")[1] for p in (server.dir / "tablespace").iterdir())
+
+
 def aside(server: Postgres):
     return server.data_dir.parent / (server.data_dir.name + ".pre-upgrade")
 
@@ -144,6 +155,7 @@ def test_copy_upgrade_keeps_every_row_and_rolls_back_after_the_new_server_ran(wo
     rc, rolled, log = upgrade(server, pg16, "--rollback")
     assert rolled["result"] == "rolled-back" and rolled["mode"] == "copy", rolled
     assert not aside(server).exists() and (server.data_dir / "PG_VERSION").read_text() == "15\n"
+    assert tablespace_majors(server) == ["15"]
     old = started(server, PG_BIN_DIR)
     assert old.value("SHOW server_version_num").startswith("15")
     assert fingerprint(old) == expected, "the 15 cluster is as it was, without what 16 wrote"
@@ -154,6 +166,7 @@ def test_link_upgrade_keeps_every_row_and_refuses_a_rollback_once_the_new_server
     server, expected = old_cluster(workspace, "uplink")
     rc, result, log = upgrade(server, pg16)
     assert result["result"] == "upgraded" and result["mode"] == "link" and result["rollback_possible"] is True
+    assert tablespace_majors(server) == ["15", "16"], "pg_upgrade made 16's directory beside 15's"
     new = started(server, pg16)
     assert_is_16_with(new, pg16, expected)
     new.stop()
@@ -186,7 +199,7 @@ def test_link_upgrade_rolls_back_before_the_new_server_ever_started(workspace, p
     rc, rolled, log = upgrade(server, pg16, "--rollback")
     assert rolled["result"] == "rolled-back" and rolled["mode"] == "link", rolled
     assert siblings(server) == [server.data_dir.name]
-    assert (server.data_dir / "PG_VERSION").read_text() == "15\n"
+    assert (server.data_dir / "PG_VERSION").read_text() == "15\n" and tablespace_majors(server) == ["15"]
     old = started(server, PG_BIN_DIR)
     assert fingerprint(old) == expected
     old.stop()
@@ -261,7 +274,7 @@ def test_a_run_stopped_by_a_signal_or_killed_puts_the_data_back(workspace, pg16)
     assert stopped.returncode != 0 and "stopped by a signal" in stopped.stderr, stopped.stderr
     assert json.loads(stopped.stdout.strip().splitlines()[-1])["result"] == "failed"
     assert siblings(server) == [server.data_dir.name]
-    assert (server.data_dir / "PG_VERSION").read_text() == "15\n"
+    assert (server.data_dir / "PG_VERSION").read_text() == "15\n" and tablespace_majors(server) == ["15"]
 
     killed = interrupted(server, pg16, signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
