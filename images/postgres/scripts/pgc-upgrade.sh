@@ -30,13 +30,16 @@
 # directory only, with an hba_file of their own that trusts that socket.
 #
 # How: a new cluster is initdb'd beside the old one (<PGDATA>.upgrading) with the old one's
-# encoding, locale, data checksums, WAL segment size and superuser; `pg_upgrade --check` must pass
+# encoding, locale, data checksums, WAL segment size and superuser (pg_control, and template0 read
+# from the old server started briefly); `pg_upgrade --check` must pass
 # (else the reason is reported and PGDATA is left untouched); pg_upgrade runs; then the directories
 # are swapped: PGDATA holds the new major and the old one is kept as <PGDATA>.pre-upgrade for a
 # rollback. The old cluster's postgresql.auto.conf, pg_hba.conf and pg_ident.conf are copied over
 # (Patroni rewrites postgresql.conf and pg_hba.conf when it starts the member). The new cluster is
-# never started here (except by --analyze): starting it ends a link-mode rollback.
-# The progress is kept in <PGDATA>.pgc-upgrade (a JSON file beside the data): a run stopped by a
+# never started here (except by --analyze): starting it ends a link-mode rollback. Tablespaces stay
+# where they are: pg_upgrade adds the new major's directory in each, which a rollback removes.
+# <PGDATA>'s parent must hold the old and the new cluster side by side (the member's claim).
+# The progress is kept in <PGDATA>.pgc-upgrade (KEY=VALUE lines beside the data): a run stopped by a
 # signal puts the data back as it was; a run killed outright is put back, or its swap finished, by
 # the next run; a run after a finished upgrade reports it again and changes nothing.
 #
