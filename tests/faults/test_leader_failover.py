@@ -1,0 +1,64 @@
+"""Two operator replicas with leader election, as the Deployment runs them (--leader-elect, the Lease
+pgc-operator in pgc-system), the second with ports of its own: only the leader reconciles; SIGKILL
+of the leader (it cannot release the Lease) hands the Lease to the other replica once the Lease has
+expired, and a change made afterwards is reconciled by it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+
+from tests.e2e import helpers as e2e
+from tests.faults import faults
+
+CLUSTER = "leader"
+ACQUIRED = "successfully acquired lease"
+# How often a candidate tries to take the Lease (controller-runtime's RetryPeriod, which
+# ansible-operator does not expose): a dead leader's Lease is taken within its duration plus this.
+RETRY_PERIOD = 2
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def replicas(control_plane, namespace):
+    """Two replicas, started one after the other; the surviving one finishes the deletions."""
+    with contextlib.ExitStack() as stack:
+        yield tuple(stack.enter_context(faults.operator(namespace, name=f"faults-operator-{n}", leader_elect=True,
+                                                        cluster_metrics=metrics, **ports))
+                    for n, metrics, ports in (("a", True, faults.FIRST_PORTS), ("b", False, faults.SECOND_PORTS)))
+
+
+def _lease():
+    name, namespace = e2e.Operator.LEASE
+    obj = e2e.get("lease", name, namespace)
+    return obj and obj["spec"]
+
+
+def _leaders(replicas):
+    return [r for r in replicas if r.proc.poll() is None and ACQUIRED in r.log()]
+
+
+def test_the_other_replica_takes_the_lease_and_reconciles(namespace, replicas, summary):
+    (leader,) = e2e.wait_for(lambda: _leaders(replicas), 60, "no replica acquired the Lease")
+    (follower,) = [r for r in replicas if r is not leader]
+    e2e.apply(e2e.postgres_cluster(CLUSTER, replicas=2), namespace)
+    e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=2, timeout=120)
+    assert not follower.recaps(CLUSTER, namespace), "the replica without the Lease reconciled too"
+    holder = _lease()["holderIdentity"]
+    duration = _lease()["leaseDurationSeconds"]
+
+    leader.kill()
+    _, takeover = faults.timed(lambda: _leaders(replicas) == [follower] and _lease()["holderIdentity"] != holder,
+                               duration + RETRY_PERIOD + 30, "the other replica did not take the Lease")
+    assert takeover <= duration + RETRY_PERIOD, f"the Lease moved after {takeover:.1f} s, its duration is {duration} s"
+
+    e2e.kubectl("patch", "pgc", CLUSTER, "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":3}}')
+    changed = time.monotonic()
+    e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=3, timeout=120)
+    reconciled = time.monotonic() - changed
+    assert follower.recaps(CLUSTER, namespace), "the new leader did not reconcile the change"
+    summary.append(f"leader replica SIGKILLed: Lease ({duration} s) taken by the other replica after "
+                   f"{takeover:.1f} s; a change after it reconciled by the new leader in {reconciled:.1f} s")
