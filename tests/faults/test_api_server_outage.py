@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tests.dataplane.harness import DataPlane
-from tests.dataplane.test_failover import _one_sync_standby, _Writer
+from tests.dataplane.test_failover import _logs_on_failure, _one_sync_standby, _Writer
 from tests.e2e import helpers as e2e
 from tests.faults import faults
 
@@ -91,48 +91,49 @@ def plane(kube, dataplane_deps, namespace, operator):
 
 
 def test_an_api_server_outage_loses_no_acknowledged_commit(plane, outage, summary):
-    table = "outage_rows"
-    leader = plane.wait_streaming(timeout=120)
-    plane.execute(leader, f"CREATE TABLE {table} (v bigint PRIMARY KEY)")
-    e2e.wait_for(lambda: _one_sync_standby(plane, leader), 60, f"{leader} has no synchronous standby")
-    writer = _Writer(plane, leader, table)
-    writer.start()
-    e2e.wait_for(lambda: len(writer.acked) >= COMMITS_BEFORE or writer.error, 60, "the writer does not commit")
-    assert writer.error is None, f"the writer failed before the outage: {writer.error!r}"
+    with _logs_on_failure(plane):
+        table = "outage_rows"
+        leader = plane.wait_streaming(timeout=120)
+        plane.execute(leader, f"CREATE TABLE {table} (v bigint PRIMARY KEY)")
+        e2e.wait_for(lambda: _one_sync_standby(plane, leader), 60, f"{leader} has no synchronous standby")
+        writer = _Writer(plane, leader, table)
+        writer.start()
+        e2e.wait_for(lambda: len(writer.acked) >= COMMITS_BEFORE or writer.error, 60, "the writer does not commit")
+        assert writer.error is None, f"the writer failed before the outage: {writer.error!r}"
 
-    progress = {"count": 0, "at": time.monotonic()}
+        progress = {"count": 0, "at": time.monotonic()}
 
-    def committing():
-        if len(writer.acked) != progress["count"]:
-            progress.update(count=len(writer.acked), at=time.monotonic())
-        return True
-    stopped, back = _outage(outage, committing)
-    committing()
-    writer.halt.set()
-    writer.join(15)
-    assert not writer.is_alive(), "the writer is stuck in a commit"
-    acked = list(writer.acked)
+        def committing():
+            if len(writer.acked) != progress["count"]:
+                progress.update(count=len(writer.acked), at=time.monotonic())
+            return True
+        stopped, back = _outage(outage, committing)
+        committing()
+        writer.halt.set()
+        writer.join(15)
+        assert not writer.is_alive(), "the writer is stuck in a commit"
+        acked = list(writer.acked)
 
-    new, writable = faults.timed(lambda: _writable(plane, table), 120, "no member takes writes after the outage",
-                                 since=back)
-    present = {r[0] for r in plane.execute(new, f"SELECT v FROM {table} WHERE v > 0")}
-    lost = sorted(set(acked) - present)
-    assert not lost, f"{len(lost)} acknowledged commits are missing on {new}: {lost[:20]}"
-    # At most the INSERT in flight when the writes stopped made it without its acknowledgement.
-    unacked = sorted(present - set(acked))
-    assert all(v == len(acked) + 1 for v in unacked), f"rows present that were never committed: {unacked[:20]}"
-    stalled = progress["at"] - stopped
-    commits = ("went on through the outage" if stalled >= OUTAGE_SECONDS - 1 else
-               "stopped %.1f s into it (%s)" % (stalled, writer.error.__class__.__name__ if writer.error else "stuck"))
-    summary.append(f"API server down {back - stopped:.1f} s under synchronous {DATABASE_CLUSTER}: commits on {leader} "
-                   f"{commits}; {new} took writes {writable:.1f} s after the API was back; {len(acked)} acknowledged "
-                   f"commits, 0 lost")
+        new, writable = faults.timed(lambda: _writable(plane, table), 120, "no member takes writes after the outage",
+                                     since=back)
+        present = {r[0] for r in plane.execute(new, f"SELECT v FROM {table} WHERE v > 0")}
+        lost = sorted(set(acked) - present)
+        assert not lost, f"{len(lost)} acknowledged commits are missing on {new}: {lost[:20]}"
+        # At most the INSERT in flight when the writes stopped made it without its acknowledgement.
+        unacked = sorted(present - set(acked))
+        assert all(v == len(acked) + 1 for v in unacked), f"rows present that were never committed: {unacked[:20]}"
+        stalled = progress["at"] - stopped
+        commits = ("went on through the outage" if stalled >= OUTAGE_SECONDS - 1 else
+                   "stopped %.1f s into it (%s)" % (stalled, writer.error.__class__.__name__ if writer.error else "stuck"))
+        summary.append(f"API server down {back - stopped:.1f} s under synchronous {DATABASE_CLUSTER}: commits on {leader} "
+                       f"{commits}; {new} took writes {writable:.1f} s after the API was back; {len(acked)} acknowledged "
+                       f"commits, 0 lost")
 
 
 def _writable(plane, table):
     """The leader, once it accepts a write."""
-    leader = plane.leader()
     try:
+        leader = plane.leader()
         return leader and plane.execute(leader, f"INSERT INTO {table} VALUES (0) ON CONFLICT DO NOTHING",
                                         timeout=2) is None and leader
     except Exception:  # noqa: BLE001 - not writable yet
