@@ -237,10 +237,13 @@ class Operator:
     LEASE = ("pgc-operator", "pgc-system")
 
     def __init__(self, name="e2e-operator", health_port=6789, metrics_port=8443, proxy_port=8888,
-                 leader_elect=False, cluster_metrics=True):
+                 leader_elect=False, cluster_metrics=True, wrapper=()):
         """One operator process; a second one beside it needs other ports (health probe, metrics, the
-        runtime's proxy), ``leader_elect`` (the Deployment's --leader-elect) and no second metrics server."""
+        runtime's proxy), ``leader_elect`` (the Deployment's --leader-elect), no second metrics server,
+        and a network namespace of its own (``wrapper``, the command it runs under): the runtime's
+        own API listens on localhost:5050, which no flag changes."""
         self.name = name
+        self.wrapper = list(wrapper)
         self.log_path = Path(hack("PGC_RUN")) / f"{name}.log"
         self.metrics_log_path = Path(hack("PGC_RUN")) / "e2e-cluster-metrics.log"
         self.health_port, self.metrics_port, self.proxy_port = health_port, metrics_port, proxy_port
@@ -263,7 +266,7 @@ class Operator:
         election = (["--leader-elect", f"--leader-election-id={self.LEASE[0]}",
                      f"--leader-election-namespace={self.LEASE[1]}"] if self.leader_elect else ["--leader-elect=false"])
         self.proc = subprocess.Popen(
-            ["ansible-operator", "run", "--watches-file", str(REPO / "watches.yaml"),
+            [*self.wrapper, "ansible-operator", "run", "--watches-file", str(REPO / "watches.yaml"),
              "--health-probe-bind-address", f"127.0.0.1:{self.health_port}",
              "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}", "--proxy-port", str(self.proxy_port),
              "--max-concurrent-reconciles", os.environ.get("PGC_MAX_CONCURRENT_RECONCILES", "2"), *election],

@@ -5,23 +5,33 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+import urllib.parse
+from pathlib import Path
+
+import yaml
 
 from tests.e2e import helpers as e2e
+from tests.faults import netns
 
 # The first operator's ports (health probe, metrics, the runtime's proxy: Operator's defaults) and a
 # second replica's beside it.
 FIRST_PORTS = {"health_port": 6789, "metrics_port": 8443, "proxy_port": 8888}
 SECOND_PORTS = {"health_port": 6790, "metrics_port": 8444, "proxy_port": 8889}
+# The runtime's own API (localhost, no flag moves it).
+RUNTIME_API_PORT = 5050
 CLUSTER_LABEL = "postgres.example.com/cluster"
 
 
 def busy_operator_ports():
-    """The ports of FIRST_PORTS and SECOND_PORTS something listens on."""
+    """The ports of the operators something listens on."""
     busy = []
-    for port in (*FIRST_PORTS.values(), *SECOND_PORTS.values()):
+    for port in (*FIRST_PORTS.values(), *SECOND_PORTS.values(), RUNTIME_API_PORT):
         with socket.socket() as s:
             s.settimeout(1)
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -74,3 +84,23 @@ def operator(namespace, **options):
             yield proc
         finally:
             e2e.kubectl("delete", "pgc", "--all", "-n", namespace, "--wait=false", check=False)
+
+
+@contextlib.contextmanager
+def own_network(health_port):
+    """The command prefix that runs a process in a network namespace of its own (netns.py), as a
+    second pod: the API server's address reaches the API server, and ``health_port`` on the host
+    reaches the same port in the namespace."""
+    with open(e2e.kubeconfig()) as f:
+        server = urllib.parse.urlsplit(yaml.safe_load(f)["clusters"][0]["cluster"]["server"])
+    api = f"{server.hostname}:{server.port}"
+    workdir = tempfile.mkdtemp(prefix="pgc-netns-")
+    api_socket, health_socket = f"{workdir}/api.sock", f"{workdir}/health.sock"
+    relays = [netns.relay(api_socket, api), netns.relay(f"127.0.0.1:{health_port}", health_socket)]
+    try:
+        yield ["unshare", "--net", "--", sys.executable, str(Path(netns.__file__)),
+               "--out", f"{api}={api_socket}", "--in", f"{health_socket}=127.0.0.1:{health_port}", "--"]
+    finally:
+        for listener in relays:
+            listener.close()
+        shutil.rmtree(workdir, ignore_errors=True)

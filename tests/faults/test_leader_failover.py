@@ -1,7 +1,12 @@
 """Two operator replicas with leader election, as the Deployment runs them (--leader-elect, the Lease
-pgc-operator in pgc-system), the second with ports of its own: only the leader reconciles; SIGKILL
-of the leader (it cannot release the Lease) hands the Lease to the other replica once the Lease has
-expired, and a change made afterwards is reconciled by it."""
+pgc-operator in pgc-system): only the leader reconciles; SIGKILL of the leader (it cannot release
+the Lease) hands the Lease to the other replica once the Lease has expired, and a change made
+afterwards is reconciled by it.
+
+The second replica has ports of its own (health probe, metrics, the runtime's proxy) and, as a second
+pod would, a network namespace of its own (faults.own_network): ansible-operator also serves its
+runtime's API on localhost:5050, which no flag moves, and a second process on the same loopback
+exits at once."""
 
 from __future__ import annotations
 
@@ -26,9 +31,12 @@ pytestmark = pytest.mark.timeout(300)
 def replicas(control_plane, namespace):
     """Two replicas, started one after the other; the surviving one finishes the deletions."""
     with contextlib.ExitStack() as stack:
-        yield tuple(stack.enter_context(faults.operator(namespace, name=f"faults-operator-{n}", leader_elect=True,
-                                                        cluster_metrics=metrics, **ports))
-                    for n, metrics, ports in (("a", True, faults.FIRST_PORTS), ("b", False, faults.SECOND_PORTS)))
+        first = stack.enter_context(faults.operator(namespace, name="faults-operator-a", leader_elect=True,
+                                                    **faults.FIRST_PORTS))
+        wrapper = stack.enter_context(faults.own_network(faults.SECOND_PORTS["health_port"]))
+        second = stack.enter_context(faults.operator(namespace, name="faults-operator-b", leader_elect=True,
+                                                     cluster_metrics=False, wrapper=wrapper, **faults.SECOND_PORTS))
+        yield first, second
 
 
 def _lease():
