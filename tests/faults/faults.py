@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -90,7 +91,8 @@ def operator(namespace, **options):
 def own_network(health_port):
     """The command prefix that runs a process in a network namespace of its own (netns.py), as a
     second pod: the API server's address reaches the API server, and ``health_port`` on the host
-    reaches the same port in the namespace."""
+    reaches the same port in the namespace. Root only (unshare --net)."""
+    assert os.geteuid() == 0, "a network namespace of its own (unshare --net) needs root: run the tests as root"
     with open(e2e.kubeconfig()) as f:
         server = urllib.parse.urlsplit(yaml.safe_load(f)["clusters"][0]["cluster"]["server"])
     api = f"{server.hostname}:{server.port}"

@@ -1,7 +1,8 @@
 """The operator SIGKILLed in the middle of provisioning a new cluster, as the end of its container
-would (every process of it at once, the reconcile under way included): a new operator process
-finishes the cluster, and every Secret the first one generated is kept byte for byte (no password,
-certificate or backup passphrase generated again)."""
+would (every process of it at once, the reconcile under way included), right after the credentials
+Secret appears and right after the StatefulSet appears: a new operator process finishes the
+cluster, and every Secret the first one generated is kept byte for byte (no password, certificate
+or backup passphrase generated again)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 from tests.e2e import helpers as e2e
 from tests.faults import faults
 
-CLUSTER = "killed"
 REPLICAS = 3
+# Where the first operator is killed: as soon as this object of the new cluster exists.
+KILL_POINTS = {"after-credentials-secret": ("secret", "{}-credentials"), "after-statefulset": ("statefulset", "{}")}
 # A repository with encryption: its passphrase is generated too, and must be kept as well.
 BACKUP = {"repository": {"volume": {"size": "1Gi"}}, "encryption": True}
 
@@ -45,28 +47,29 @@ def takeover(namespace, first):
             start()
 
 
-def test_a_new_operator_finishes_a_cluster_whose_reconcile_was_killed(namespace, first, takeover, summary):
-    e2e.apply(e2e.postgres_cluster(CLUSTER, replicas=REPLICAS, backup=BACKUP), namespace)
-    credentials = f"{CLUSTER}-credentials"
-    e2e.wait_for(lambda: e2e.get("secret", credentials, namespace), 60, f"the Secret {credentials} did not appear",
-                 interval=0.05)
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_a_new_operator_finishes_a_cluster_whose_reconcile_was_killed(namespace, first, takeover, point, summary):
+    cluster = f"killed-{list(KILL_POINTS).index(point)}"
+    kind, name = KILL_POINTS[point][0], KILL_POINTS[point][1].format(cluster)
+    e2e.apply(e2e.postgres_cluster(cluster, replicas=REPLICAS, backup=BACKUP), namespace)
+    e2e.wait_for(lambda: e2e.get(kind, name, namespace), 60, f"{kind} {name} did not appear", interval=0.05)
     first.kill()
 
     # The kill landed in the middle of the first reconcile: none had finished, nothing is Running.
-    assert not first.recaps(CLUSTER, namespace), "a reconcile finished before the kill:\n" + first.log_tail(40)
-    assert faults.phase(CLUSTER, namespace) != "Running"
-    generated = faults.cluster_secrets(CLUSTER, namespace)
-    assert credentials in generated
-    statefulset_existed = e2e.get("statefulset", CLUSTER, namespace) is not None
+    assert not first.recaps(cluster, namespace), "a reconcile finished before the kill:\n" + first.log_tail(40)
+    assert faults.phase(cluster, namespace) != "Running"
+    generated = faults.cluster_secrets(cluster, namespace)
+    assert f"{cluster}-credentials" in generated
+    statefulset_existed = e2e.get("statefulset", cluster, namespace) is not None
 
     started = time.monotonic()
     takeover()
-    e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=REPLICAS, timeout=120)
+    e2e.wait_for_phase(cluster, namespace, "Running", ready=REPLICAS, timeout=120)
     recovered = time.monotonic() - started
 
-    now = faults.cluster_secrets(CLUSTER, namespace)
-    changed = sorted(name for name, data in generated.items() if now.get(name) != data)
+    now = faults.cluster_secrets(cluster, namespace)
+    changed = sorted(secret for secret, data in generated.items() if now.get(secret) != data)
     assert not changed, f"Secrets generated again after the kill: {changed}"
-    summary.append(f"operator SIGKILLed mid-reconcile (after {len(generated)} Secret(s), StatefulSet "
+    summary.append(f"operator SIGKILLed mid-reconcile {point} ({len(generated)} Secret(s), StatefulSet "
                    f"{'present' if statefulset_existed else 'absent'}): Running {recovered:.1f} s after a new "
                    f"operator started; {len(generated)} Secret(s) byte-identical")
