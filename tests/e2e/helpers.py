@@ -236,17 +236,18 @@ class Operator:
     # The Lease of config/manager's --leader-election-id, in the operator's namespace.
     LEASE = ("pgc-operator", "pgc-system")
 
-    def __init__(self, name="e2e-operator", health_port=6789, metrics_port=8443, proxy_port=8888,
-                 leader_elect=False, cluster_metrics=True, wrapper=()):
-        """One operator process; a second one beside it needs other ports (health probe, metrics, the
-        runtime's proxy), ``leader_elect`` (the Deployment's --leader-elect), no second metrics server,
-        and a network namespace of its own (``wrapper``, the command it runs under): the runtime's
-        own API listens on localhost:5050, which no flag changes."""
+    def __init__(self, name="e2e-operator", health_port=6789, metrics_port=8443, leader_elect=False,
+                 cluster_metrics=True, wrapper=()):
+        """One operator process. A second one beside it needs other health probe and metrics ports,
+        ``leader_elect`` (the Deployment's --leader-elect), no second metrics server, and a network
+        namespace of its own (``wrapper``, the command it runs under): the runtime serves its own API
+        on localhost:5050, and its playbooks reach its proxy at localhost:8888 whatever --proxy-port
+        says (ansible-operator v1.42 writes that address into their kubeconfig)."""
         self.name = name
         self.wrapper = list(wrapper)
         self.log_path = Path(hack("PGC_RUN")) / f"{name}.log"
         self.metrics_log_path = Path(hack("PGC_RUN")) / "e2e-cluster-metrics.log"
-        self.health_port, self.metrics_port, self.proxy_port = health_port, metrics_port, proxy_port
+        self.health_port, self.metrics_port = health_port, metrics_port
         self.leader_elect = leader_elect
         self.cluster_metrics = cluster_metrics
         self.proc = None
@@ -268,7 +269,7 @@ class Operator:
         self.proc = subprocess.Popen(
             [*self.wrapper, "ansible-operator", "run", "--watches-file", str(REPO / "watches.yaml"),
              "--health-probe-bind-address", f"127.0.0.1:{self.health_port}",
-             "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}", "--proxy-port", str(self.proxy_port),
+             "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}",
              "--max-concurrent-reconciles", os.environ.get("PGC_MAX_CONCURRENT_RECONCILES", "2"), *election],
             cwd=REPO, env=e, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         try:

@@ -20,19 +20,19 @@ import yaml
 from tests.e2e import helpers as e2e
 from tests.faults import netns
 
-# The first operator's ports (health probe, metrics, the runtime's proxy: Operator's defaults) and a
-# second replica's beside it.
-FIRST_PORTS = {"health_port": 6789, "metrics_port": 8443, "proxy_port": 8888}
-SECOND_PORTS = {"health_port": 6790, "metrics_port": 8444, "proxy_port": 8889}
-# The runtime's own API (localhost, no flag moves it).
-RUNTIME_API_PORT = 5050
+# The first operator's ports (health probe, metrics: Operator's defaults) and a second replica's
+# beside it; the second one's health port is also relayed to the host (own_network).
+FIRST_PORTS = {"health_port": 6789, "metrics_port": 8443}
+SECOND_PORTS = {"health_port": 6790, "metrics_port": 8444}
+# What no flag moves: the runtime's own API, and its proxy as its playbooks' kubeconfig names it.
+FIXED_PORTS = (5050, 8888)
 CLUSTER_LABEL = "postgres.example.com/cluster"
 
 
 def busy_operator_ports():
     """The ports of the operators something listens on."""
     busy = []
-    for port in (*FIRST_PORTS.values(), *SECOND_PORTS.values(), RUNTIME_API_PORT):
+    for port in (*FIRST_PORTS.values(), *SECOND_PORTS.values(), *FIXED_PORTS):
         with socket.socket() as s:
             s.settimeout(1)
             if s.connect_ex(("127.0.0.1", port)) == 0:

@@ -26,6 +26,7 @@ DATABASE_CLUSTER = "outagedb"
 OUTAGE_SECONDS = 20
 # Commits acknowledged before the outage begins.
 COMMITS_BEFORE = 100
+DEMOTED = "demoting self because DCS is not accessible and I was a leader"
 
 pytestmark = pytest.mark.timeout(360)
 
@@ -123,10 +124,14 @@ def test_an_api_server_outage_loses_no_acknowledged_commit(plane, outage, summar
         unacked = sorted(present - set(acked))
         assert all(v == len(acked) + 1 for v in unacked), f"rows present that were never committed: {unacked[:20]}"
         stalled = progress["at"] - stopped
+        # Patroni's own words when it gives up the leader role without its store.
+        demoted = DEMOTED in plane.member(leader).log()
         commits = ("went on through the outage" if stalled >= OUTAGE_SECONDS - 1 else
-                   "stopped %.1f s into it (%s)" % (stalled, writer.error.__class__.__name__ if writer.error else "stuck"))
+                   "stopped %.1f s into it (%s%s)" % (stalled, writer.error.__class__.__name__ if writer.error else "stuck",
+                                                     f"; Patroni: {DEMOTED}" if demoted else ""))
         summary.append(f"API server down {back - stopped:.1f} s under synchronous {DATABASE_CLUSTER}: commits on {leader} "
-                       f"{commits}; {new} took writes {writable:.1f} s after the API was back; {len(acked)} acknowledged "
+                       f"{commits}; {new} took writes {writable:.1f} s after the API was back "
+                       f"({back + writable - progress['at']:.1f} s without writes); {len(acked)} acknowledged "
                        f"commits, 0 lost")
 
 
