@@ -59,8 +59,10 @@ def _pods(namespace):
 
 
 def _delete(kind, name, namespace, *options):
-    """Delete the object of the Running cluster; the object and the monotonic time it was gone."""
+    """Delete the object of the Running cluster, once nothing is written any more (no reconcile is
+    under way or due); the object and the monotonic time it was gone."""
     e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=REPLICAS, timeout=60)
+    e2e.stable_resource_versions(namespace)
     before = e2e.get(kind, name, namespace)
     assert before, f"{kind} {name} was not rendered"
     e2e.kubectl("delete", kind, name, "-n", namespace, *options)
@@ -83,12 +85,30 @@ def test_a_deleted_owned_object_is_recreated(namespace, operator, cluster, what,
     pods = _pods(namespace)
     before, deleted = _delete(kind, name, namespace, *options)
     recreated = _recreated(before, deleted)
+    line = f"deleted {kind} {name} {' '.join(options)}".rstrip() + f": recreated in {recreated:.1f} s"
+    if kind == "statefulset":
+        # The members are the new StatefulSet's and Ready: adopted (orphan) or started again.
+        new_uid = e2e.get(kind, name, namespace)["metadata"]["uid"]
+        _, ready = faults.timed(lambda: _members_of(namespace, new_uid), 60,
+                                "the pods are not the new StatefulSet's and Ready", since=deleted)
+        kept = set(_pods(namespace).values()) & set(pods.values())
+        line += f", {REPLICAS} members Ready under it after {ready:.1f} s ({len(kept)} of the pods kept)"
+        if options == ("--cascade=orphan",):
+            assert _pods(namespace) == pods, "the orphaned pods were replaced instead of adopted"
+        else:
+            assert not kept, "pods of the deleted StatefulSet outlived it"
+    e2e.stable_resource_versions(namespace)
     e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=REPLICAS, timeout=60)
-    running = time.monotonic() - deleted
-    if options == ("--cascade=orphan",):
-        assert _pods(namespace) == pods, "the orphaned pods were replaced instead of adopted"
-    summary.append(f"deleted {kind} {name} {' '.join(options)}".rstrip()
-                   + f": recreated in {recreated:.1f} s, Running {REPLICAS}/{REPLICAS} after {running:.1f} s")
+    summary.append(line)
+
+
+def _members_of(namespace, statefulset_uid):
+    """The cluster's pods when there are REPLICAS of them, all Ready and controlled by that StatefulSet."""
+    items = e2e.kubectl_json("get", "pods", "-n", namespace, "-l", f"{faults.CLUSTER_LABEL}={CLUSTER}")["items"]
+    ours = [p for p in items if not p["metadata"].get("deletionTimestamp")
+            and [r["uid"] for r in p["metadata"].get("ownerReferences", []) if r.get("controller")] == [statefulset_uid]
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+    return len(ours) == REPLICAS == len(items) and ours
 
 
 def _missing_for(seconds, before):
