@@ -34,8 +34,11 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture
 def replica_a(control_plane, namespace):
+    """The first replica; once both are gone, their Lease goes too (the runtime does not release it)."""
     with faults.operator(namespace, name="faults-operator-a", leader_elect=True, **faults.FIRST_PORTS) as proc:
         yield proc
+    name, lease_namespace = e2e.Operator.LEASE
+    e2e.kubectl("delete", "lease", name, "-n", lease_namespace, "--ignore-not-found")
 
 
 @pytest.fixture
