@@ -8,7 +8,7 @@ export PATH := $(shell . $(HACK)/lib.sh && echo $$PATH)
 
 .PHONY: help
 help: ## Show the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: venv
 venv: ## Create the pinned Python virtualenv (outside the checkout)
@@ -27,7 +27,7 @@ down: ## Stop the operator and the local control plane
 	@$(HACK)/cluster-down.sh
 
 .PHONY: test
-test: lint unit collection dataplane e2e molecule ## Run every test layer
+test: lint unit collection dataplane e2e faults molecule ## Run every test layer
 
 .PHONY: lint
 lint: venv ## yamllint and ansible-lint (production profile)
@@ -53,6 +53,10 @@ dataplane: venv binaries deps ## Data plane: real Patroni, PostgreSQL 15 and the
 .PHONY: e2e
 e2e: venv binaries ## End-to-end tests: the real ansible-operator against the local control plane
 	python -m pytest tests/e2e
+
+.PHONY: faults
+faults: venv binaries deps ## Fault injection: operator killed, owned objects deleted, API server stopped, leader lost
+	python -m pytest tests/faults
 
 .PHONY: molecule
 molecule: venv binaries ## The molecule scenario against the local control plane

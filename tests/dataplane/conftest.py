@@ -21,6 +21,7 @@ import yaml
 
 from tests.dataplane import harness
 from tests.dataplane.harness import CLUSTER_LABEL, POD_DATA_MOUNT, DataPlane, Kube, wait_for
+from tests.reporting import summary_section
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLUSTER = "pgdemo"
@@ -168,21 +169,8 @@ def timings():
     return {k: int(dcs[k]) for k in ("ttl", "loop_wait", "retry_timeout")}
 
 
-_SUMMARY = pytest.StashKey[list]()
-
-
-@pytest.fixture
-def summary(request):
-    """Lines printed at the end of the run (failover time and the like)."""
-    return request.config.stash.setdefault(_SUMMARY, [])
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    lines = config.stash.get(_SUMMARY, [])
-    if lines:
-        terminalreporter.section("data plane")
-        for line in lines:
-            terminalreporter.write_line(line)
+# Lines printed at the end of the run (failover time and the like).
+summary, pytest_terminal_summary = summary_section("data plane")
 
 
 @pytest.hookimpl(hookwrapper=True)

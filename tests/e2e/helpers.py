@@ -233,10 +233,23 @@ class Operator:
 
     RECAP = re.compile(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
     METRICS_ADDRESS = "127.0.0.1:8686"
+    # The Lease of config/manager's --leader-election-id, in the operator's namespace.
+    LEASE = ("pgc-operator", "pgc-system")
 
-    def __init__(self):
-        self.log_path = Path(hack("PGC_RUN")) / "e2e-operator.log"
+    def __init__(self, name="e2e-operator", health_port=6789, metrics_port=8443, leader_elect=False,
+                 cluster_metrics=True, wrapper=()):
+        """One operator process. A second one beside it needs other health probe and metrics ports,
+        ``leader_elect`` (the Deployment's --leader-elect), no second metrics server, and a network
+        namespace of its own (``wrapper``, the command it runs under): the runtime serves its own API
+        on localhost:5050, and its playbooks reach its proxy at localhost:8888 whatever --proxy-port
+        says (ansible-operator v1.42 writes that address into their kubeconfig)."""
+        self.name = name
+        self.wrapper = list(wrapper)
+        self.log_path = Path(hack("PGC_RUN")) / f"{name}.log"
         self.metrics_log_path = Path(hack("PGC_RUN")) / "e2e-cluster-metrics.log"
+        self.health_port, self.metrics_port = health_port, metrics_port
+        self.leader_elect = leader_elect
+        self.cluster_metrics = cluster_metrics
         self.proc = None
         self.metrics_proc = None
 
@@ -251,15 +264,18 @@ class Operator:
         e.update(extra_env or {})
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
+        election = (["--leader-elect", f"--leader-election-id={self.LEASE[0]}",
+                     f"--leader-election-namespace={self.LEASE[1]}"] if self.leader_elect else ["--leader-elect=false"])
         self.proc = subprocess.Popen(
-            ["ansible-operator", "run", "--watches-file", str(REPO / "watches.yaml"),
-             "--health-probe-bind-address", "127.0.0.1:6789", "--metrics-bind-address", "127.0.0.1:8443",
-             "--max-concurrent-reconciles", os.environ.get("PGC_MAX_CONCURRENT_RECONCILES", "2"),
-             "--leader-elect=false"],
+            [*self.wrapper, "ansible-operator", "run", "--watches-file", str(REPO / "watches.yaml"),
+             "--health-probe-bind-address", f"127.0.0.1:{self.health_port}",
+             "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}",
+             "--max-concurrent-reconciles", os.environ.get("PGC_MAX_CONCURRENT_RECONCILES", "2"), *election],
             cwd=REPO, env=e, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for(self._ready, 30, "ansible-operator did not become ready")
-            self._start_metrics(e)
+            if self.cluster_metrics:
+                self._start_metrics(e)
         except BaseException:
             self.stop()
             raise
@@ -267,7 +283,8 @@ class Operator:
     def _ready(self):
         if self.proc.poll() is not None:
             raise RuntimeError("ansible-operator exited:\n" + self.log_tail(50))
-        return subprocess.run(["curl", "-fsS", "http://127.0.0.1:6789/readyz"], capture_output=True).returncode == 0
+        return subprocess.run(["curl", "-fsS", f"http://127.0.0.1:{self.health_port}/readyz"],
+                              capture_output=True).returncode == 0
 
     def _start_metrics(self, e):
         self._metrics_log = open(self.metrics_log_path, "w")
@@ -305,6 +322,30 @@ class Operator:
         self.stop()
         self.start()
 
+    def kill(self):
+        """SIGKILL the operator and every process under it at once, as the end of its container would:
+        the reconciles under way too (ansible-runner and ansible-playbook run in sessions of their own,
+        out of the operator's process group). The cluster metrics server is stopped afterwards."""
+        import psutil
+
+        root = psutil.Process(self.proc.pid)
+        frozen = {}
+        # Frozen first, so that no process forks a child that would outlive the kill.
+        while True:
+            found = [p for p in [root, *root.children(recursive=True)] if p.pid not in frozen]
+            if not found:
+                break
+            for p in found:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.suspend()
+                frozen[p.pid] = p
+        for p in frozen.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        self.proc.wait(10)
+        psutil.wait_procs(list(frozen.values()), timeout=10)
+        self.stop()
+
     def log(self):
         return self.log_path.read_text(errors="replace")
 
@@ -335,10 +376,11 @@ class Operator:
 
 
 @contextlib.contextmanager
-def running_operator():
-    """The operator, started; on the way out, the clusters being deleted are finished first (their
-    finalizer needs the operator), then it stops. Fails when a deletion did not finish."""
-    proc = Operator()
+def running_operator(**options):
+    """The operator (``options``: Operator's), started; on the way out, the clusters being deleted are
+    finished first (their finalizer needs the operator), then it stops. Fails when a deletion did not
+    finish."""
+    proc = Operator(**options)
     proc.start()
     try:
         yield proc
