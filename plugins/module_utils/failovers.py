@@ -13,8 +13,9 @@ ends there. It starts at the latest of:
 - the last transaction the old primary committed, as the new primary replayed it
   (``pg_last_xact_replay_timestamp()``, which the promoted member's callback stamps in the
   annotation ``promoted``): exact whenever anything was being written;
-- the time the old primary's Patroni stopped it (its callback's ``primary-stopped`` stamp): a
-  switchover, a member stopped or its pod deleted;
+- the time the old primary's Patroni stopped it (its callback's ``primary-stopped`` stamp, which
+  Patroni runs once the server is down: at most the promotion's time is taken): a switchover, a
+  member stopped or its pod deleted;
 - the earliest time the old primary's lock could still have been renewed: the new lock's
   ``acquireTime`` less ttl and loop_wait (and a second for the watch): a member killed outright
   or cut off. On a cluster that wrote nothing, the window is then at most loop_wait + 1 s longer
@@ -38,6 +39,8 @@ KEPT = 10
 WINDOW_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
 # The watch that tells a replica of the lock's last renewal, and clocks, take up to this long.
 SLACK_SECONDS = 1.0
+# How long after the promotion the old primary's on_stop stamp may come.
+STOP_STAMP_LATE_SECONDS = 5
 
 
 def history_lines(config_annotations):
@@ -99,8 +102,11 @@ def window_start(promoted_at, old, new, lock, promoted, stopped, timing):
         ttl = _seconds(lock.get("ttl"), timing.get("ttl", PATRONI_TIMING["ttl"]))
         loop_wait = _seconds(timing.get("loop_wait"), PATRONI_TIMING["loop_wait"])
         earliest = parse_time(lock["acquireTime"]) - datetime.timedelta(seconds=ttl + loop_wait + SLACK_SECONDS)
-        if stopped and stopped.get("member") == old and earliest <= stopped["time"] <= promoted_at:
-            candidates.append(stopped["time"])
+        # Patroni runs on_stop once the old primary is down and its lock released, so the stamp may
+        # come a moment after the new primary's promotion.
+        if stopped and stopped.get("member") == old and \
+                earliest <= stopped["time"] <= promoted_at + datetime.timedelta(seconds=STOP_STAMP_LATE_SECONDS):
+            candidates.append(min(stopped["time"], promoted_at))
         else:
             candidates.append(earliest)
     return max(candidates) if candidates else None

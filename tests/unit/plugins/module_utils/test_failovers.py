@@ -84,6 +84,19 @@ def test_a_switchover_is_dated_by_the_old_primarys_stop_and_named_by_the_request
     assert "writeUnavailableSeconds" not in records[1]
 
 
+def test_a_stop_stamp_that_comes_after_the_promotion_still_dates_a_switchover():
+    line = [3, 83886240, "no recovery target specified", "2026-11-30T02:00:01.9+00:00", "db-2"]
+    lock = {"leader": "db-2", "acquireTime": "2026-11-30T02:00:01.2+00:00", "ttl": "30"}
+    pgc = cluster({"failoverTotals": dict(FIRST_SEEN, timeline=3, primary="db-1")},
+                  stopped="2026-11-30T02:00:02.300000Z db-1")
+    records, _ = failover_status(pgc, observed([line], lock, switchover="3 db-2", leader="db-2"))
+    assert records[0]["writeUnavailableSeconds"] == 0.0
+    # Much later, it is another stop: not this promotion's.
+    pgc["callback_stamps"]["stopped"] = "2026-11-30T02:00:09Z db-1"
+    records, _ = failover_status(pgc, observed([line], lock, switchover="3 db-2", leader="db-2"))
+    assert records[0]["writeUnavailableSeconds"] == 41.7
+
+
 def test_a_stale_stamp_of_the_old_primary_is_not_taken():
     line = [1, 50331808, "no recovery target specified", "2026-11-30T01:00:41.3+00:00", "db-1"]
     lock = {"leader": "db-1", "acquireTime": "2026-11-30T01:00:40.9+00:00", "ttl": "30"}
