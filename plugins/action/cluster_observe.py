@@ -44,7 +44,7 @@ class ActionModule(K8sAction):
         namespace, selector, scope = args["namespace"], args["label_selector"], args["scope"]
         result = observe(scope, api.list("v1", "Pod", namespace, selector),
                          api.list("v1", "ConfigMap", namespace, selector))
-        result["failover_pending"] = history_pending(result)
+        result["failover_pending"] = history_pending(result, (args["cluster"] or {}).get("callback_stamps"))
         result["backup_jobs"] = []
         if args["backup_jobs"]:
             jobs = api.list("batch/v1", "Job", namespace, "%s,%s" % (selector, JOB_LABEL))

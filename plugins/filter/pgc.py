@@ -22,6 +22,7 @@ pgc_restoring = as_filter(status.pgc_restoring, unsafe=True)
 pgc_failure_message = as_filter(status.pgc_failure_message, unsafe=True)
 pgc_status_differs = as_filter(status.pgc_status_differs)
 pgc_switchover_plan = as_filter(plans.pgc_switchover_plan)
+pgc_patroni_wakeup = as_filter(patroni.wakeup_config)
 pgc_restart_plan = as_filter(plans.pgc_restart_plan)
 pgc_steps_with_work = as_filter(plans.pgc_steps_with_work)
 # The annotations hold Prometheus templates ({{ $labels.name }}), not Ansible ones.
@@ -51,6 +52,7 @@ class FilterModule:
             "pgc_spec_errors": pgc_spec_errors,
             "pgc_patroni_config": pgc_patroni_config,
             "pgc_switchover_plan": pgc_switchover_plan,
+            "pgc_patroni_wakeup": pgc_patroni_wakeup,
             "pgc_status_transitions": pgc_status_transitions,
             "pgc_dcs_config": pgc_dcs_config,
             "pgc_restart_plan": pgc_restart_plan,

@@ -41,6 +41,8 @@ WINDOW_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300)
 SLACK_SECONDS = 1.0
 # How long after the promotion the old primary's on_stop stamp may come.
 STOP_STAMP_LATE_SECONDS = 5
+# How long the newest promotion waits for its new primary's stamp before it is recorded without.
+STAMP_WAIT_SECONDS = 30
 
 
 def history_lines(config_annotations):
@@ -112,7 +114,17 @@ def window_start(promoted_at, old, new, lock, promoted, stopped, timing):
     return max(candidates) if candidates else None
 
 
-def failover_status(pgc, observed):
+def _awaiting_stamp(line, stamps, now):
+    """The newest promotion, whose new primary's callback has not stamped it yet: it is recorded
+    once the stamp is there (its window needs it), or after STAMP_WAIT_SECONDS without it."""
+    promoted = stamp(stamps.get("promoted"), ("lastCommit",))
+    promoted_at = parse_time(line[3])
+    stamped = promoted and promoted.get("member") == line[4] and promoted["time"] >= promoted_at - \
+        datetime.timedelta(seconds=STOP_STAMP_LATE_SECONDS)
+    return not stamped and (now - promoted_at).total_seconds() < STAMP_WAIT_SECONDS
+
+
+def failover_status(pgc, observed, now=None):
     """``status.failovers`` and ``status.failoverTotals`` after what Patroni recorded since.
 
     ``pgc`` is the normalized cluster (its status so far, the callbacks' stamps); ``observed`` what
@@ -121,6 +133,7 @@ def failover_status(pgc, observed):
     cluster seen for the first time counts nothing of its past (its windows cannot be known any
     more), and each promotion is counted once.
     """
+    now = now or datetime.datetime.now(datetime.timezone.utc)
     previous = pgc.get("status") or {}
     config = observed.get("config") or {}
     timing = {key: config.get(key, PATRONI_TIMING[key]) for key in ("ttl", "loop_wait")}
@@ -142,6 +155,8 @@ def failover_status(pgc, observed):
         new, promoted_at = line[4], parse_time(line[3])
         kind = "switchover" if request == (line[0], new) else "failover"
         start = None
+        if line[0] == newest and _awaiting_stamp(line, stamps, now):
+            break
         if line[0] == newest:  # only the newest promotion's lock and stamps are still there
             start = window_start(promoted_at, old, new, observed.get("dcs_lock"),
                                  stamp(stamps.get("promoted"), ("lastCommit",)), stamp(stamps.get("stopped"), ()), timing)
@@ -168,11 +183,14 @@ def _empty_totals(timeline, primary):
             "windowSecondsSum": 0.0, "windowBuckets": [0] * len(WINDOW_BUCKETS)}
 
 
-def history_pending(observed):
-    """True when the leader runs a timeline Patroni's history does not date yet: a promotion the
-    status cannot record until the leader's next loop writes it."""
+def history_pending(observed, stamps=None, now=None):
+    """True when the leader runs a timeline Patroni's history does not date yet, or the newest
+    promotion waits for its stamp: a promotion the status cannot record yet."""
     leader = observed.get("leader")
     history = history_lines({"history": observed.get("dcs_history")})
+    if history and stamps is not None and _awaiting_stamp(
+            history[-1], stamps, now or datetime.datetime.now(datetime.timezone.utc)):
+        return True
     member = next((m for m in observed.get("members") or [] if m.get("name") == leader), None)
     try:
         timeline = int((member or {}).get("timeline") or 0)

@@ -82,11 +82,19 @@ def main(argv):
     if len(argv) != 4:
         sys.stderr.write("usage: %s ACTION ROLE SCOPE\n" % argv[0])
         return 0
+    # Patroni kills a callback still running when it starts the next one (a demoted primary's
+    # on_stop, then its on_role_change a moment later): the stamp is written by a process of its own.
+    if os.fork():
+        return 0
+    os.setsid()
+    if os.fork():
+        os._exit(0)
     try:
         notify(*argv[1:])
     except Exception as e:  # noqa: BLE001 - a callback must not take Patroni down
         sys.stderr.write("pgc-callback: could not annotate PostgresCluster %s: %s\n" % (argv[3], e))
-    return 0
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

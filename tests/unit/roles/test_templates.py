@@ -669,7 +669,7 @@ def test_switchover_wakeup_rewrites_patronis_configuration_as_text_with_the_vers
     config = {"metadata": {"name": "example-config", "resourceVersion": "812",
                            "annotations": {"config": '{"loop_wait":10,"postgresql":{"parameters":{"a":"b"}},"ttl":30}'}}}
     plan = pgc_filters.pgc_switchover_plan(pods, "", 0, wrap_var(config))
-    cm = render("switchover", "configmap-wakeup.yaml.j2", pgc=wrap_var(pgc), __switchover_plan=wrap_var(plan))
+    cm = render("switchover", "configmap-wakeup.yaml.j2", pgc=wrap_var(pgc), __switchover_wakeup=wrap_var(plan["wakeup"]))
     assert (cm["metadata"]["name"], cm["metadata"]["namespace"]) == ("example-config", "prod")
     assert cm["metadata"]["resourceVersion"] == "812"
     # Text, not a mapping: the annotation is Patroni's JSON, the same configuration spelt otherwise.

@@ -26,6 +26,7 @@ LOGIC = {
     "pgc_failure_message": status.pgc_failure_message,
     "pgc_status_differs": status.pgc_status_differs,
     "pgc_switchover_plan": plans.pgc_switchover_plan,
+    "pgc_patroni_wakeup": patroni.wakeup_config,
     "pgc_restart_plan": plans.pgc_restart_plan,
     "pgc_steps_with_work": plans.pgc_steps_with_work,
     "pgc_prometheus_rules": monitoring.pgc_prometheus_rules,
