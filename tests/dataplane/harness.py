@@ -185,6 +185,20 @@ def wait_for(predicate, timeout: float, message: str, interval: float = 0.25):
         time.sleep(interval)
 
 
+def hold(seconds: float, check, message: str, interval: float = 0.5) -> None:
+    """Keep a fault on for ``seconds`` (its length, not a wait for a state) while ``check`` keeps
+    returning True, looked at every ``interval``; fail with ``message`` and its answer otherwise."""
+    deadline = time.monotonic() + seconds
+    pause = threading.Event()
+    while True:
+        answer = check()
+        assert answer is True, f"{message}: {answer!r}"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        pause.wait(min(interval, left))
+
+
 def free_ports(n: int) -> list[int]:
     socks = []
     try:
@@ -838,7 +852,7 @@ def api_writes(kube, namespace, cluster, seconds: float) -> dict[str, int]:
                for kind, proc in counts.items()]
     for reader in readers:
         reader.start()
-    time.sleep(max(0.0, deadline - time.monotonic()))  # the measurement window itself
+    hold(max(0.0, deadline - time.monotonic()), lambda: True, "")  # the measurement window itself
     for proc in counts.values():
         proc.kill()
         proc.wait()

@@ -225,7 +225,7 @@ class _Writer(threading.Thread):
             while not self.halt.is_set():
                 self.conn.execute("INSERT INTO dp_writes VALUES (now())")
                 self.last = time.time()
-                time.sleep(0.02)
+                self.halt.wait(0.02)  # the next commit, or the end
 
 
 def test_status_follows_a_failover_and_records_its_write_outage(namespace, plane, summary):

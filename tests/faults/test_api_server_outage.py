@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.dataplane.harness import DataPlane
+from tests.dataplane.harness import DataPlane, hold
 from tests.dataplane.test_failover import _logs_on_failure, _one_sync_standby, _Writer
 from tests.e2e import helpers as e2e
 from tests.faults import faults
@@ -51,10 +51,7 @@ def _outage(stop, check):
     returns True, or what is wrong), then start it again; the monotonic times it stopped and was back."""
     stop()
     stopped = time.monotonic()
-    while time.monotonic() - stopped < OUTAGE_SECONDS:
-        problem = check()
-        assert problem is True, f"during the API server's outage: {problem}"
-        time.sleep(0.5)
+    hold(OUTAGE_SECONDS, check, "during the API server's outage")
     faults.apiserver("start")
     return stopped, time.monotonic()
 

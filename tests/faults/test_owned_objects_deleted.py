@@ -114,12 +114,12 @@ def _members_of(namespace, statefulset_uid):
 def _missing_for(seconds, before):
     """Poll for ``seconds`` whether the object of ``before`` is back; True when it stayed missing."""
     kind, name, namespace = before["kind"], before["metadata"]["name"], before["metadata"]["namespace"]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if faults.recreated(kind, name, namespace, before):
-            return False
-        time.sleep(0.5)
-    return True
+    try:
+        e2e.wait_for(lambda: faults.recreated(kind, name, namespace, before), seconds, f"{kind} {name} is not back",
+                 interval=0.5)
+    except AssertionError:
+        return True
+    return False
 
 
 def test_a_deleted_patroni_configmap_is_recreated_by_the_next_reconcile(namespace, operator, cluster, summary):

@@ -11,12 +11,11 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
 from tests.dataplane.backup.harness import BackupHarnessError, Postgres, _as_owner_kwargs, pg16_bin
-from tests.dataplane.harness import PG_BIN_DIR, free_ports
+from tests.dataplane.harness import PG_BIN_DIR, free_ports, wait_for
 
 SCRIPT = "pgc-upgrade.sh"
 
@@ -252,11 +251,8 @@ def interrupted(server: Postgres, pg16, sig: int) -> subprocess.CompletedProcess
     proc = subprocess.Popen([str(server.ws.bin / SCRIPT), "--mode=copy"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **_as_owner_kwargs())
     output = server.data_dir.parent / (server.data_dir.name + ".upgrading") / "pg_upgrade_output.d"
-    deadline = time.monotonic() + 120
-    while not output.exists():
-        assert proc.poll() is None, f"the script ended before pg_upgrade ran:\n{proc.communicate()}"
-        assert time.monotonic() < deadline, "pg_upgrade never ran"
-        time.sleep(0.02)
+    wait_for(lambda: output.exists() or proc.poll() is not None, 120, "pg_upgrade never ran", interval=0.02)
+    assert proc.poll() is None, f"the script ended before pg_upgrade ran:\n{proc.communicate()}"
     if sig == signal.SIGKILL:
         os.killpg(proc.pid, sig)
     else:
