@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.dataplane.backup.conftest import backup_deps, object_store, workspace  # noqa: F401 - fixtures
 from tests.dataplane.conftest import dataplane_deps, kube, namespace  # noqa: F401 - fixtures
 from tests.e2e.conftest import pytest_runtest_makereport  # noqa: F401 - resources and operator logs on failure
 from tests.faults import faults
