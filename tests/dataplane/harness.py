@@ -68,6 +68,8 @@ OWNER = "PGC_DATAPLANE_OWNER"
 
 # Patroni's REST API names the leader role "leader" (or "standby_leader"); its pod label is "primary".
 LEADER_ROLES = {"leader", "standby_leader", "primary"}
+# A replica's role there; in synchronous mode, the standbys Patroni made synchronous are named so.
+REPLICA_ROLES = {"replica", "sync_standby", "quorum_standby"}
 
 
 class DataPlaneError(RuntimeError):
@@ -759,7 +761,7 @@ class DataPlane:
             return False
         view = self.cluster_view() or {}
         rest = {x["name"]: x for x in view.get("members", [])}
-        return all(rest.get(r, {}).get("role") == "replica" and rest.get(r, {}).get("state") == "streaming"
+        return all(rest.get(r, {}).get("role") in REPLICA_ROLES and rest.get(r, {}).get("state") == "streaming"
                    for r in replicas)
 
     def wait_streaming(self, leader: str | None = None, replicas=None, timeout: float = 60) -> str:

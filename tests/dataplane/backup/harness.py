@@ -583,6 +583,17 @@ class AzureStore(_Emulator):
                                          "secretName": "backup-azure"}}}
 
 
+def merge_into(into: dict, extra: dict) -> dict:
+    """Merge ``extra`` into a configuration, dictionaries key by key, as the operator merges what
+    backups add to Patroni's configuration."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge_into(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
 def _pgc(name: str, backup: dict, retention: int | None = None) -> dict:

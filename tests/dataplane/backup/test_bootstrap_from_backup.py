@@ -16,22 +16,14 @@ import time
 import pytest
 import yaml
 
-from tests.dataplane.backup.harness import CIPHER_PASS, LOOPBACK, S3_KEY, S3_KEY_SECRET, Cluster, give, utc_now
+from tests.dataplane.backup.harness import (CIPHER_PASS, LOOPBACK, S3_KEY, S3_KEY_SECRET, Cluster, give, merge_into,
+                                            utc_now)
 from tests.dataplane.conftest import cluster_objects, pods_running
 from tests.dataplane.harness import DataPlane, wait_for
 
 pytestmark = pytest.mark.timeout(400)
 
 SECRET_VALUES = {"access-key-id": S3_KEY, "secret-access-key": S3_KEY_SECRET, "passphrase": CIPHER_PASS}
-
-
-def _merge(into: dict, extra: dict) -> dict:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
-    return into
 
 
 def _env(env_vars: list[dict]) -> dict[str, str]:
@@ -70,7 +62,7 @@ class NewCluster:
         self.env = env
 
         config = pgc_patroni_config(self.pgc)
-        _merge(config, flt.pgc_patroni_backup_config(self.pgc, config=str(self.own_config), scripts_dir=str(ws.bin)))
+        merge_into(config, flt.pgc_patroni_backup_config(self.pgc, config=str(self.own_config), scripts_dir=str(ws.bin)))
         # The harness's short timings; no operator to call back; the stanza made after the bootstrap.
         config["bootstrap"]["dcs"].update({"ttl": 20, "loop_wait": 2, "retry_timeout": 5})
         config["postgresql"].pop("callbacks", None)
