@@ -80,6 +80,11 @@ if [ -e "$datadir" ]; then
   mv "$datadir" "$aside"
 fi
 put_back() {
+  # The PostgreSQL started below runs in a session of its own (pg_ctl's): a signal to this script
+  # does not reach it, and a pg_ctl start that timed out leaves it running. Stop it before its data
+  # directory goes, so that it neither fails on a directory removed under it nor goes on to promote
+  # and archive a timeline of data that is no more.
+  [ ! -f "$datadir/postmaster.pid" ] || "$pg_bin/pg_ctl" -D "$datadir" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
   rm -rf "$datadir"
   [ ! -e "$aside" ] || mv "$aside" "$datadir"
 }
@@ -103,7 +108,6 @@ deadline=$((SECONDS + ${PGC_RECOVERY_TIMEOUT:-86400}))
 until "$pg_bin/pg_controldata" "$datadir" | grep -q '^Database cluster state: *in production'; do
   if ! "$pg_bin/pg_ctl" -D "$datadir" status >/dev/null 2>&1 || [ $SECONDS -ge $deadline ]; then
     tail -n 20 "$sockets/postgresql.log" >&2 || true
-    "$pg_bin/pg_ctl" -D "$datadir" -m immediate stop >/dev/null 2>&1 || true
     put_back
     die "recovery did not reach the target and promote: the data directory is as it was"
   fi

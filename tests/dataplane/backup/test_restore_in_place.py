@@ -10,12 +10,15 @@ from tests.dataplane.backup.harness import Cluster, utc_now
 from tests.dataplane.backup.test_backup_restore import add_marks, volume_spec
 
 
-def backed_up(workspace, name):
-    """A server with 100 marks and a full backup of them in a volume repository: (cluster, server, label)."""
+def backed_up(workspace, name, load=None):
+    """A server with 100 marks and a full backup of them in a volume repository: (cluster, server, label).
+    ``load(server)``, when given, writes more before the backup."""
     cluster = Cluster(workspace, name, volume_spec(), retention=2, repo_path=workspace.dir / f"repo-{name}")
     server = cluster.init()
     server.sql("CREATE TABLE marks (id int PRIMARY KEY, phase text NOT NULL)")
     add_marks(server, 1, 100, "before the backup")
+    if load:
+        load(server)
     return cluster, server, cluster.script_json("pgc-backup.sh", "full")[0]["label"]
 
 
