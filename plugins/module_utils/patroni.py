@@ -316,6 +316,10 @@ def _lsn(value):
         return None
 
 
+# The StatefulSet controller's label: the revision of the pod template a pod was made from.
+REVISION_LABEL = "controller-revision-hash"
+
+
 def member_state(pod, leader, leader_lsn):
     """One member as the status reports it, from its pod."""
     meta = pod.get("metadata") or {}
@@ -336,6 +340,13 @@ def member_state(pod, leader, leader_lsn):
     else:
         role = data.get("role") or "unknown"
     member = {"name": name, "role": role, "state": state or "unknown"}
+    # The StatefulSet revision the pod was made from, and whether it is Ready: a rolling update
+    # replaces the pods of an older revision one at a time, each once the others are Ready.
+    revision = (meta.get("labels") or {}).get(REVISION_LABEL)
+    if revision:
+        member["revision"] = revision
+    member["ready"] = any(c.get("type") == "Ready" and c.get("status") == "True"
+                          for c in (pod.get("status") or {}).get("conditions") or [])
     if data.get("timeline") is not None:
         member["timeline"] = data["timeline"]
     if data.get("pending_restart"):

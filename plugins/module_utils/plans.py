@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The next step of a change that moves members one at a time (a switchover, a rolling restart),
-and which of a reconcile's optional steps have work."""
+"""The next step of a change that moves members one at a time (a switchover, a rolling update or
+restart), and which of a reconcile's optional steps have work."""
 
 from __future__ import annotations
 
@@ -98,41 +98,82 @@ def _promoted_seconds_ago(observed, now=None):
     return (now - acquired).total_seconds()
 
 
-def pgc_restart_plan(observed, pgc, now=None):
-    """Choose the one step of a rolling restart to take now, for members Patroni reports pending_restart.
+def outdated_members(observed):
+    """The members whose pod was made from an older revision of the StatefulSet's pod template
+    than its ``updateRevision`` (the StatefulSet updates on delete: the operator replaces them),
+    or None while the StatefulSet controller has not seen the latest template yet."""
+    sts = (observed or {}).get("statefulset") or {}
+    if not sts:
+        return []
+    status = sts.get("status") or {}
+    generation = (sts.get("metadata") or {}).get("generation")
+    if generation and int(status.get("observedGeneration") or 0) < int(generation):
+        return None
+    revision = status.get("updateRevision")
+    if not revision:
+        return []
+    return [m for m in (observed.get("members") or []) if m.get("revision") and m["revision"] != revision]
 
-    Returns ``{"action", "member", "message"}``; action is ``none`` (nothing pending), ``wait`` (a
-    restart is pending but the cluster is not healthy enough to lose a member now, or its primary
-    was promoted less than loop_wait + SETTLE_SECONDS ago), ``restart``
-    (delete this replica's pod; its StatefulSet starts it again) or ``switchover`` (only the
-    primary is left: move the primary to a healthy replica first; it restarts as a replica).
-    One member at a time, replicas first, the primary last.
+
+def pgc_restart_plan(observed, pgc, now=None):
+    """Choose the one step of a rolling update or restart to take now: for members whose pod is of
+    an older revision of the pod template (an image, resources or any other template change) and
+    for members Patroni reports pending_restart.
+
+    Returns ``{"action", "member", "reason", "message"}``; action is ``none`` (nothing to do),
+    ``wait`` (the StatefulSet controller has not seen the new template, a member is not Ready, the
+    cluster is not healthy enough to lose a member now, or its primary was promoted less than
+    loop_wait + SETTLE_SECONDS ago), ``restart`` (delete this replica's pod; its StatefulSet makes
+    it again, of the current revision) or ``switchover`` (only the primary is left: move the
+    primary to a replica, which is up to date by then; it is replaced as a replica). One member at
+    a time, each Ready and streaming again before the next: replicas first, the primary last.
+    ``reason`` names the change for the Events: RollingUpdate or RollingRestart.
     """
     observed = observed or {}
     members = observed.get("members") or []
-    pending = [m for m in members if m.get("pendingRestart")]
-    plan = {"action": "none", "member": "", "message": ""}
+    plan = {"action": "none", "member": "", "reason": "", "message": ""}
+    outdated = outdated_members(observed)
+    if outdated is None:
+        plan.update(action="wait", reason="RollingUpdate",
+                    message="Waiting for the StatefulSet controller to see the new pod template")
+        return plan
+    stale = {m["name"] for m in outdated}
+    pending = [m for m in members if m.get("pendingRestart") or m["name"] in stale]
     if not pending:
         return plan
-    degraded, _, why = cluster_health(pgc, observed, len(members))
+    plan["reason"] = "RollingUpdate" if stale else "RollingRestart"
+
+    def why(member):
+        return "to the new pod template" if member["name"] in stale else "to apply parameters that need a restart"
+
+    names = ", ".join(m["name"] for m in pending)
+    degraded, _, health = cluster_health(pgc, observed, len(members))
+    not_ready = [m["name"] for m in members if not m.get("ready", True)]
+    if not degraded and not_ready:
+        degraded, health = True, "%s not Ready" % ", ".join(not_ready)
     if degraded or len(members) != int(pgc["spec"]["replicas"]):
-        plan.update(action="wait", message="Restart of %s pending: %s" % (", ".join(m["name"] for m in pending), why))
+        plan.update(action="wait", message="%s of %s pending: %s" % (
+            "Update" if stale else "Restart", names, health or "%d of %s members" % (len(members), pgc["spec"]["replicas"])))
         return plan
     replicas = [m for m in pending if m.get("role") != "primary"]
     if replicas:
-        plan.update(action="restart", member=replicas[-1]["name"],
-                    message="Restarting %s to apply parameters that need a restart" % replicas[-1]["name"])
+        member = replicas[-1]
+        plan.update(action="restart", member=member["name"],
+                    message="%s %s %s" % ("Updating" if member["name"] in stale else "Restarting", member["name"], why(member)))
     elif len(members) > 1 and _promoted_seconds_ago(observed, now) < _loop_wait(observed) + SETTLE_SECONDS:
         # Right after a promotion the members' reports (pending_restart among them) may predate it,
         # and a second switchover while the first promotion ends can leave two members on one
         # timeline with different histories. Every member reports again within loop_wait.
-        plan.update(action="wait", message="Restart of %s pending: its promotion settles first" % pending[0]["name"])
+        plan.update(action="wait", message="%s of %s pending: its promotion settles first" % (
+            "Update" if stale else "Restart", pending[0]["name"]))
     elif len(members) > 1:
         plan.update(action="switchover", member=pending[0]["name"],
-                    message="Moving the primary off %s before it restarts" % pending[0]["name"])
+                    message="Moving the primary off %s before it is %s" % (
+                        pending[0]["name"], "updated" if pending[0]["name"] in stale else "restarted"))
     else:
         plan.update(action="restart", member=pending[0]["name"],
-                    message="Restarting %s, the only member, to apply parameters that need a restart" % pending[0]["name"])
+                    message="%s %s, the only member, %s" % (
+                        "Updating" if pending[0]["name"] in stale else "Restarting", pending[0]["name"], why(pending[0])))
     return plan
 
 

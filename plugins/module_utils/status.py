@@ -84,11 +84,26 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
     seen = sts_status.get("observedGeneration", 0) >= (sts.get("metadata") or {}).get("generation", 1)
     settled = seen and sts_spec_replicas == desired and current == desired and updated == desired
 
+    previous_phase = (pgc.get("status") or {}).get("phase")
+    # Members whose pod is of an older revision of the template (the StatefulSet updates on delete).
+    revision = sts_status.get("updateRevision")
+    outdated = [m["name"] for m in observed.get("members") or []
+                if revision and m.get("revision") and m["revision"] != revision]
     if not sts:
         phase, reason, message = "Pending", "Provisioning", "Creating the StatefulSet"
     elif ready == desired and settled:
         phase, reason, message = "Running", "AllReplicasReady", "%d/%d replicas ready" % (ready, desired)
-    elif pgc.get("status", {}).get("phase") in ("Running", "Scaling") and current != desired:
+    elif previous_phase in ("Running", "Updating") and not seen and sts_spec_replicas == desired == current:
+        # Just applied: until the StatefulSet controller has seen the template, the cluster is what it was.
+        phase, reason, message = previous_phase, "RollingUpdate" if previous_phase == "Updating" else "AllReplicasReady", \
+            pgc["status"].get("message") or "%d/%d replicas ready" % (ready, desired)
+    elif previous_phase in ("Running", "Updating") and seen and sts_spec_replicas == desired and (
+            outdated or previous_phase == "Updating"):
+        # The configure step replaces the members of an older pod template one at a time; the last
+        # one replaced is Ready before the update is done.
+        phase, reason, message = "Updating", "RollingUpdate", "%d/%d members updated to the new pod template" % (
+            max(0, desired - len(outdated)), desired)
+    elif previous_phase in ("Running", "Scaling") and current != desired:
         phase, reason, message = "Scaling", "Scaling", "Scaling from %d to %d replicas" % (current, desired)
     else:
         phase, reason, message = "Pending", "WaitingForReplicas", "%d/%d replicas ready" % (ready, desired)
@@ -178,10 +193,14 @@ def pgc_status_transitions(before, after):
     if now == "Running" and was != "Running":
         if was == "Scaling":
             add("ScalingDone", "Scaled to %s replicas" % after.get("currentReplicas"))
+        elif was == "Updating":
+            add("RollingUpdateDone", "Every member runs the new pod template")
         else:
             add("ClusterReady", after.get("message") or "Running")
     if now == "Scaling" and was != "Scaling":
         add("Scaling", after.get("message") or "Scaling")
+    if now == "Updating" and was != "Updating":
+        add("RollingUpdate", "Replacing the members one at a time, replicas first: " + (after.get("message") or ""))
     old, new = before.get("currentPrimary"), after.get("currentPrimary")
     if old and new and old != new:
         add("PrimaryChanged", "The primary moved from %s to %s" % (old, new))

@@ -1,8 +1,9 @@
 """A PostgresCluster rendered by the real operator, its members run by the harness from the very
 ConfigMap and Secret the operator wrote: one leader, streaming replicas, the read-write Service
 on the leader, the application role, a status that follows a failover through Patroni's
-callback, configuration changes applied by reload and by a rolling restart, and the switchover
-playbook moving the leader through Patroni's Kubernetes DCS.
+callback, configuration changes applied by reload and by a rolling restart, a new pod template
+rolled member by member, and the switchover playbook moving the leader through Patroni's
+Kubernetes DCS.
 """
 
 from __future__ import annotations
@@ -346,6 +347,107 @@ def test_configuration_changes_reload_or_restart_members_one_at_a_time(namespace
     wait_for(lambda: _trywrite_marker(plane, new_leader), 30, f"{new_leader} did not accept writes")
     wait_for(lambda: not any(m.get("pendingRestart") for m in _status(namespace).get("members", [])), 60,
              "status still shows a pending restart")
+
+
+class _AnyLeaderWriter(threading.Thread):
+    """Commits numbered rows on whichever member takes them (the one that took the last first),
+    until told to stop: ``acked`` the numbers whose COMMIT returned, ``times`` when."""
+
+    def __init__(self, plane):
+        super().__init__(daemon=True)
+        self.plane = plane
+        self.acked: list[int] = []
+        self.times: list[float] = []
+        self.halt = threading.Event()
+
+    def run(self):
+        n, target, conn = 0, None, None
+        while not self.halt.is_set():
+            n += 1
+            for pod in sorted(self.plane.members, key=lambda p: p != target):
+                try:
+                    if pod != target or conn is None:
+                        _close(conn)
+                        conn, target = None, pod
+                        conn = self.plane.member(pod).connect(timeout=1)
+                    conn.execute("INSERT INTO rolling_rows VALUES (%s)", (n,))
+                    self.acked.append(n)
+                    self.times.append(time.monotonic())
+                    break
+                except Exception:  # noqa: BLE001 - read-only, restarting or gone: the next member
+                    _close(conn)
+                    conn = None
+            self.halt.wait(0.02)  # the next commit, or the end
+        _close(conn)
+
+    def longest_gap(self) -> float:
+        return max((b - a for a, b in zip(self.times, self.times[1:])), default=0.0)
+
+
+def _close(conn):
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def _revisions(kube, namespace):
+    """The StatefulSet's updateRevision and each member pod's revision."""
+    sts = e2e.get("statefulset", CLUSTER, namespace)
+    pods = e2e.kubectl_json("get", "pods", "-n", namespace, "-l", f"postgres.example.com/cluster={CLUSTER}")["items"]
+    return sts["status"].get("updateRevision"), {p["metadata"]["name"]: p["metadata"]["labels"].get(
+        "controller-revision-hash") for p in pods}
+
+
+def test_a_new_pod_template_rolls_replicas_first_then_the_primary_after_a_switchover(kube, namespace, plane, summary):
+    """A change of the pod template (the containers' resources here; an image the same way): the
+    operator replaces the replicas one at a time, each Ready and streaming before the next, then
+    switches over to one of them and replaces the old primary. A client writing through it sees
+    only the switchover's outage and loses no row; an Event says each step."""
+    leader = plane.wait_for_leader(timeout=60)
+    plane.wait_streaming(leader, timeout=90)
+    e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=3, timeout=120)
+    before, _ = _revisions(kube, namespace)
+    restarts = len(plane.pod_restarts)
+    plane.execute(leader, "CREATE TABLE rolling_rows (n int PRIMARY KEY)")
+    writer = _AnyLeaderWriter(plane)
+    writer.start()
+    wait_for(lambda: len(writer.acked) > 20, 30, "the writer does not write")
+    phases = set()
+    started = time.monotonic()
+    e2e.kubectl("patch", "pgc", CLUSTER, "-n", namespace, "--type=merge", "-p",
+                '{"spec":{"resources":{"requests":{"cpu":"150m","memory":"192Mi"}}}}')
+    try:
+        def updated():
+            phases.add(_status(namespace).get("phase"))
+            revision, pods = _revisions(kube, namespace)
+            return revision != before and len(pods) == 3 and set(pods.values()) == {revision} and \
+                _status(namespace).get("phase") == "Running"
+        wait_for(updated, 300, "the members were not all replaced by pods of the new template")
+        took = time.monotonic() - started
+        new = plane.wait_for_leader(timeout=60)
+        plane.wait_streaming(new, timeout=120)
+    finally:
+        writer.halt.set()
+        writer.join(15)
+    restarted = plane.pod_restarts[restarts:]
+    assert sorted(restarted) == sorted(plane.members), f"each member once: {restarted}"
+    assert restarted[-1] == leader and new != leader, f"the primary {leader} was not replaced last: {restarted}"
+    present = {r[0] for r in plane.execute(new, "SELECT n FROM rolling_rows")}
+    lost = sorted(set(writer.acked) - present)
+    assert not lost, f"{len(lost)} acknowledged rows lost: {lost[:20]}"
+    assert "Updating" in phases, phases
+    events = e2e.kubectl_json("get", "events", "-n", namespace, "--field-selector",
+                              f"involvedObject.kind=PostgresCluster,involvedObject.name={CLUSTER}")["items"]
+    steps = [e["message"] for e in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+             if e["reason"] == "RollingUpdate"]
+    for pod in plane.members:
+        assert any(f"Updating {pod}" in m for m in steps), (pod, steps)
+    assert any(f"Moving the primary off {leader}" in m for m in steps), steps
+    gap = writer.longest_gap()
+    summary.append(f"rolling update of the pod template (3 members, replicas first, then a switchover): "
+                   f"{took:.0f} s in all, order {', '.join(restarted)}; longest write gap {gap:.1f} s; "
+                   f"0 of {len(writer.acked)} acknowledged rows lost")
+    assert gap < plane.config["bootstrap"]["dcs"]["loop_wait"], f"writes stopped for {gap:.1f} s"
 
 
 class _RequestWatch(threading.Thread):

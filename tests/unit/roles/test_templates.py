@@ -98,6 +98,8 @@ def test_provision_statefulset_follows_the_spec():
     assert claim["resources"]["requests"]["storage"] == "20Gi"
     assert claim["storageClassName"] == "fast"
     assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    # The operator replaces the pods of a new template itself, in an order that spares the primary.
+    assert sts["spec"]["updateStrategy"] == {"type": "OnDelete"}
 
 
 def test_provision_statefulset_uses_the_default_storage_class_when_none_is_named():

@@ -184,7 +184,16 @@ def test_pending_restart_and_a_member_without_a_report():
     pods = [pod("db-0", "primary", pending_restart=True), {"metadata": {"name": "db-1"}, "status": {"phase": "Pending"}}]
     seen = observe("db", pods, [leader_cm("db-0")], NOW)
     assert seen["pending_restart"] == ["db-0"]
-    assert seen["members"][1] == {"name": "db-1", "role": "unknown", "state": "pending"}
+    assert seen["members"][1] == {"name": "db-1", "role": "unknown", "state": "pending", "ready": False}
+
+
+def test_a_member_reports_its_pods_template_revision_and_readiness():
+    ready = pod("db-0", "primary")
+    ready["metadata"]["labels"] = {"controller-revision-hash": "db-6d5f"}
+    ready["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    seen = observe("db", [ready, pod("db-1", "replica")], [leader_cm("db-0")], NOW)
+    assert (seen["members"][0]["revision"], seen["members"][0]["ready"]) == ("db-6d5f", True)
+    assert "revision" not in seen["members"][1] and seen["members"][1]["ready"] is False
 
 
 def test_a_cluster_patroni_never_bootstrapped():

@@ -1,4 +1,4 @@
-"""The next step of a switchover and of a rolling restart."""
+"""The next step of a switchover and of a rolling update or restart."""
 
 from __future__ import annotations
 
@@ -43,6 +43,51 @@ def test_pgc_restart_plan_waits_until_a_new_primarys_promotion_settled():
     state = observed(**{"db-1": {"pendingRestart": True}})
     state["dcs_lock"] = {"leader": "db-0", "acquireTime": "2026-11-30T01:00:00+00:00"}
     assert pgc_restart_plan(state, pgc, now=at)["action"] == "restart"
+
+
+def updating(revision="new", generation=2, seen=2, **member_overrides):
+    """A 3-member cluster whose StatefulSet's pod template is at ``revision``; every member's pod is
+    of revision "old" unless overridden."""
+    state = observed(**{name: {"revision": "old", "ready": True, **member_overrides.get(name, {})}
+                        for name in ("db-0", "db-1", "db-2")})
+    state["statefulset"] = {"metadata": {"generation": generation},
+                            "status": {"observedGeneration": seen, "updateRevision": revision}}
+    return state
+
+
+def test_pgc_restart_plan_rolls_a_new_pod_template_replicas_first_then_switches_over_then_the_old_primary():
+    pgc = pgc_normalize(cluster(replicas=3))
+    plan = pgc_restart_plan(updating(), pgc)
+    assert (plan["action"], plan["member"], plan["reason"]) == ("restart", "db-2", "RollingUpdate")
+    assert plan["message"] == "Updating db-2 to the new pod template"
+    # The next replica only once the replaced one is Ready and streaming again.
+    plan = pgc_restart_plan(updating(**{"db-2": {"revision": "new", "ready": False}}), pgc)
+    assert plan["action"] == "wait" and "db-2 not Ready" in plan["message"]
+    plan = pgc_restart_plan(updating(**{"db-2": {"revision": "new", "state": "starting"}}), pgc)
+    assert plan["action"] == "wait"
+    plan = pgc_restart_plan(updating(**{"db-2": {"revision": "new"}}), pgc)
+    assert (plan["action"], plan["member"]) == ("restart", "db-1")
+    # Replicas done: the primary moves to one of them, then is replaced as a replica.
+    plan = pgc_restart_plan(updating(**{"db-1": {"revision": "new"}, "db-2": {"revision": "new"}}), pgc)
+    assert (plan["action"], plan["member"]) == ("switchover", "db-0")
+    assert plan["message"] == "Moving the primary off db-0 before it is updated"
+    done = updating(**{name: {"revision": "new"} for name in ("db-0", "db-1", "db-2")})
+    assert pgc_restart_plan(done, pgc)["action"] == "none"
+    # Until the StatefulSet controller has seen the template, nothing moves; nor with no revision.
+    assert pgc_restart_plan(updating(seen=1), pgc)["action"] == "wait"
+    assert pgc_restart_plan(updating(revision=None), pgc)["action"] == "none"
+    # Never while the cluster is degraded.
+    assert pgc_restart_plan(updating(**{"db-1": {"state": "stopped"}}), pgc)["action"] == "wait"
+
+
+def test_pgc_steps_with_work_runs_the_configure_step_while_pods_are_of_an_older_template():
+    pgc = pgc_normalize(cluster(replicas=3))
+    state = updating()
+    state["config"] = pgc_dcs_config({}, pgc)
+    assert "configure" in pgc_steps_with_work(state, pgc)
+    state = updating(**{name: {"revision": "new"} for name in ("db-0", "db-1", "db-2")})
+    state["config"] = pgc_dcs_config({}, pgc)
+    assert "configure" not in pgc_steps_with_work(state, pgc)
 
 
 def pod(name, role=None, ready=True):

@@ -77,6 +77,25 @@ def test_pgc_status_reports_scaling_once_the_cluster_was_running():
     assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "False"
 
 
+def test_pgc_status_reports_a_rolling_update_of_a_running_cluster_and_announces_it():
+    obj = cluster(replicas=3)
+    obj["status"] = {"phase": "Running"}
+    sts = statefulset(3, 2, updated=1, generation=3, observed=3)
+    sts["status"]["updateRevision"] = "new"
+    # db-1's pod is being made again: one member updated, two to go.
+    sts["status"]["replicas"] = 2
+    members = observed(**{"db-0": {"revision": "old"}, "db-1": {"revision": "old"}, "db-2": {"revision": "new"}})
+    status = pgc_status(pgc_normalize(obj), sts, members)
+    assert (status["phase"], status["message"]) == ("Updating", "1/3 members updated to the new pod template")
+    # Right after the template is applied, before the StatefulSet controller saw it: as it was.
+    assert pgc_status(pgc_normalize(obj), statefulset(3, 3, generation=4, observed=3), observed())["phase"] == "Running"
+    # A new cluster whose pods are not all made yet is Pending, not Updating.
+    assert pgc_status(pgc_normalize(cluster(replicas=3)), statefulset(3, 2, updated=2))["phase"] == "Pending"
+    assert [e["reason"] for e in pgc_status_transitions({"phase": "Running"}, status)] == ["RollingUpdate"]
+    done = dict(status, phase="Running")
+    assert [e["reason"] for e in pgc_status_transitions(status, done)] == ["RollingUpdateDone"]
+
+
 def test_pgc_status_reports_backups_from_jobs_and_announces_them():
     pgc = pgc_normalize({"metadata": {"name": "main", "namespace": "db"},
                          "spec": {"backupSchedule": "0 2 * * *"}})
