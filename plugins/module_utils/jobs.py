@@ -72,15 +72,6 @@ def pgc_backup_job_labels(pgc, job, backup=""):
     return job_labels
 
 
-# Retries of a failed Job pod; the Job's back-off starts them 10, 30, 70 s after the first failure.
-# A backup reaches the primary through the read-write Service: when that primary is lost mid-backup,
-# the Service names the new one only after the failover (ttl) and the old pod's removal from the
-# endpoints, so the third retry, 70 s on, is the one that lands there. Otherwise one retry: a Job
-# that failed twice needs a person, and the next schedule tries anyway. A drill that failed says
-# something about the backup: it is not run again until its schedule.
-RETRIES = {"backup": 3, "logical-backup": 3, "drill": 0}
-
-
 def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=None, data_claim=""):
     """The ``spec`` of a Job of the cluster (or the ``jobTemplate.spec`` of its CronJob).
 
@@ -132,7 +123,10 @@ def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=N
                  "finished" if job != "backup" else '"$PGC_BACKUP_TYPE"'))
     pod = pgc_job_pod_spec(pgc, job, script, environment, data_claim=data_claim, resources=resources)
     return {
-        "backoffLimit": RETRIES.get(job, 1),
+        # One retry: a backup that failed twice needs a person, and the next schedule tries anyway (a
+        # backup whose primary was lost mid-copy waits for the new one itself: pgc-backup.sh). A
+        # drill that failed says something about the backup: it is not run again until its schedule.
+        "backoffLimit": 0 if job == "drill" else 1,
         "activeDeadlineSeconds": int(deadline),
         "template": {"metadata": {"labels": pgc_backup_pod_labels(pgc, job)}, "spec": pod},
     }

@@ -28,13 +28,15 @@ import os
 import signal
 import time
 
+import psutil
 import pytest
 import yaml
 
-from tests.dataplane.backup.harness import (CIPHER_PASS, LOOPBACK, S3_KEY, S3_KEY_SECRET, Postgres, TlsServer, _pgc,
-                                            free_ports, give, merge_into, write_tls)
+from tests.dataplane.backup.harness import (CIPHER_PASS, LOOPBACK, S3_KEY, S3_KEY_SECRET, Cluster, Postgres, TlsServer,
+                                            _pgc, free_ports, give, merge_into, write_tls)
+from tests.dataplane.backup.test_backup_restore import volume_spec
 from tests.dataplane.conftest import CLUSTER_LABEL, REPLICAS, cluster_objects, patroni_config, pods_running
-from tests.dataplane.harness import DataPlane, wait_for
+from tests.dataplane.harness import DataPlane, _alive, _kill, wait_for
 from tests.dataplane.test_failover import _logs_on_failure, _one_sync_standby, _Writer
 
 CLUSTER = "pgbk"
@@ -80,6 +82,9 @@ class Backups:
         options = {"lock-path": str(self.ws.path("locks", name)),
                    # The endpoint keeps the name on the certificate; connections go to loopback.
                    "repo1-storage-host": LOOPBACK}
+        if role == "job":
+            # Each file copied is logged ("backup file"): the fault lands while files are copied.
+            options["log-level-console"] = "detail"
         return _flt().pgc_pgbackrest_config(
             self.pgc, role=role, pg_host=HOST, tls_dir=str(self.tls_dir), pg_path=str(member.data_dir),
             socket_path=str(member.socket_dir), port=member.pg_port, ca_file=str(self.store.ca_file),
@@ -112,18 +117,22 @@ class Backups:
                                                  env=self.env(config)).start()
 
     def kill_tls_server(self, pod: str) -> None:
-        """SIGKILL of the server and the processes it forked for its connections (its session)."""
+        """SIGKILL of the server and of the processes it started for its connections, as the pod's
+        end kills them all: those would otherwise go on reading the data directory."""
         server = self.tls_servers.pop(pod)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            pids = [server.proc.pid] + [c.pid for c in psutil.Process(server.proc.pid).children(recursive=True)]
+            _kill(pids)
+            wait_for(lambda: not any(_alive(p) for p in pids), 10, f"the TLS server of {pod} did not die")
 
-    def job(self, member, log_name: str):
+    def job(self, member, log_name: str, env: dict | None = None):
         """pgc-backup.sh as the backup Job runs it, the read-write Service naming ``member``; the
         running process and its log."""
         self.jobs += 1
         config = self.write(f"job-{self.jobs}", self.render("job", member, f"job-{self.jobs}"))
         log = self.ws.path("jobs") / f"{log_name}.log"
-        return self.ws.spawn([self.ws.bin / "pgc-backup.sh", "full"], log, as_owner=True, env=self.env(config)), log
+        return self.ws.spawn([self.ws.bin / "pgc-backup.sh", "full"], log, as_owner=True,
+                             env={**self.env(config), **(env or {})}), log
 
     def info(self, member) -> dict:
         config = self.write("info", self.render("job", member, "info"))
@@ -200,24 +209,31 @@ def test_the_primary_killed_during_a_backup_loses_no_row_and_the_retry_backs_up_
         wait_for(lambda: len(writer.acked) > 100 or writer.error, 60, "the writer does not commit")
         assert writer.error is None, f"the writer failed before the fault: {writer.error!r}"
         proc, log = backups.job(plane.member(old), "killed")
-        # pgBackRest logs the start of the backup on the primary (pg_backup_start), then copies.
-        wait_for(lambda: proc.poll() is not None or "backup start archive = " in log.read_text(errors="replace"),
-                 120, "the backup did not start on the primary")
+        wait_for(lambda: proc.poll() is not None or "DETAIL: backup file " in log.read_text(errors="replace"),
+                 120, "the backup did not start copying from the primary")
         assert proc.poll() is None, f"the backup ended before the fault:\n{log.read_text()[-3000:]}"
 
         plane.kill_member(old)
         backups.kill_tls_server(old)
         killed = time.monotonic()
-        rc, text = _finished(proc, log, 120, "the backup Job is stuck after its primary was killed")
+        # The backup fails, and the script checks again until the read-write Service names a primary
+        # whose archiving works (the next test sees it through). Here each member has paths of its
+        # own, which a running Job's configuration cannot follow: the Job is stopped once it waits,
+        # and the one run on the new primary stands for its check passing there.
+        wait_for(lambda: proc.poll() is not None or "checking again" in log.read_text(errors="replace"), 120,
+                 f"the backup did not notice that its primary was killed\n{log.read_text(errors='replace')[-3000:]}")
         failed_after = time.monotonic() - killed
-        assert rc != 0, f"the backup reported success with its primary killed:\n{text[-3000:]}"
-        assert "pgc-backup: error: pgbackrest backup --type=full failed" in text, text[-3000:]
+        text = log.read_text(errors="replace")
+        assert proc.poll() is None, f"the backup Job gave up instead of waiting for a primary:\n{text[-3000:]}"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        errors = [line.split("ERROR:", 1)[1].strip() for line in text.splitlines() if "ERROR:" in line]
+        why = errors[0][:120] if errors else "no pgBackRest error"
 
         new = plane.wait_for_leader(timeout=90, exclude=(old,))
         wait_for(lambda: _writes(plane, new), 60, f"the new primary {new} takes no write")
         writable = time.monotonic() - killed
-        errors = [line.split("ERROR:", 1)[1].strip() for line in text.splitlines() if "ERROR:" in line]
-        why = errors[0][:120] if errors else "no pgBackRest error"
         writer.join(15)
         acked = list(writer.acked)
         present = {r[0] for r in plane.execute(new, f"SELECT v FROM {TABLE}")}
@@ -254,7 +270,47 @@ def test_the_primary_killed_during_a_backup_loses_no_row_and_the_retry_backs_up_
             restored[label] = time.monotonic() - started
     summary.append(
         f"primary {old} killed while a full backup was copied from it, in synchronous {CLUSTER}: "
-        f"the Job failed {failed_after:.1f} s after ({why}), adding no backup; {new} took writes {writable:.1f} s after the "
+        f"the backup failed {failed_after:.1f} s after ({why}), adding no backup, and waited for a primary; {new} took writes {writable:.1f} s after the "
         f"kill; the retry on {new} took {retry_seconds:.1f} s{' (resumed)' if resumed else ''}, on timeline "
         f"{timeline}; the retried and the earlier backup each restore every row ({restored[retry['label']]:.1f} s, "
         f"{restored[first['label']]:.1f} s across the failover); 0 of {len(acked)} acknowledged commits lost")
+
+
+def test_a_backup_whose_primary_restarts_mid_copy_waits_for_it_and_completes(workspace, summary):
+    """The same fault seen from the Job: its primary killed while the backup is copied from it, and a
+    primary answering again behind the same address (here the same server restarted; in a cluster,
+    the read-write Service naming the new primary). pgc-backup.sh checks again every 5 s and takes
+    the backup there: it succeeds, and the repository holds that one backup."""
+    cluster = Cluster(workspace, "pgbk-restart", volume_spec(), repo_path=workspace.dir / "repo-pgbk-restart",
+                      options={"log-level-console": "detail"})
+    server = cluster.init()
+    server.sql("CREATE TABLE pad (id int PRIMARY KEY, v text)")
+    server.sql("INSERT INTO pad SELECT g, md5(random()::text) || md5(random()::text) FROM generate_series(1, %s) g",
+               (PAD_ROWS,))
+    log = workspace.path("jobs") / "restart.log"
+    proc = workspace.spawn([workspace.bin / "pgc-backup.sh", "full"], log, as_owner=True,
+                           env={**server.libpq_env(), **cluster.env()})
+    wait_for(lambda: proc.poll() is not None or "DETAIL: backup file " in log.read_text(errors="replace"), 120,
+             "the backup did not start copying")
+    assert proc.poll() is None, f"the backup ended before the fault:\n{log.read_text()[-3000:]}"
+    # PostgreSQL killed whole (the postmaster and every backend), as its container's end kills it.
+    postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster] + [c.pid for c in psutil.Process(postmaster).children(recursive=True)]
+    _kill(pids)
+    wait_for(lambda: not any(_alive(p) for p in pids), 10, "PostgreSQL did not die")
+    killed = time.monotonic()
+    wait_for(lambda: proc.poll() is not None or "checking again" in log.read_text(errors="replace"), 120,
+             "the backup did not notice that its primary was gone")
+    assert proc.poll() is None, f"the backup gave up:\n{log.read_text()[-3000:]}"
+    # A new container: the dead postmaster (a zombie until something reaps it here) leaves its lock
+    # files, in the data directory and beside its socket.
+    for lock in [server.data_dir / "postmaster.pid", *server.socket_dir.glob(".s.PGSQL.*")]:
+        lock.unlink()
+    server.start(env=cluster.env())
+    rc, text = _finished(proc, log, 300, "the backup did not finish once its primary was back")
+    took = time.monotonic() - killed
+    assert rc == 0, f"the backup failed with its primary back:\n{text[-3000:]}"
+    assert "the check passes again: taking the full backup once more" in text, text[-3000:]
+    assert [b["label"] for b in cluster.info()["backup"]] == [_result(text)["label"]]
+    summary.append(f"primary killed (and back) while a full backup was copied from it: the Job checked again and "
+                   f"finished the backup {took:.1f} s after the kill")

@@ -11,6 +11,8 @@
 #                       the secrets, which pgBackRest reads itself; nothing here prints them.
 #   PGC_RESULT_FILE     also write the JSON line there, on success only (a Job's
 #                       /dev/termination-log: on failure Kubernetes takes the log's tail instead)
+#   PGC_BACKUP_FAILOVER_WAIT  how long a backup that failed after its check passed (its primary lost
+#                       mid-copy) checks again, every 5 s, before it gives up (default 300 s)
 # The stanza is created on the first backup. `pgbackrest check` runs first, so that a backup is only
 # taken when WAL archiving works (a backup without its WAL cannot be restored). Expiry by
 # repo1-retention-full runs at the end of each backup.
@@ -46,7 +48,20 @@ say "checking the configuration and WAL archiving"
 pgbackrest check 1>&2 || die "pgbackrest check failed: WAL archiving or the repository does not work"
 
 say "taking a $type backup"
-pgbackrest backup --type="$type" 1>&2 || die "pgbackrest backup --type=$type failed"
+if ! pgbackrest backup --type="$type" 1>&2; then
+  # The check passed a moment ago: the primary may have been lost while the backup was copied from it.
+  # Once the read-write Service names a primary whose WAL archiving works again, the backup is taken
+  # there (pgBackRest resumes what it had copied); anything else fails the same way twice.
+  wait=${PGC_BACKUP_FAILOVER_WAIT:-300}
+  deadline=$((SECONDS + wait))
+  say "the backup failed after the check passed: checking again for up to ${wait}s, in case the primary changed"
+  until pgbackrest check 1>&2; do
+    [ "$SECONDS" -lt "$deadline" ] || die "pgbackrest backup --type=$type failed, and the check has failed since"
+    sleep 5
+  done
+  say "the check passes again: taking the $type backup once more"
+  pgbackrest backup --type="$type" 1>&2 || die "pgbackrest backup --type=$type failed"
+fi
 
 after=$(info_json)
 # Where the backup's files are: repo1-path, then pgBackRest's layout.
