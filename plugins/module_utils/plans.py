@@ -19,7 +19,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.patroni import (
     pgc_dcs_config,
     wakeup_config,
 )
-from ansible_collections.postgres.cluster.plugins.module_utils.status import cluster_health
+from ansible_collections.postgres.cluster.plugins.module_utils.status import canary_hold, cluster_health
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
     SERVER_TLS_KEYS,
     pgc_server_certificate,
@@ -121,6 +121,7 @@ def pgc_restart_plan(observed, pgc, now=None):
     for members Patroni reports pending_restart.
 
     Returns ``{"action", "member", "reason", "message"}``; action is ``none`` (nothing to do),
+    ``hold`` (spec.updatePolicy.canary replicas run the new template and nobody approved it yet),
     ``wait`` (the StatefulSet controller has not seen the new template, a member is not Ready, the
     cluster is not healthy enough to lose a member now, or its primary was promoted less than
     loop_wait + SETTLE_SECONDS ago), ``restart`` (delete this replica's pod; its StatefulSet makes
@@ -142,6 +143,12 @@ def pgc_restart_plan(observed, pgc, now=None):
     if not pending:
         return plan
     plan["reason"] = "RollingUpdate" if stale else "RollingRestart"
+    revision = (((observed.get("statefulset") or {}).get("status")) or {}).get("updateRevision")
+    held, canaries = canary_hold(pgc, observed, revision)
+    if held:
+        plan.update(action="hold", reason="CanaryHeld", message="Canary held: %s on revision %s, waiting for approval" % (
+            ", ".join(canaries), revision))
+        return plan
 
     def why(member):
         return "to the new pod template" if member["name"] in stale else "to apply parameters that need a restart"

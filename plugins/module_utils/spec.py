@@ -23,6 +23,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils import parameters
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import CERT_MANAGER_GROUP, CLIENT_AUTH, SUPERUSER_REMOTE_LOGIN
 from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     API_VERSION,
+    APPROVE_UPDATE_ANNOTATION,
     CLUSTER_LABEL,
     FIELD_MANAGER,
     KIND,
@@ -67,7 +68,10 @@ SPEC_DEFAULTS = {
     "metricsClients": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
     "audit": {},
     "tls": {},
+    "updatePolicy": {},
 }
+
+UPDATE_POLICY_DEFAULTS = {"canary": 0}
 
 VOLUME_CLAIM_RETENTION_DEFAULTS = {"whenScaled": "Retain", "whenDeleted": "Retain"}
 
@@ -677,6 +681,16 @@ def _audit_errors(audit):
     return errors
 
 
+def _update_policy_errors(policy):
+    if not isinstance(policy, dict):
+        return ["spec.updatePolicy must be a mapping, not %s" % describe_type(policy)]
+    errors = _unknown_fields(policy, UPDATE_POLICY_DEFAULTS, "spec.updatePolicy")
+    canary = policy.get("canary")
+    if isinstance(canary, bool) or not isinstance(canary, int) or canary < 0:
+        errors.append("spec.updatePolicy.canary must be a whole number of replicas, 0 or more, not %r" % (canary,))
+    return errors
+
+
 def _tls_errors(tls):
     if not isinstance(tls, dict):
         return ["spec.tls must be a mapping, not %s" % describe_type(tls)]
@@ -729,6 +743,7 @@ def pgc_spec_errors(pgc):
         lambda: _peers_errors(spec.get("metricsClients"), "spec.metricsClients"),
         lambda: _audit_errors(spec.get("audit")),
         lambda: _tls_errors(spec.get("tls")),
+        lambda: _update_policy_errors(spec.get("updatePolicy")),
     )
     for check in checks:
         try:
@@ -816,6 +831,7 @@ def pgc_normalize(cluster):
                                                     "spec.volumeClaimRetention")
     spec["audit"] = _merged_defaults(spec["audit"], AUDIT_DEFAULTS, "spec.audit")
     spec["tls"] = _merged_defaults(spec["tls"], TLS_DEFAULTS, "spec.tls")
+    spec["updatePolicy"] = _merged_defaults(spec["updatePolicy"], UPDATE_POLICY_DEFAULTS, "spec.updatePolicy")
     if isinstance(spec["tls"]["issuerRef"], dict):
         spec["tls"]["issuerRef"] = _merged_defaults(spec["tls"]["issuerRef"], ISSUER_REF_DEFAULTS, "spec.tls.issuerRef")
     spec["backup"] = _merged_defaults(spec["backup"], {}, "spec.backup")
@@ -856,6 +872,8 @@ def pgc_normalize(cluster):
         "monitor_role": MONITOR_ROLE,
         # Set by the restore playbook while it works on the stopped members: reconciles wait.
         "restore_in_progress": (meta.get("annotations") or {}).get(RESTORE_ANNOTATION, ""),
+        # Set by the approve_update playbook: the template revision whose held canary update goes on.
+        "update_approved": (meta.get("annotations") or {}).get(APPROVE_UPDATE_ANNOTATION, ""),
         # The stamps of Patroni's callbacks that date a failover's window.
         "callback_stamps": {key: (meta.get("annotations") or {}).get(annotation, "")
                             for key, annotation in (("promoted", PROMOTED_ANNOTATION),

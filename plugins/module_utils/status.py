@@ -56,6 +56,22 @@ def cluster_health(pgc, observed, ready):
     return False, "Healthy", "Every member runs and the primary accepts writes"
 
 
+def canary_hold(pgc, observed, revision):
+    """Whether an update of the pod template to ``revision`` holds at its canaries: as many replicas as
+    spec.updatePolicy.canary (or all of them, when fewer) run it, the primary still runs an older
+    one, and nobody approved ``revision`` (the approve_update playbook). Returns (held, the replicas
+    that run ``revision``). Rolled back (the spec put back), the primary runs the revision: no hold."""
+    members = (observed or {}).get("members") or []
+    canary = int(((pgc["spec"].get("updatePolicy") or {}).get("canary")) or 0)
+    primary = next((m for m in members if m.get("role") == "primary"), None)
+    if not canary or not revision or not primary or primary.get("revision") in (None, revision):
+        return False, []
+    updated = [m["name"] for m in members if m.get("role") != "primary" and m.get("revision") == revision]
+    if pgc.get("update_approved") == revision:
+        return False, updated
+    return len(updated) >= min(canary, len(members) - 1), updated
+
+
 def _truthy(value):
     return value is True or str(value).lower() in ("true", "yes", "1")
 
@@ -89,6 +105,7 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
     revision = sts_status.get("updateRevision")
     outdated = [m["name"] for m in observed.get("members") or []
                 if revision and m.get("revision") and m["revision"] != revision]
+    held, canaries = canary_hold(pgc, observed, revision)
     if not sts:
         phase, reason, message = "Pending", "Provisioning", "Creating the StatefulSet"
     elif ready == desired and settled:
@@ -103,6 +120,12 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         # one replaced is Ready before the update is done.
         phase, reason, message = "Updating", "RollingUpdate", "%d/%d members updated to the new pod template" % (
             max(0, desired - len(outdated)), desired)
+        if held:
+            reason = "CanaryHeld"
+            message = ("Canary held: %s run%s the new pod template (revision %s), %d member%s the old one; "
+                       "approve it (the approve_update playbook) or put the spec back to roll %s back" % (
+                           ", ".join(canaries), "s" if len(canaries) == 1 else "", revision, len(outdated),
+                           "" if len(outdated) == 1 else "s", "it" if len(canaries) == 1 else "them"))
     elif previous_phase in ("Running", "Scaling") and current != desired:
         phase, reason, message = "Scaling", "Scaling", "Scaling from %d to %d replicas" % (current, desired)
     else:
@@ -129,6 +152,13 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         "conditions": conditions,
     }
     previous = pgc.get("status") or {}
+    if phase == "Updating":
+        # The rolling update under way: the template revision it goes to, the members already on it,
+        # and whether it holds at its canaries.
+        status["rollout"] = {"revision": revision, "updatedMembers": max(0, desired - len(outdated)),
+                            "canary": int(pgc["spec"]["updatePolicy"]["canary"]), "canaries": canaries, "held": held}
+    elif "rollout" in previous:
+        status["rollout"] = None
     if observed.get("initialized"):
         status["failovers"], status["failoverTotals"] = failover_status(pgc, observed)
     spec = pgc["spec"]
@@ -201,6 +231,8 @@ def pgc_status_transitions(before, after):
         add("Scaling", after.get("message") or "Scaling")
     if now == "Updating" and was != "Updating":
         add("RollingUpdate", "Replacing the members one at a time, replicas first: " + (after.get("message") or ""))
+    if (after.get("rollout") or {}).get("held") and not (before.get("rollout") or {}).get("held"):
+        add("CanaryHeld", after.get("message") or "Canary held")
     old, new = before.get("currentPrimary"), after.get("currentPrimary")
     if old and new and old != new:
         add("PrimaryChanged", "The primary moved from %s to %s" % (old, new))

@@ -20,7 +20,8 @@ import urllib.request
 
 import pytest
 
-from tests.dataplane.harness import DataPlane, api_write_rate, has_marker, rw_service_targets, wait_for, write_marker
+from tests.dataplane.harness import (DataPlane, api_write_rate, has_marker, hold, rw_service_targets, wait_for,
+                                    write_marker)
 from tests.e2e import helpers as e2e
 
 CLUSTER = "opdb"
@@ -429,6 +430,7 @@ def test_a_new_pod_template_rolls_replicas_first_then_the_primary_after_a_switch
     finally:
         writer.halt.set()
         writer.join(15)
+    wait_for(lambda: len(plane.pod_restarts) >= restarts + 3, 60, "the harness did not restart every member")
     restarted = plane.pod_restarts[restarts:]
     assert sorted(restarted) == sorted(plane.members), f"each member once: {restarted}"
     assert restarted[-1] == leader and new != leader, f"the primary {leader} was not replaced last: {restarted}"
@@ -448,6 +450,85 @@ def test_a_new_pod_template_rolls_replicas_first_then_the_primary_after_a_switch
                    f"{took:.0f} s in all, order {', '.join(restarted)}; longest write gap {gap:.1f} s; "
                    f"0 of {len(writer.acked)} acknowledged rows lost")
     assert gap < plane.config["bootstrap"]["dcs"]["loop_wait"], f"writes stopped for {gap:.1f} s"
+
+
+def _resources(namespace, resources):
+    """Set spec.resources (None: none), a change of the pod template."""
+    e2e.kubectl("patch", "pgc", CLUSTER, "-n", namespace, "--type=json", "-p",
+                json.dumps([{"op": "add", "path": "/spec/resources", "value": resources or {}}]))
+
+
+def _all_on(kube, namespace, revision=None):
+    """The revision every member's pod is of (the StatefulSet's, or ``revision``), once the cluster is
+    Running again; else None."""
+    live, pods = _revisions(kube, namespace)
+    revision = revision or live
+    return revision if len(pods) == 3 and set(pods.values()) == {revision} and \
+        _status(namespace).get("phase") == "Running" else None
+
+
+def test_a_canary_update_holds_until_approved_and_a_spec_put_back_rolls_the_canary_back(kube, namespace, plane,
+                                                                                         summary):
+    """spec.updatePolicy.canary 1: a new pod template replaces one replica and holds (status.update,
+    a CanaryHeld Event), the primary untouched. Putting the spec back replaces the canary with the
+    old template, no switchover. Changed again, held again, the approve_update playbook lets the
+    other members follow, the primary last."""
+    leader = plane.wait_for_leader(timeout=60)
+    plane.wait_streaming(leader, timeout=120)
+    e2e.wait_for_phase(CLUSTER, namespace, "Running", ready=3, timeout=120)
+    e2e.kubectl("patch", "pgc", CLUSTER, "-n", namespace, "--type=merge", "-p", '{"spec":{"updatePolicy":{"canary":1}}}')
+    before = e2e.get("pgc", CLUSTER, namespace)["spec"].get("resources")
+    original = wait_for(lambda: _all_on(kube, namespace), 60, "the cluster is not Running on one revision")
+
+    def held():
+        update = _status(namespace).get("rollout") or {}
+        return update if update.get("held") else None
+
+    def canary_round():
+        restarts = len(plane.pod_restarts)
+        started = time.monotonic()
+        _resources(namespace, {"requests": {"cpu": "250m", "memory": "320Mi"}})
+        update = wait_for(held, 180, "the update did not hold at its canary")
+        took = time.monotonic() - started
+        assert len(update["canaries"]) == 1 and leader not in update["canaries"], update
+        # The harness starts a member again once its old one stopped (follow_pods): it may lag.
+        wait_for(lambda: plane.pod_restarts[restarts:] == update["canaries"], 60,
+                 f"the canary {update['canaries']} alone was replaced: {plane.pod_restarts[restarts:]}")
+        # Held: nothing else moves.
+        hold(15, lambda: len(plane.pod_restarts) == restarts + 1 and plane.leader() == leader,
+             "a member moved while the update held")
+        return update, took
+
+    update, held_after = canary_round()
+    assert _status(namespace)["phase"] == "Updating"
+    events = e2e.kubectl_json("get", "events", "-n", namespace, "--field-selector",
+                              f"involvedObject.kind=PostgresCluster,involvedObject.name={CLUSTER}")["items"]
+    assert any(e["reason"] == "CanaryHeld" and update["canaries"][0] in e["message"] for e in events)
+
+    # Put back: the canary returns to the old template; the primary never moved.
+    restarts = len(plane.pod_restarts)
+    started = time.monotonic()
+    _resources(namespace, before)
+    wait_for(lambda: _all_on(kube, namespace, original), 180, "the canary was not rolled back")
+    rolled_back = time.monotonic() - started
+    wait_for(lambda: plane.pod_restarts[restarts:] == update["canaries"], 60,
+             f"the canary {update['canaries']} alone was replaced: {plane.pod_restarts[restarts:]}")
+    assert plane.wait_for_leader(timeout=30) == leader
+
+    update, _ = canary_round()
+    started = time.monotonic()
+    restarts = len(plane.pod_restarts)
+    out = e2e.run_playbook("approve_update", "-e", f"cluster={CLUSTER}", "-e", f"namespace={namespace}")
+    assert f"revision {update['revision']} approved" in out
+    wait_for(lambda: _all_on(kube, namespace) == update["revision"], 300, "the approved update did not finish")
+    finished = time.monotonic() - started
+    new = plane.wait_for_leader(timeout=60)
+    wait_for(lambda: len(plane.pod_restarts) >= restarts + 2, 60, "the harness did not restart the members")
+    assert new != leader and plane.pod_restarts[restarts:] == [m for m in plane.pod_restarts[restarts:] if m != leader] \
+        + [leader], plane.pod_restarts[restarts:]
+    assert "rollout" not in _status(namespace)
+    summary.append(f"canary update (1 of 3): held {held_after:.0f} s after the change; put back, the canary was "
+                   f"rolled back in {rolled_back:.0f} s; approved, the rest followed in {finished:.0f} s")
 
 
 class _RequestWatch(threading.Thread):

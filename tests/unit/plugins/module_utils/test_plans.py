@@ -80,6 +80,31 @@ def test_pgc_restart_plan_rolls_a_new_pod_template_replicas_first_then_switches_
     assert pgc_restart_plan(updating(**{"db-1": {"state": "stopped"}}), pgc)["action"] == "wait"
 
 
+def test_pgc_restart_plan_holds_a_canary_update_until_it_is_approved_and_never_a_rollback():
+    obj = cluster(replicas=3)
+    obj["spec"]["updatePolicy"] = {"canary": 1}
+    pgc = pgc_normalize(obj)
+    # The first replica goes; then the update holds, the primary and db-1 untouched.
+    assert (pgc_restart_plan(updating(), pgc)["action"], pgc_restart_plan(updating(), pgc)["member"]) == ("restart", "db-2")
+    held = updating(**{"db-2": {"revision": "new"}})
+    plan = pgc_restart_plan(held, pgc)
+    assert (plan["action"], plan["reason"]) == ("hold", "CanaryHeld") and "db-2" in plan["message"]
+    # Approved (the annotation names the revision): the rest follows.
+    obj["metadata"]["annotations"] = {"postgres.example.com/approve-update": "new"}
+    assert pgc_restart_plan(held, pgc_normalize(obj))["member"] == "db-1"
+    # An approval of another revision approves nothing.
+    obj["metadata"]["annotations"] = {"postgres.example.com/approve-update": "older"}
+    assert pgc_restart_plan(held, pgc_normalize(obj))["action"] == "hold"
+    # Put back: the StatefulSet's revision is the primary's again, the canary is replaced, no hold.
+    back = updating(revision="old", **{"db-2": {"revision": "new"}})
+    assert (pgc_restart_plan(back, pgc)["action"], pgc_restart_plan(back, pgc)["member"]) == ("restart", "db-2")
+    # More canaries than replicas: every replica, then the hold before the switchover.
+    obj = cluster(replicas=3)
+    obj["spec"]["updatePolicy"] = {"canary": 5}
+    replicas_done = updating(**{"db-1": {"revision": "new"}, "db-2": {"revision": "new"}})
+    assert pgc_restart_plan(replicas_done, pgc_normalize(obj))["action"] == "hold"
+
+
 def test_pgc_steps_with_work_runs_the_configure_step_while_pods_are_of_an_older_template():
     pgc = pgc_normalize(cluster(replicas=3))
     state = updating()

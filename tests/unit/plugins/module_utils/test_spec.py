@@ -516,3 +516,21 @@ def test_the_drill_cronjob_name_is_derived_and_fits_the_longest_cluster_name():
     spec = {"backup": {"repository": {"s3": S3}, "drill": {"schedule": "0 4 * * 0"}}}
     assert pgc_spec_errors(errors_of("a" * 40, **spec)) == []
     assert ("drill_cronjob", "db-drill", 52) in derived_names("db")
+
+
+@pytest.mark.parametrize("policy, message", [
+    ({"canary": -1}, "spec.updatePolicy.canary must be a whole number of replicas, 0 or more, not -1"),
+    ({"canary": "2"}, "spec.updatePolicy.canary must be a whole number of replicas, 0 or more, not '2'"),
+    ({"canary": 1, "pause": True}, "spec.updatePolicy.pause"),
+])
+def test_pgc_spec_errors_checks_the_update_policy(policy, message):
+    errors = pgc_spec_errors(pgc_normalize(cluster(updatePolicy=policy)))
+    assert any(message in e for e in errors), errors
+
+
+def test_the_update_policy_defaults_to_no_canary_and_reads_the_approval():
+    obj = cluster()
+    obj["metadata"]["annotations"] = {"postgres.example.com/approve-update": "db-7c9"}
+    pgc = pgc_normalize(obj)
+    assert pgc["spec"]["updatePolicy"] == {"canary": 0} and pgc["update_approved"] == "db-7c9"
+    assert pgc_spec_errors(pgc) == []

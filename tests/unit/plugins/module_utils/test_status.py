@@ -96,6 +96,28 @@ def test_pgc_status_reports_a_rolling_update_of_a_running_cluster_and_announces_
     assert [e["reason"] for e in pgc_status_transitions(status, done)] == ["RollingUpdateDone"]
 
 
+def test_pgc_status_reports_a_held_canary_and_what_to_do_about_it():
+    obj = cluster(replicas=3)
+    obj["status"] = {"phase": "Updating"}
+    obj["spec"]["updatePolicy"] = {"canary": 1}
+    sts = statefulset(3, 3, updated=1, generation=3, observed=3)
+    sts["status"]["updateRevision"] = "db-7c9"
+    members = observed(**{"db-0": {"revision": "db-5b1"}, "db-1": {"revision": "db-5b1"},
+                          "db-2": {"revision": "db-7c9"}})
+    status = pgc_status(pgc_normalize(obj), sts, members)
+    assert status["phase"] == "Updating"
+    assert status["message"].startswith("Canary held: db-2 runs the new pod template (revision db-7c9), 2 members")
+    assert "approve_update" in status["message"] and "put the spec back" in status["message"]
+    assert status["rollout"] == {"revision": "db-7c9", "updatedMembers": 1, "canary": 1, "canaries": ["db-2"],
+                                "held": True}
+    assert "CanaryHeld" in [e["reason"] for e in pgc_status_transitions({"phase": "Updating"}, status)]
+    # Done: the update record goes.
+    obj["status"] = status
+    everyone = observed(**{name: {"revision": "db-7c9"} for name in ("db-0", "db-1", "db-2")})
+    done = pgc_status(pgc_normalize(obj), statefulset(3, 3, generation=3, observed=3), everyone)
+    assert done["phase"] == "Running" and done["rollout"] is None
+
+
 def test_pgc_status_reports_backups_from_jobs_and_announces_them():
     pgc = pgc_normalize({"metadata": {"name": "main", "namespace": "db"},
                          "spec": {"backupSchedule": "0 2 * * *"}})
