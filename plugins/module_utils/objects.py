@@ -188,7 +188,8 @@ def redacted(obj):
 
 def reported(obj):
     """What a step reports of a live object: its identity, replica count and status, not its body;
-    for a StatefulSet also the size its data claims are made with (``spec.storage``)."""
+    for a StatefulSet also the size its data claims are made with (``spec.storage``) and its update
+    strategy's type (``spec.updateStrategy``)."""
     meta = obj.get("metadata") or {}
     out = {k: obj[k] for k in ("apiVersion", "kind", "status") if k in obj}
     out["metadata"] = {k: meta[k] for k in ("name", "namespace", "generation", "uid") if k in meta}
@@ -196,6 +197,10 @@ def reported(obj):
     size = claim_template_size(obj) if obj.get("kind") == "StatefulSet" else None
     if size:
         out["spec"]["storage"] = size
+    strategy = ((obj.get("spec") or {}).get("updateStrategy") or {}).get("type")
+    if strategy and obj.get("kind") == "StatefulSet":
+        # Whether the operator replaces its pods (OnDelete), or the StatefulSet controller would.
+        out["spec"]["updateStrategy"] = strategy
     return out
 
 

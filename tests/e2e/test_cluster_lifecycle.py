@@ -138,6 +138,14 @@ def test_managed_fields_changed_by_hand_are_put_back(operator, namespace):
     wait_for(lambda: get("statefulset", "db", namespace)["spec"]["template"]["spec"]["containers"][0]["image"] == image,
              60, "the StatefulSet's image was not put back")
 
+    # A StatefulSet that rolls its pods itself (as clusters made by earlier versions did, with the
+    # rollingUpdate the API server defaults) is moved back to updates on delete.
+    kubectl("patch", "statefulset", "db", "-n", namespace, "--type=merge",
+            "-p", '{"spec": {"updateStrategy": {"type": "RollingUpdate"}}}')
+    assert get("statefulset", "db", namespace)["spec"]["updateStrategy"]["rollingUpdate"] == {"partition": 0}
+    wait_for(lambda: get("statefulset", "db", namespace)["spec"]["updateStrategy"] == {"type": "OnDelete"}, 60,
+             "the StatefulSet was not moved back to updates on delete")
+
     # A label the operator does not set is another manager's, and stays.
     kubectl("label", "service", "db", "-n", namespace, "example.com/team=payments")
     stable_resource_versions(namespace)

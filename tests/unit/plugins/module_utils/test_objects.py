@@ -336,7 +336,9 @@ def test_reported_keeps_identity_replicas_and_status_only():
                      "uid": "0d3c6a2e-0000-4000-8000-000000000002"},
         # The size its members' claims are made with: status says it, and a growth is seen by it.
         "spec": {"replicas": 3,
-                 "storage": live["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]},
+                 "storage": live["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+                 # Who replaces its pods: the StatefulSet controller here, the operator with OnDelete.
+                 "updateStrategy": "RollingUpdate"},
         "status": live["status"],
     }
 
