@@ -141,8 +141,7 @@ def test_managed_fields_changed_by_hand_are_put_back(operator, namespace):
     # A StatefulSet that rolls its pods itself (as clusters made by earlier versions did, with the
     # rollingUpdate the API server defaults) is moved back to updates on delete.
     kubectl("patch", "statefulset", "db", "-n", namespace, "--type=merge",
-            "-p", '{"spec": {"updateStrategy": {"type": "RollingUpdate"}}}')
-    assert get("statefulset", "db", namespace)["spec"]["updateStrategy"]["rollingUpdate"] == {"partition": 0}
+            "-p", '{"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}}}')
     wait_for(lambda: get("statefulset", "db", namespace)["spec"]["updateStrategy"] == {"type": "OnDelete"}, 60,
              "the StatefulSet was not moved back to updates on delete")
 
