@@ -148,6 +148,11 @@ def test_the_callback_of_a_stopped_primary_stamps_when_writes_ended(tmp_path, mo
     assert set(stamps) == {"postgres.example.com/member-event"}
 
 
+def _idle_process():
+    """A process that lives until it is killed (it waits on its own stdin, which nobody writes)."""
+    return subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+
+
 def _said(proc, text, seconds):
     """Whether ``proc`` writes a line with ``text`` on its stderr within ``seconds``."""
     import select
@@ -211,23 +216,18 @@ class _FakeApiServer:
 
 def test_the_reload_watcher_wakes_patroni_when_the_postmaster_crashes_and_not_when_it_stops(tmp_path):
     import json
-    import time
+
+    from tests.dataplane.harness import hold, wait_for
 
     api = _FakeApiServer(tmp_path, '{"loop_wait":10,"ttl":30}')
-    patroni = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    patroni = _idle_process()
     pid_file = tmp_path / "postmaster.pid"
     watcher = None
 
     def postmaster():
-        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        proc = _idle_process()
         pid_file.write_text("%d\n/var/lib/postgresql/data/pgdata\n" % proc.pid)
         return proc
-
-    def patches_within(want, seconds):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and len(api.patches) < want:
-            time.sleep(0.05)
-        return len(api.patches)
 
     try:
         first = postmaster()
@@ -240,19 +240,20 @@ def test_the_reload_watcher_wakes_patroni_when_the_postmaster_crashes_and_not_wh
         first.kill()
         first.wait()
         pid_file.unlink()
-        assert patches_within(1, 1.5) == 0
+        hold(1.5, lambda: not api.patches, "a postmaster that stopped woke Patroni", interval=0.05)
         # A crash leaves it: Patroni's configuration is rewritten, the same, spelt otherwise.
         second = postmaster()
         assert _said(watcher, "postmaster %d running" % second.pid, 5)
         second.kill()
         second.wait()
-        assert patches_within(1, 10) == 1
+        wait_for(lambda: api.patches, 10, "a crashed postmaster did not wake Patroni", interval=0.05)
+        assert len(api.patches) == 1
         path, body = api.patches[0]
         assert path == "/api/v1/namespaces/prod/configmaps/db-config"
         assert body["metadata"]["resourceVersion"] == "41"
         assert body["metadata"]["annotations"]["config"] == '{"loop_wait": 10, "ttl": 30}'
         assert json.loads(body["metadata"]["annotations"]["config"]) == {"loop_wait": 10, "ttl": 30}
-        assert patches_within(2, 1.5) == 1, "once per crash"
+        hold(1.5, lambda: len(api.patches) == 1, "once per crash", interval=0.05)
     finally:
         patroni.kill()
         patroni.wait()
