@@ -227,6 +227,18 @@ def _kill(pids, sig=signal.SIGKILL) -> None:
             pass
 
 
+def kill_tree(pid: int, what: str) -> None:
+    """SIGKILL a process and every process under it, as the end of its container kills them all, and
+    wait until they are dead (zombies count as dead)."""
+    import psutil
+    try:
+        pids = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    _kill(pids)
+    wait_for(lambda: not any(_alive(p) for p in pids), 10, f"{what} did not die")
+
+
 def _alive(pid: int) -> bool:
     import psutil
     try:
@@ -396,11 +408,10 @@ class Member:
 
     def crash_postgres(self) -> None:
         """kill -9 of the postmaster and its backends, Patroni left running: PostgreSQL crashed."""
-        import psutil
         pid = self.postmaster_pid()
         if not pid:
             raise DataPlaneError(f"{self.pod} runs no postmaster")
-        _kill([pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)])
+        kill_tree(pid, f"PostgreSQL of {self.pod}")
 
     def stop(self, timeout: float = 20) -> None:
         """Stop Patroni (it stops PostgreSQL), kill -9 whatever is left at the deadline."""
@@ -774,6 +785,56 @@ class DataPlane:
 
     def logs(self, lines: int = 60) -> str:
         return "\n\n".join(f"--- {m.pod} ({m.log_path}) ---\n{m.log_tail(lines)}" for m in self.members.values())
+
+
+class RowWriter(threading.Thread):
+    """A client that commits numbered rows (``sql`` takes the number as its one parameter) on whichever
+    member takes them, trying first the one that took the last, every 20 ms until told to stop:
+    ``acked`` the numbers whose COMMIT returned, ``times`` when (time.monotonic()), ``refused`` the
+    error of the member tried first whenever none took the row."""
+
+    def __init__(self, plane: "DataPlane", sql: str):
+        super().__init__(daemon=True)
+        self.plane = plane
+        self.sql = sql
+        self.acked: list[int] = []
+        self.times: list[float] = []
+        self.refused: list[str] = []
+        self.halt = threading.Event()
+
+    def run(self):
+        n, target, conn, connected = 0, None, None, None
+        while not self.halt.is_set():
+            n += 1
+            errors = []
+            for pod in sorted(self.plane.members, key=lambda p: p != target):
+                try:
+                    if pod != connected or conn is None:
+                        _close(conn)
+                        conn, connected = None, pod
+                        conn = self.plane.member(pod).connect(timeout=1)
+                    conn.execute(self.sql, (n,))
+                    target = pod
+                    self.acked.append(n)
+                    self.times.append(time.monotonic())
+                    break
+                except Exception as e:  # noqa: BLE001 - refused, read-only, restarting or gone: the next member
+                    errors.append(f"{type(e).__name__}: {e}")
+                    _close(conn)
+                    conn = None
+            else:
+                self.refused.append(errors[0])
+            self.halt.wait(0.02)  # the next commit, or the end
+        _close(conn)
+
+    def longest_gap(self) -> float:
+        return max((b - a for a, b in zip(self.times, self.times[1:])), default=0.0)
+
+
+def _close(conn) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def write_marker(plane, pod, table="dp_marker"):

@@ -20,8 +20,8 @@ import urllib.request
 
 import pytest
 
-from tests.dataplane.harness import (DataPlane, api_write_rate, has_marker, hold, rw_service_targets, wait_for,
-                                    write_marker)
+from tests.dataplane.harness import (DataPlane, RowWriter, api_write_rate, has_marker, hold, rw_service_targets,
+                                    wait_for, write_marker)
 from tests.e2e import helpers as e2e
 
 CLUSTER = "opdb"
@@ -350,47 +350,6 @@ def test_configuration_changes_reload_or_restart_members_one_at_a_time(namespace
              "status still shows a pending restart")
 
 
-class _AnyLeaderWriter(threading.Thread):
-    """Commits numbered rows on whichever member takes them (the one that took the last first),
-    until told to stop: ``acked`` the numbers whose COMMIT returned, ``times`` when."""
-
-    def __init__(self, plane):
-        super().__init__(daemon=True)
-        self.plane = plane
-        self.acked: list[int] = []
-        self.times: list[float] = []
-        self.halt = threading.Event()
-
-    def run(self):
-        n, target, conn = 0, None, None
-        while not self.halt.is_set():
-            n += 1
-            for pod in sorted(self.plane.members, key=lambda p: p != target):
-                try:
-                    if pod != target or conn is None:
-                        _close(conn)
-                        conn, target = None, pod
-                        conn = self.plane.member(pod).connect(timeout=1)
-                    conn.execute("INSERT INTO rolling_rows VALUES (%s)", (n,))
-                    self.acked.append(n)
-                    self.times.append(time.monotonic())
-                    break
-                except Exception:  # noqa: BLE001 - read-only, restarting or gone: the next member
-                    _close(conn)
-                    conn = None
-            self.halt.wait(0.02)  # the next commit, or the end
-        _close(conn)
-
-    def longest_gap(self) -> float:
-        return max((b - a for a, b in zip(self.times, self.times[1:])), default=0.0)
-
-
-def _close(conn):
-    if conn is not None:
-        with contextlib.suppress(Exception):
-            conn.close()
-
-
 def _revisions(kube, namespace):
     """The StatefulSet's updateRevision and each member pod's revision."""
     sts = e2e.get("statefulset", CLUSTER, namespace)
@@ -410,7 +369,7 @@ def test_a_new_pod_template_rolls_replicas_first_then_the_primary_after_a_switch
     before, _ = _revisions(kube, namespace)
     restarts = len(plane.pod_restarts)
     plane.execute(leader, "CREATE TABLE rolling_rows (n int PRIMARY KEY)")
-    writer = _AnyLeaderWriter(plane)
+    writer = RowWriter(plane, "INSERT INTO rolling_rows VALUES (%s)")
     writer.start()
     wait_for(lambda: len(writer.acked) > 20, 30, "the writer does not write")
     phases = set()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import threading
 import time
 import uuid
 
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from tests.dataplane.conftest import CLUSTER_LABEL, REPLICAS, cluster_objects, patroni_config, pods_running
-from tests.dataplane.harness import DataPlane, hold, wait_for
+from tests.dataplane.harness import DataPlane, RowWriter, hold, wait_for
 
 CLUSTER = "pgfull"
 VOLUME = "256m"
@@ -67,30 +66,6 @@ def _fill(path) -> int:
     return written
 
 
-class _Writer(threading.Thread):
-    """Commits numbered rows on whichever member takes them, one per statement, until told to stop;
-    ``acked`` are the numbers whose COMMIT returned, ``refused`` the errors of the others."""
-
-    def __init__(self, plane):
-        super().__init__(daemon=True)
-        self.plane = plane
-        self.acked: list[int] = []
-        self.refused: list[str] = []
-        self.halt = threading.Event()
-
-    def run(self):
-        n = 0
-        while not self.halt.is_set():
-            n += 1
-            try:
-                self.plane.execute(self.plane.leader(), "INSERT INTO full_rows VALUES (%s, repeat('x', 2000))", (n,),
-                                   timeout=2)
-                self.acked.append(n)
-            except Exception as e:  # noqa: BLE001 - refused while the volume is full
-                self.refused.append(f"{type(e).__name__}: {e}")
-                self.halt.wait(0.1)  # the next try, or the end
-
-
 @pytest.fixture
 def full_plane(kube, dataplane_deps, namespace):
     objs = {"apiVersion": "v1", "kind": "List", "items": cluster_objects(CLUSTER, _config())}
@@ -109,7 +84,7 @@ def test_a_full_data_volume_refuses_writes_loses_nothing_and_recovers_when_there
     plane = full_plane
     leader = plane.wait_streaming(timeout=120)
     plane.execute(leader, "CREATE TABLE full_rows (n int PRIMARY KEY, pad text)")
-    writer = _Writer(plane)
+    writer = RowWriter(plane, "INSERT INTO full_rows VALUES (%s, repeat('x', 2000))")
     writer.start()
     try:
         wait_for(lambda: len(writer.acked) > 50, 30, "the writer does not commit")

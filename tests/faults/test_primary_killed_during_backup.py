@@ -28,7 +28,6 @@ import os
 import signal
 import time
 
-import psutil
 import pytest
 import yaml
 
@@ -36,7 +35,7 @@ from tests.dataplane.backup.harness import (CIPHER_PASS, LOOPBACK, S3_KEY, S3_KE
                                             _pgc, free_ports, give, merge_into, write_tls)
 from tests.dataplane.backup.test_backup_restore import volume_spec
 from tests.dataplane.conftest import CLUSTER_LABEL, REPLICAS, cluster_objects, patroni_config, pods_running
-from tests.dataplane.harness import DataPlane, _alive, _kill, wait_for
+from tests.dataplane.harness import DataPlane, kill_tree, wait_for
 from tests.dataplane.test_failover import _logs_on_failure, _one_sync_standby, _Writer
 
 CLUSTER = "pgbk"
@@ -119,11 +118,7 @@ class Backups:
     def kill_tls_server(self, pod: str) -> None:
         """SIGKILL of the server and of the processes it started for its connections, as the pod's
         end kills them all: those would otherwise go on reading the data directory."""
-        server = self.tls_servers.pop(pod)
-        with contextlib.suppress(psutil.NoSuchProcess):
-            pids = [server.proc.pid] + [c.pid for c in psutil.Process(server.proc.pid).children(recursive=True)]
-            _kill(pids)
-            wait_for(lambda: not any(_alive(p) for p in pids), 10, f"the TLS server of {pod} did not die")
+        kill_tree(self.tls_servers.pop(pod).proc.pid, f"the TLS server of {pod}")
 
     def job(self, member, log_name: str, env: dict | None = None):
         """pgc-backup.sh as the backup Job runs it, the read-write Service naming ``member``; the
@@ -294,10 +289,7 @@ def test_a_backup_whose_primary_restarts_mid_copy_waits_for_it_and_completes(wor
              "the backup did not start copying")
     assert proc.poll() is None, f"the backup ended before the fault:\n{log.read_text()[-3000:]}"
     # PostgreSQL killed whole (the postmaster and every backend), as its container's end kills it.
-    postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
-    pids = [postmaster] + [c.pid for c in psutil.Process(postmaster).children(recursive=True)]
-    _kill(pids)
-    wait_for(lambda: not any(_alive(p) for p in pids), 10, "PostgreSQL did not die")
+    kill_tree(int((server.data_dir / "postmaster.pid").read_text().split()[0]), "PostgreSQL")
     killed = time.monotonic()
     wait_for(lambda: proc.poll() is not None or "checking again" in log.read_text(errors="replace"), 120,
              "the backup did not notice that its primary was gone")
