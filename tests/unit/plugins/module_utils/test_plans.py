@@ -235,3 +235,42 @@ def test_the_credentials_step_runs_while_cert_manager_has_work():
 def test_without_issuer_ref_what_observe_says_of_cert_manager_is_not_looked_at():
     pgc = pgc_normalize(dict(cluster(replicas=3), status={"currentReplicas": 3}))
     assert pgc_steps_with_work(_issued(pgc, api=False, certificate=None), pgc) == []
+
+
+def _sts(image="ghcr.io/pgc-operator/postgres:15", cpu="100m"):
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+            "spec": {"template": {"spec": {"containers": [{"name": "postgres", "image": image,
+                                                           "resources": {"requests": {"cpu": cpu}}}]}}}}
+
+
+def test_pgc_change_plan_of_a_new_image_restarts_every_member_replicas_first_with_one_switchover():
+    from ansible_collections.postgres.cluster.plugins.module_utils.plans import pgc_change_plan
+    pgc = pgc_normalize(cluster(replicas=3))
+    state = dict(observed("db-1"), config=pgc_dcs_config({}, pgc))
+    plan = pgc_change_plan(pgc, state, _sts(image="ghcr.io/pgc-operator/postgres:15.9"), _sts())
+    assert plan["template"] == ["spec.template.spec.containers[0].image"]
+    assert plan["restarts"] == ["db-2", "db-0", "db-1"] and plan["switchovers"] == 1
+    assert plan["writeOutageSeconds"] == 3
+    assert plan["summary"].startswith("3 members restart, replicas first (db-2, db-0, db-1), because of the pod template")
+
+
+def test_pgc_change_plan_tells_a_reload_from_a_restart_and_sees_claims_grow():
+    from ansible_collections.postgres.cluster.plugins.module_utils.plans import pgc_change_plan
+    obj = cluster(replicas=2)
+    pgc = pgc_normalize(obj)
+    config = pgc_dcs_config({}, pgc)
+    obj["spec"]["configuration"] = {"work_mem": "64MB"}
+    plan = pgc_change_plan(pgc_normalize(obj), dict(observed(n=2), config=config), _sts(), _sts())
+    assert plan["parameters"]["changed"] == ["work_mem"] and plan["restarts"] == []
+    assert plan["summary"] == "no member restarts; 1 parameter reloaded"
+    obj["spec"]["configuration"] = {"max_connections": "300"}
+    obj["spec"]["storageSize"] = "5Gi"
+    obj["status"] = {"storageSize": "1Gi"}
+    plan = pgc_change_plan(pgc_normalize(obj), dict(observed(n=2), config=config), _sts(), _sts())
+    assert plan["parameters"]["restart"] == ["max_connections"] and plan["restarts"] == ["db-1", "db-0"]
+    assert plan["claims"] == {"from": "1Gi", "to": "5Gi"} and "grow from 1Gi to 5Gi" in plan["summary"]
+    # A single member has nobody to switch over to.
+    one = cluster(replicas=1)
+    one["spec"]["configuration"] = {"max_connections": "300"}
+    plan = pgc_change_plan(pgc_normalize(one), dict(observed(n=1), config=config), _sts(), _sts())
+    assert plan["switchovers"] == 0 and "the only member restarts" in plan["summary"]
