@@ -5,7 +5,7 @@ plans and monitoring. The logic is in plugins/module_utils; these are its names 
 
 from __future__ import annotations
 
-from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, requeue, spec, status, tls
+from ansible_collections.postgres.cluster.plugins.module_utils import change_plans, monitoring, patroni, plans, requeue, spec, status, tls
 from ansible_collections.postgres.cluster.plugins.plugin_utils.filters import as_filter
 
 pgc_normalize = as_filter(spec.pgc_normalize)
@@ -25,6 +25,13 @@ pgc_switchover_plan = as_filter(plans.pgc_switchover_plan)
 pgc_patroni_wakeup = as_filter(patroni.wakeup_config)
 pgc_restart_plan = as_filter(plans.pgc_restart_plan)
 pgc_steps_with_work = as_filter(plans.pgc_steps_with_work)
+# Quote the spec (parameters, reasons): never templated.
+pgc_change_plan = as_filter(change_plans.pgc_change_plan, unsafe=True)
+pgc_plan_record = as_filter(change_plans.pgc_plan_record, unsafe=True)
+pgc_proposed = as_filter(spec.pgc_proposed, unsafe=True)
+pgc_plan_due = as_filter(change_plans.pgc_plan_due)
+pgc_plan_held = as_filter(change_plans.pgc_plan_held)
+pgc_plan_lines = as_filter(change_plans.pgc_plan_lines, unsafe=True)
 # The annotations hold Prometheus templates ({{ $labels.name }}), not Ansible ones.
 pgc_prometheus_rules = as_filter(monitoring.pgc_prometheus_rules, unsafe=True)
 pgc_requeue_period = as_filter(requeue.pending_requeue_period)
@@ -57,6 +64,12 @@ class FilterModule:
             "pgc_dcs_config": pgc_dcs_config,
             "pgc_restart_plan": pgc_restart_plan,
             "pgc_steps_with_work": pgc_steps_with_work,
+            "pgc_change_plan": pgc_change_plan,
+            "pgc_plan_record": pgc_plan_record,
+            "pgc_proposed": pgc_proposed,
+            "pgc_plan_due": pgc_plan_due,
+            "pgc_plan_held": pgc_plan_held,
+            "pgc_plan_lines": pgc_plan_lines,
             "pgc_prometheus_rules": pgc_prometheus_rules,
             "pgc_server_tls": pgc_server_tls,
             "pgc_server_tls_secret": pgc_server_tls_secret,

@@ -103,9 +103,11 @@ BACKUP_LABEL = GROUP + "/backup"
 
 # Put on a cluster by the restore playbook while it restores it: reconciles wait.
 RESTORE_ANNOTATION = GROUP + "/restore-in-progress"
-# Put on a cluster by the approve_update playbook: the StatefulSet revision whose held canary
-# update may go on.
+# Put on a cluster by the approve playbook: the StatefulSet revision whose held canary update may
+# go on, and the generation of the spec whose plan may be carried out (spec.updatePolicy.mode
+# supervised).
 APPROVE_UPDATE_ANNOTATION = GROUP + "/approve-update"
+APPROVE_PLAN_ANNOTATION = GROUP + "/approve-plan"
 # Stamped on a cluster by Patroni's callback in a member (a start, stop or role change), which
 # wakes the operator.
 MEMBER_EVENT_ANNOTATION = GROUP + "/member-event"

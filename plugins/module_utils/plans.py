@@ -11,8 +11,7 @@ from __future__ import annotations
 import datetime
 
 from ansible_collections.postgres.cluster.plugins.module_utils.names import pod_ordinal
-from ansible_collections.postgres.cluster.plugins.module_utils.objects import comparable, differences, drift, larger, with_applied_hash
-from ansible_collections.postgres.cluster.plugins.module_utils.parameters import needs_restart
+from ansible_collections.postgres.cluster.plugins.module_utils.objects import differences, larger, with_applied_hash
 from ansible_collections.postgres.cluster.plugins.module_utils.patroni import (
     PATRONI_TIMING,
     member_timeline,
@@ -236,67 +235,3 @@ def pgc_steps_with_work(observed, pgc):
     if pgc_dcs_config(observed.get("config"), pgc) or pgc_restart_plan(observed, pgc)["action"] != "none":
         steps.append("configure")
     return steps
-
-
-# A switchover's write outage, from the request until the candidate takes writes: the data plane's
-# median (tests/dataplane/test_operator_cluster.py), rounded up.
-SWITCHOVER_OUTAGE_SECONDS = 3
-
-
-def pgc_change_plan(pgc, observed, rendered_statefulset=None, live_statefulset=None, applied=None):
-    """What carrying out the spec of ``pgc`` would do to the cluster as it is: the plan printed before
-    a change (the plan playbook) and recorded with it.
-
-    ``observed`` is what cluster_observe read (Patroni's dynamic configuration, the members, the
-    leader); ``rendered_statefulset`` and ``live_statefulset`` the StatefulSet the spec renders and
-    the one that runs; ``applied`` k8s_apply's report in check mode (``objects``: identity, action,
-    reasons). Returns ``objects`` (those that would change), ``parameters`` (the parameters that
-    change, and which need a restart), ``template`` (the pod template's paths that change),
-    ``restarts`` (the members, in the order they would restart), ``switchovers``,
-    ``writeOutageSeconds`` (an estimate, None when nothing restarts), ``claims`` (from and to, when
-    they grow) and ``summary``.
-    """
-    observed = observed or {}
-    objects = [{"object": o["object"], "action": o["action"], "reasons": o.get("reasons", [])}
-               for o in ((applied or {}).get("objects") or []) if o.get("action") not in ("unchanged", None)]
-    template = []
-    if rendered_statefulset and live_statefulset:
-        want = comparable(rendered_statefulset).get("spec", {}).get("template")
-        have = comparable(live_statefulset).get("spec", {}).get("template")
-        template = ["spec.template." + p for p in drift(want, have)]
-    current = ((observed.get("config") or {}).get("postgresql") or {}).get("parameters") or {}
-    desired = pgc_dcs_config(observed.get("config"), pgc)
-    wanted = ((desired.get("postgresql") or {}).get("parameters") or {}) if desired else current
-    changed = sorted(k for k in set(current) | set(wanted) if str(current.get(k)) != str(wanted.get(k)))
-    restart_parameters = [k for k in changed if needs_restart(k, pgc["postgres_major"])]
-    members = observed.get("members") or []
-    restarts, switchovers = [], 0
-    if template or restart_parameters:
-        replicas = sorted((m["name"] for m in members if m.get("role") != "primary"),
-                          key=_ordinal, reverse=True)
-        primary = [m["name"] for m in members if m.get("role") == "primary"]
-        restarts = replicas + primary
-        switchovers = 1 if primary and replicas else 0
-    outage = None
-    if restarts:
-        outage = SWITCHOVER_OUTAGE_SECONDS if switchovers else None
-    claims = {}
-    status_size = (pgc.get("status") or {}).get("storageSize")
-    if larger(pgc["spec"]["storageSize"], status_size):
-        claims = {"from": status_size, "to": pgc["spec"]["storageSize"]}
-    why = (["the pod template (%s)" % ", ".join(template[:3]) if template else ""]
-           + (["parameters that need a restart (%s)" % ", ".join(restart_parameters)] if restart_parameters else []))
-    if restarts:
-        summary = "%d member%s restart%s, replicas first (%s), because of %s; %s" % (
-            len(restarts), "s" if len(restarts) != 1 else "", "" if len(restarts) != 1 else "s",
-            ", ".join(restarts), " and ".join(w for w in why if w),
-            "one switchover, writes unavailable for about %d s" % outage if switchovers
-            else "the only member restarts: writes unavailable until it is back")
-    else:
-        summary = "no member restarts" + ("; %d parameter%s reloaded" % (len(changed), "s" if len(changed) != 1 else "")
-                                          if changed else "")
-    if claims:
-        summary += "; the data claims grow from %s to %s, no member restarts for it" % (claims["from"], claims["to"])
-    return {"objects": objects, "parameters": {"changed": changed, "restart": restart_parameters},
-            "template": template, "restarts": restarts, "switchovers": switchovers,
-            "writeOutageSeconds": outage, "claims": claims, "summary": summary}

@@ -23,6 +23,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils import parameters
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import CERT_MANAGER_GROUP, CLIENT_AUTH, SUPERUSER_REMOTE_LOGIN
 from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     API_VERSION,
+    APPROVE_PLAN_ANNOTATION,
     APPROVE_UPDATE_ANNOTATION,
     CLUSTER_LABEL,
     FIELD_MANAGER,
@@ -71,7 +72,10 @@ SPEC_DEFAULTS = {
     "updatePolicy": {},
 }
 
-UPDATE_POLICY_DEFAULTS = {"canary": 0}
+# mode: automatic carries out every change at once (and records its plan); supervised waits for
+# approval of a change that restarts, removes or switches over members or grows their claims.
+UPDATE_POLICY_DEFAULTS = {"canary": 0, "mode": "automatic"}
+UPDATE_MODES = ("automatic", "supervised")
 
 VOLUME_CLAIM_RETENTION_DEFAULTS = {"whenScaled": "Retain", "whenDeleted": "Retain"}
 
@@ -688,6 +692,9 @@ def _update_policy_errors(policy):
     canary = policy.get("canary")
     if isinstance(canary, bool) or not isinstance(canary, int) or canary < 0:
         errors.append("spec.updatePolicy.canary must be a whole number of replicas, 0 or more, not %r" % (canary,))
+    mode = policy.get("mode", UPDATE_POLICY_DEFAULTS["mode"])
+    if mode not in UPDATE_MODES:
+        errors.append("spec.updatePolicy.mode must be one of %s, not %r" % (", ".join(UPDATE_MODES), mode))
     return errors
 
 
@@ -872,10 +879,25 @@ def pgc_normalize(cluster):
         "monitor_role": MONITOR_ROLE,
         # Set by the restore playbook while it works on the stopped members: reconciles wait.
         "restore_in_progress": (meta.get("annotations") or {}).get(RESTORE_ANNOTATION, ""),
-        # Set by the approve_update playbook: the template revision whose held canary update goes on.
+        # Set by the approve playbook: the template revision whose held canary update goes on, and
+        # the generation whose plan is carried out.
         "update_approved": (meta.get("annotations") or {}).get(APPROVE_UPDATE_ANNOTATION, ""),
+        "plan_approved": (meta.get("annotations") or {}).get(APPROVE_PLAN_ANNOTATION, ""),
         # The stamps of Patroni's callbacks that date a failover's window.
         "callback_stamps": {key: (meta.get("annotations") or {}).get(annotation, "")
                             for key, annotation in (("promoted", PROMOTED_ANNOTATION),
                                                     ("stopped", PRIMARY_STOPPED_ANNOTATION))},
     }
+
+
+def pgc_proposed(pgc, spec):
+    """The ``pgc`` fact of the cluster of ``pgc`` with ``spec`` in place of its own: what the plan
+    playbook plans for (a proposed spec, as in a PostgresCluster manifest). The status stays the live
+    one; the generation is the next."""
+    if not isinstance(spec, dict):
+        raise SpecError("the proposed spec must be a mapping (a PostgresCluster's spec), not %s" % describe_type(spec))
+    return pgc_normalize({
+        "apiVersion": pgc["api_version"], "kind": pgc["kind"],
+        "metadata": {"name": pgc["name"], "namespace": pgc["namespace"], "uid": pgc["uid"],
+                     "generation": int(pgc.get("generation") or 0) + 1},
+        "spec": spec, "status": pgc.get("status") or {}})

@@ -12,6 +12,8 @@ import datetime
 import json
 import re
 
+from ansible_collections.postgres.cluster.plugins.module_utils.change_plans import (PLAN_APPLIED, PLAN_APPLYING, PLAN_AWAITING, pgc_plan_held,
+                                                                          plan_progress)
 from ansible_collections.postgres.cluster.plugins.module_utils.failovers import failover_status
 from ansible_collections.postgres.cluster.plugins.module_utils.jobs import backup_status, drill_status, logical_backup_status
 from ansible_collections.postgres.cluster.plugins.module_utils.k8s_status import desired_status, rfc3339_now, status_patch
@@ -59,7 +61,7 @@ def cluster_health(pgc, observed, ready):
 def canary_hold(pgc, observed, revision):
     """Whether an update of the pod template to ``revision`` holds at its canaries: as many replicas as
     spec.updatePolicy.canary (or all of them, when fewer) run it, the primary still runs an older
-    one, and nobody approved ``revision`` (the approve_update playbook). Returns (held, the replicas
+    one, and nobody approved ``revision`` (the approve playbook). Returns (held, the replicas
     that run ``revision``). Rolled back (the spec put back), the primary runs the revision: no hold."""
     members = (observed or {}).get("members") or []
     canary = int(((pgc["spec"].get("updatePolicy") or {}).get("canary")) or 0)
@@ -92,6 +94,12 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
     sts = statefulset or {}
     sts_status = sts.get("status") or {}
     sts_spec_replicas = (sts.get("spec") or {}).get("replicas")
+    previous = pgc.get("status") or {}
+    # The plan of the spec's change: made by this reconcile (observed), or carried on from the last.
+    plan = observed.get("plan") or previous.get("plan")
+    if plan and pgc_plan_held(pgc, plan) and sts_spec_replicas is not None:
+        # The change waits for approval: the cluster is what runs, not yet what the spec says.
+        desired = int(sts_spec_replicas)
     current = int(sts_status.get("replicas") or 0)
     ready = int(sts_status.get("readyReplicas") or 0)
     updated = int(sts_status.get("updatedReplicas") or 0)
@@ -123,7 +131,7 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         if held:
             reason = "CanaryHeld"
             message = ("Canary held: %s run%s the new pod template (revision %s), %d member%s the old one; "
-                       "approve it (the approve_update playbook) or put the spec back to roll %s back" % (
+                       "approve it (the approve playbook) or put the spec back to roll %s back" % (
                            ", ".join(canaries), "s" if len(canaries) == 1 else "", revision, len(outdated),
                            "" if len(outdated) == 1 else "s", "it" if len(canaries) == 1 else "them"))
     elif previous_phase in ("Running", "Scaling") and current != desired:
@@ -151,7 +159,6 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         "selector": pgc["selector_string"],
         "conditions": conditions,
     }
-    previous = pgc.get("status") or {}
     if phase == "Updating":
         # The rolling update under way: the template revision it goes to, the members already on it,
         # and whether it holds at its canaries.
@@ -159,6 +166,20 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
                             "canary": int(pgc["spec"]["updatePolicy"]["canary"]), "canaries": canaries, "held": held}
     elif "rollout" in previous:
         status["rollout"] = None
+    if plan and not observed.get("plan"):
+        settled = phase == "Running" and seen and not outdated and not any(
+            m.get("pendingRestart") for m in observed.get("members") or [])
+        plan = plan_progress(pgc, plan, settled)
+    if plan:
+        status["plan"] = plan
+        awaiting = plan.get("phase") == PLAN_AWAITING
+        if awaiting:
+            status["message"] = ("The change of generation %s waits for approval (the approve playbook): %s" % (
+                plan.get("generation"), plan.get("summary")))
+        status["conditions"].append(condition(
+            "PlanApproved", not awaiting, "AwaitingApproval" if awaiting else (
+                "Approved" if plan.get("mode") == "supervised" else "Automatic"),
+            plan.get("summary") or "", generation))
     if observed.get("initialized"):
         status["failovers"], status["failoverTotals"] = failover_status(pgc, observed)
     spec = pgc["spec"]
@@ -233,6 +254,17 @@ def pgc_status_transitions(before, after):
         add("RollingUpdate", "Replacing the members one at a time, replicas first: " + (after.get("message") or ""))
     if (after.get("rollout") or {}).get("held") and not (before.get("rollout") or {}).get("held"):
         add("CanaryHeld", after.get("message") or "Canary held")
+    plan_before, plan_after = before.get("plan") or {}, after.get("plan") or {}
+    moved = (plan_before.get("generation"), plan_before.get("phase")) != (plan_after.get("generation"), plan_after.get("phase"))
+    if plan_after and moved:
+        summary = "generation %s: %s" % (plan_after.get("generation"), plan_after.get("summary"))
+        if plan_after.get("phase") == PLAN_AWAITING:
+            add("PlanAwaitingApproval", "The change of %s; approve it with the approve playbook" % summary)
+        elif plan_after.get("phase") == PLAN_APPLYING:
+            add("PlanApplying", "Carrying out the change of " + summary)
+        elif plan_after.get("phase") == PLAN_APPLIED and (plan_before.get("phase") == PLAN_APPLYING
+                                                         or plan_after.get("disruptive")):
+            add("PlanApplied", "Carried out the change of " + summary)
     old, new = before.get("currentPrimary"), after.get("currentPrimary")
     if old and new and old != new:
         add("PrimaryChanged", "The primary moved from %s to %s" % (old, new))

@@ -320,7 +320,7 @@ def test_patronis_writes_to_the_api_server_follow_loop_wait(kube, namespace, pla
                     "an operator's cluster")
 
 
-def test_configuration_changes_reload_or_restart_members_one_at_a_time(namespace, plane):
+def test_configuration_changes_reload_or_restart_members_one_at_a_time(namespace, plane, summary, tmp_path):
     leader = plane.wait_for_leader(timeout=60)
     plane.wait_streaming(leader, timeout=60)
     # work_mem takes a reload: no member restarts.
@@ -331,17 +331,36 @@ def test_configuration_changes_reload_or_restart_members_one_at_a_time(namespace
         wait_for(lambda p=pod: _setting(plane, p, "work_mem") == ("24576", "kB"), 90, f"{pod} did not reload work_mem")
     assert len(plane.pod_restarts) == restarts
 
+    # The plan playbook says beforehand what the change will do, from Patroni's members.
+    cluster = e2e.get("pgc", CLUSTER, namespace)
+    proposed = {"spec": dict(cluster["spec"], configuration={"work_mem": "24MB", "max_connections": "120"})}
+    (tmp_path / "proposed.json").write_text(json.dumps(proposed))
+    out = e2e.run_playbook("plan", "-e", f"cluster={CLUSTER}", "-e", f"namespace={namespace}",
+                           "-e", f"@{tmp_path / 'proposed.json'}")
+    order = sorted(set(plane.members) - {leader}, key=lambda m: -int(m.rsplit("-", 1)[1])) + [leader]
+    assert f"Members that restart, in order: {', '.join(order)}" in out, out
+    assert "Parameters that change: max_connections (need a restart: max_connections)" in out
+    assert "Switchovers: 1; expected write outage: about 3 s" in out
+    printed = [line.strip().rstrip(",").strip('"') for line in out.splitlines()
+               if line.strip().startswith('"') and not line.strip().startswith('"msg"')]
+    summary.append("plan printed before a restart-needing change (max_connections):")
+    summary.extend("  " + line for line in printed)
+
     # max_connections takes a restart: the replicas restart one at a time (their pods deleted and
     # recreated), then the primary moves to a restarted replica; Patroni restarts the former primary
     # as a replica when it demotes it, which applies the parameter there too.
     e2e.kubectl("patch", "pgc", CLUSTER, "-n", namespace, "--type=merge", "-p",
                 '{"spec":{"configuration":{"work_mem":"24MB","max_connections":"120"}}}')
+    recorded = wait_for(lambda: (_status(namespace).get("plan") or {}).get("restarts"), 60, "no plan in status")
+    assert recorded == order
     for pod in plane.members:
         wait_for(lambda p=pod: plane.member(p).running() and _setting(plane, p, "max_connections")[0] == "120", 300,
                  f"{pod} did not restart with max_connections 120")
     restarted = plane.pod_restarts[restarts:]
     replicas = set(plane.members) - {leader}
     assert replicas <= set(restarted) and all(restarted.count(r) == 1 for r in replicas), restarted
+    # In the order the plan said.
+    assert [r for r in restarted if r in replicas] == order[:-1], restarted
     assert leader not in restarted or restarted[-1] == leader, f"the primary {leader} was not restarted last: {restarted}"
     new_leader = plane.wait_for_leader(timeout=60)
     assert new_leader != leader
@@ -430,7 +449,7 @@ def test_a_canary_update_holds_until_approved_and_a_spec_put_back_rolls_the_cana
                                                                                          summary):
     """spec.updatePolicy.canary 1: a new pod template replaces one replica and holds (status.update,
     a CanaryHeld Event), the primary untouched. Putting the spec back replaces the canary with the
-    old template, no switchover. Changed again, held again, the approve_update playbook lets the
+    old template, no switchover. Changed again, held again, the approve playbook lets the
     other members follow, the primary last."""
     leader = plane.wait_for_leader(timeout=60)
     plane.wait_streaming(leader, timeout=120)
@@ -477,7 +496,7 @@ def test_a_canary_update_holds_until_approved_and_a_spec_put_back_rolls_the_cana
     update, _ = canary_round()
     started = time.monotonic()
     restarts = len(plane.pod_restarts)
-    out = e2e.run_playbook("approve_update", "-e", f"cluster={CLUSTER}", "-e", f"namespace={namespace}")
+    out = e2e.run_playbook("approve", "-e", f"cluster={CLUSTER}", "-e", f"namespace={namespace}")
     assert f"revision {update['revision']} approved" in out
     wait_for(lambda: _all_on(kube, namespace) == update["revision"], 300, "the approved update did not finish")
     finished = time.monotonic() - started

@@ -126,6 +126,13 @@ def _template_kind(role, name):
     return re.search(r"^apiVersion: (\S+)$", text, re.M).group(1), re.search(r"^kind: (\w+)$", text, re.M).group(1)
 
 
+def _with_role_vars(path, expression):
+    """``expression`` with the role's own variables it names (vars/main.yml) put in."""
+    role_vars = path.parents[1] / "vars" / "main.yml"
+    variables = yaml.safe_load(role_vars.read_text()) if role_vars.is_file() else {}
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: str(variables.get(m.group(1), m.group(0))), expression)
+
+
 def _applied_kinds():
     """(apiVersion, kind) -> verbs of each object the operator's roles render and write: created once
     (create_only), else server-side applied or patched, which may create it."""
@@ -137,7 +144,7 @@ def _applied_kinds():
             if not args.get("template"):
                 continue
             verbs = {"get", "create"} if args.get("create_only") else {"get", "create", "patch"}
-            for name in re.findall(r"[\w-]+\.yaml\.j2", str(args["template"])):
+            for name in re.findall(r"[\w-]+\.yaml\.j2", _with_role_vars(path, str(args["template"]))):
                 kinds.setdefault(_template_kind(role, name), set()).update(verbs)
     return kinds
 
@@ -146,7 +153,7 @@ def _deleted_kinds():
     """What the operator's roles delete: k8s_apply's `absent` and kubernetes.core's state absent."""
     kinds = set()
     for path in OPERATOR_TASKS:
-        text = path.read_text()
+        text = _with_role_vars(path, path.read_text())
         kinds.update(re.findall(r"['\"]?apiVersion['\"]?: ['\"]?([\w./]+)['\"]?, ['\"]?kind['\"]?: ['\"]?(\w+)", text))
         for block in re.findall(r"state: absent\n((?:\s+\w+: .*\n)+)", text):
             fields = dict(re.findall(r"(\w+): (\S+)", block))

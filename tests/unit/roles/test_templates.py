@@ -238,13 +238,27 @@ def test_provision_patroni_role_grants_what_patronis_kubernetes_dcs_calls_and_no
     assert _patroni_dcs_requests() - not_granted == granted
 
 
-def provision_templates(pgc, monitoring_api=False):
+def provision_templates(pgc, monitoring_api=False, hold_statefulset=False):
     """The templates the provision task applies for a cluster (its template expression, evaluated)."""
     task = yaml.safe_load((REPO / "roles/provision/tasks/main.yml").read_text())[0]
+    role_vars = yaml.safe_load((REPO / "roles/provision/vars/main.yml").read_text())
     variables = {"pgc": pgc, "__provision_backup": pgc_pgbackrest_settings(pgc),
-                 "__provision_monitoring": pgc_filters.pgc_monitoring(pgc, monitoring_api)}
+                 "__provision_monitoring": pgc_filters.pgc_monitoring(pgc, monitoring_api),
+                 "__provision_templates": role_vars["__provision_templates"],
+                 "provision_hold_statefulset": hold_statefulset}
     templar = Templar(loader=DataLoader(), variables=variables)
     return templar.template(task["postgres.cluster.k8s_apply"]["template"])
+
+
+def test_provision_and_its_plan_compare_the_same_objects_and_a_held_change_leaves_the_statefulset():
+    plan = yaml.safe_load((REPO / "roles/provision/tasks/plan.yml").read_text())[0]
+    apply = yaml.safe_load((REPO / "roles/provision/tasks/main.yml").read_text())[0]
+    for key in ("template", "absent", "field_manager"):
+        assert plan["postgres.cluster.k8s_apply"][key] == apply["postgres.cluster.k8s_apply"][key]
+    assert plan["check_mode"] is True
+    pgc = sample_pgc()
+    assert "statefulset.yaml.j2" in provision_templates(pgc)
+    assert set(provision_templates(pgc)) - set(provision_templates(pgc, hold_statefulset=True)) == {"statefulset.yaml.j2"}
 
 
 def test_provision_applies_the_jobs_account_only_with_a_backup_repository():

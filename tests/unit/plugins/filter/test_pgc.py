@@ -10,7 +10,7 @@ import yaml
 from ansible.utils.unsafe_proxy import AnsibleUnsafe
 
 from ansible_collections.postgres.cluster.plugins.filter import pgc as flt
-from ansible_collections.postgres.cluster.plugins.module_utils import monitoring, patroni, plans, requeue, spec, status, tls
+from ansible_collections.postgres.cluster.plugins.module_utils import change_plans, monitoring, patroni, plans, requeue, spec, status, tls
 
 REPO = Path(__file__).resolve().parents[4]
 FILTERS = flt.FilterModule().filters()
@@ -29,6 +29,12 @@ LOGIC = {
     "pgc_patroni_wakeup": patroni.wakeup_config,
     "pgc_restart_plan": plans.pgc_restart_plan,
     "pgc_steps_with_work": plans.pgc_steps_with_work,
+    "pgc_change_plan": change_plans.pgc_change_plan,
+    "pgc_plan_record": change_plans.pgc_plan_record,
+    "pgc_proposed": spec.pgc_proposed,
+    "pgc_plan_due": change_plans.pgc_plan_due,
+    "pgc_plan_held": change_plans.pgc_plan_held,
+    "pgc_plan_lines": change_plans.pgc_plan_lines,
     "pgc_prometheus_rules": monitoring.pgc_prometheus_rules,
     "pgc_server_tls": tls.pgc_server_tls,
     "pgc_server_tls_secret": tls.pgc_server_tls_secret,

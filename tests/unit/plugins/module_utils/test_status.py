@@ -107,7 +107,7 @@ def test_pgc_status_reports_a_held_canary_and_what_to_do_about_it():
     status = pgc_status(pgc_normalize(obj), sts, members)
     assert status["phase"] == "Updating"
     assert status["message"].startswith("Canary held: db-2 runs the new pod template (revision db-7c9), 2 members")
-    assert "approve_update" in status["message"] and "put the spec back" in status["message"]
+    assert "approve playbook" in status["message"] and "put the spec back" in status["message"]
     assert status["rollout"] == {"revision": "db-7c9", "updatedMembers": 1, "canary": 1, "canaries": ["db-2"],
                                 "held": True}
     assert "CanaryHeld" in [e["reason"] for e in pgc_status_transitions({"phase": "Updating"}, status)]
