@@ -31,6 +31,12 @@ kwok_version=$(module_version kwok sigs.k8s.io/kwok)
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_version"
 build kwok kwokctl sigs.k8s.io/kwok/cmd/kwokctl "$kwok_version"
 
+# metrics-server serves the metrics.k8s.io API from kwok's simulated kubelet metrics (for the
+# HorizontalPodAutoscaler); kwokctl reads its version from --version, hence the ldflags.
+metrics_server_version=$(module_version metrics-server sigs.k8s.io/metrics-server)
+build metrics-server metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server "$metrics_server_version" \
+  "-X k8s.io/client-go/pkg/version.gitVersion=$metrics_server_version"
+
 operator_version=$(module_version ansible-operator github.com/operator-framework/ansible-operator-plugins)
 build ansible-operator ansible-operator github.com/operator-framework/ansible-operator-plugins/cmd/ansible-operator \
   "$operator_version" "-X github.com/operator-framework/ansible-operator-plugins/internal/version.GitVersion=$operator_version"

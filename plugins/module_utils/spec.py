@@ -20,6 +20,7 @@ import ipaddress
 import re
 
 from ansible_collections.postgres.cluster.plugins.module_utils import parameters
+from ansible_collections.postgres.cluster.plugins.module_utils.scaling import scale_target
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import CERT_MANAGER_GROUP, CLIENT_AUTH, SUPERUSER_REMOTE_LOGIN
 from ansible_collections.postgres.cluster.plugins.module_utils.names import (
     API_VERSION,
@@ -846,6 +847,10 @@ def pgc_normalize(cluster):
         # A schedule with nowhere named to keep the backups: a volume of the cluster's own, served by
         # its repository host, as a schedule alone asks for.
         spec["backup"]["repository"] = {"volume": {}}
+    # A scale-down (a HorizontalPodAutoscaler's too) stops at the synchronous quorum: every role
+    # reads the members to run from spec.replicas, what was asked is in ``scale``.
+    scale = scale_target(spec, (cluster.get("status") or {}).get("currentReplicas"))
+    spec["replicas"] = scale["replicas"]
     selector = {CLUSTER_LABEL: name}
     return {
         "api_version": API_VERSION,
@@ -858,6 +863,7 @@ def pgc_normalize(cluster):
         # The PostgreSQL major whose parameters spec.configuration is checked against.
         "postgres_major": postgres_major(spec),
         "status": cluster.get("status") or {},
+        "scale": scale,
         "names": dict(cluster_names(name),
                       # Patroni's own ConfigMaps (not the operator's), and the first member's data.
                       **{"dcs_" + kind: patroni_configmap(name, kind) for kind in PATRONI_CONFIGMAP_SUFFIXES},

@@ -219,6 +219,14 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         status["conditions"].append(condition("StorageExpanded", True, "Expanded",
                                               "The members' claims have spec.storageSize %s" % spec["storageSize"],
                                               generation))
+    scale = pgc.get("scale") or {}
+    if scale.get("held"):
+        status["conditions"].append(condition("ScaleDownHeld", True, "SynchronousQuorum", scale["message"], generation))
+    elif condition_of(previous, "ScaleDownHeld"):
+        # Conditions are merged by type: once there, it says the spec's replicas run again.
+        status["conditions"].append(condition("ScaleDownHeld", False, "ReplicasMatchSpec",
+                                              "The cluster runs the %s members spec.replicas asks for" % desired,
+                                              generation))
     if monitoring is not None:
         status["monitoring"] = {key: monitoring[key] for key in ("exporter", "podMonitor", "prometheusRule", "message")}
         for key in ("exporter", "podMonitor", "prometheusRule"):
@@ -284,6 +292,9 @@ def pgc_status_transitions(before, after):
     refused = condition_of(after, "StorageExpanded")
     if refused and condition_of(before, "StorageExpanded").get("message") != refused.get("message"):
         add("StorageExpansionRefused", refused.get("message") or "", warning=True)
+    held = condition_of(after, "ScaleDownHeld")
+    if held.get("status") == "True" and condition_of(before, "ScaleDownHeld").get("message") != held.get("message"):
+        add("ScaleDownHeld", held.get("message") or "", warning=True)
     degraded_before, degraded_after = condition_of(before, "Degraded"), condition_of(after, "Degraded")
     if degraded_after.get("status") == "True" and (degraded_before.get("status") != "True"
                                                    or degraded_before.get("reason") != degraded_after.get("reason")):

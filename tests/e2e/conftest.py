@@ -10,6 +10,10 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e import helpers
+from tests.reporting import summary_section
+
+# Lines printed at the end of the run (the HorizontalPodAutoscaler's scaling times and the like).
+summary, pytest_terminal_summary = summary_section("e2e")
 
 
 @pytest.fixture(scope="session")

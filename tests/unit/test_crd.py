@@ -215,3 +215,17 @@ def test_the_schema_takes_a_drill_and_status_last_drill():
                          ids=["no-schedule", "check-too-long", "scratch-size"])
 def test_the_schema_refuses_a_bad_drill(drill):
     assert openapi_errors(with_spec(backup={"repository": {"s3": S3}, "drill": drill}))
+
+
+def test_the_autoscaler_sample_scales_the_sample_cluster_through_the_scale_subresource():
+    """config/samples' HorizontalPodAutoscaler (README "Scaling on load") names the sample cluster,
+    whose CRD has the scale subresource it drives, within the replicas the schema allows."""
+    hpa = yaml.safe_load((REPO / "config/samples/postgres_v1_horizontalpodautoscaler.yaml").read_text())
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": names.API_VERSION, "kind": names.KIND,
+                                             "name": SAMPLE["metadata"]["name"]}
+    scale = CRD["spec"]["versions"][0]["subresources"]["scale"]
+    assert scale == {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.currentReplicas",
+                     "labelSelectorPath": ".status.selector"}
+    replicas = SPEC["replicas"]
+    assert replicas["minimum"] <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= replicas["maximum"]
+    assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]

@@ -752,3 +752,26 @@ def test_provision_drill_cronjob_scratch_size_and_no_check():
     pod = render("provision", "cronjob-drill.yaml.j2", pgc=pgc)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert {v["name"]: v for v in pod["volumes"]}["scratch"]["emptyDir"] == {"sizeLimit": "50Gi"}
     assert "PGC_DRILL_CHECK" not in {e["name"] for e in pod["containers"][0]["env"]}
+
+
+def test_a_change_of_spec_resources_changes_only_the_pod_template_which_rolls_like_an_update():
+    """Vertical scaling: new requests and limits make a new pod template (a new StatefulSet revision),
+    whose members the configure step replaces replicas first, as for a new image."""
+    from ansible_collections.postgres.cluster.plugins.module_utils.plans import pgc_restart_plan
+    from tests.unit.plugins.module_utils.samples import cluster
+    from tests.unit.plugins.module_utils.test_plans import updating
+
+    small = render("provision", "statefulset.yaml.j2", pgc=sample_pgc(resources={"requests": {"cpu": "500m"}}))
+    large = render("provision", "statefulset.yaml.j2",
+                   pgc=sample_pgc(resources={"requests": {"cpu": "2"}, "limits": {"memory": "4Gi"}}))
+    postgres = large["spec"]["template"]["spec"]["containers"][0]
+    assert postgres["name"] == "postgres"
+    assert postgres["resources"] == {"requests": {"cpu": "2"}, "limits": {"memory": "4Gi"}}
+    assert small["spec"]["template"] != large["spec"]["template"]
+    assert {k: v for k, v in small["spec"].items() if k != "template"} == \
+        {k: v for k, v in large["spec"].items() if k != "template"}, "nothing but the pod template changes"
+    small["spec"]["template"]["spec"]["containers"][0]["resources"] = postgres["resources"]
+    assert small["spec"]["template"] == large["spec"]["template"], "the resources are all that differs"
+    # The StatefulSet controller gives the template a new revision: members of the old one roll.
+    plan = pgc_restart_plan(updating(), pgc_normalize(cluster(replicas=3, resources=postgres["resources"])))
+    assert (plan["action"], plan["member"], plan["reason"]) == ("restart", "db-2", "RollingUpdate")
