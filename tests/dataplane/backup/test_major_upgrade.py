@@ -301,8 +301,9 @@ def test_upgrade_to_16_then_copy_rollback_then_link_upgrade_refusing_rollback(wo
 
 def test_with_a_stanza_the_preflight_refuses_a_major_pgbackrest_cannot_read(workspace, pg16):
     """pgBackRest 2.45 cannot read PostgreSQL 16's control file: with a stanza the upgrade is refused
-    before anything changes, and the stanza and archiving go on. A rollback with a stanza leaves a
-    stanza that still records the old cluster as it is, and archiving works after it."""
+    before anything changes. A rollback with a stanza that records another cluster (as after a
+    stanza-upgrade) records the old cluster as current again, after which its WAL is archived; one
+    whose stanza still records the old cluster leaves it as it is."""
     cluster = Cluster(workspace, "upstanza", {"repository": {"volume": {"size": "1Gi"}}},
                       repo_path=workspace.dir / "repo-upstanza")
     server = cluster.init()
@@ -322,13 +323,33 @@ def test_with_a_stanza_the_preflight_refuses_a_major_pgbackrest_cannot_read(work
     assert sorted(p.name for p in server.data_dir.iterdir()) == before
     assert [d["version"] for d in cluster.info()["db"]] == ["15"]
 
-    # Upgraded without the stanza, rolled back with it: nothing to re-record, archiving goes on.
+    # The state after an upgrade whose stanza-upgrade ran (which 2.45 cannot do for 16): the stanza
+    # records another cluster, here a scratch 15 one, as its current database. The old cluster's WAL
+    # is refused by the repository then.
     run_script(workspace, pg16, server.data_dir, "--mode=copy")
+    aside = server.data_dir.parent / (server.data_dir.name + ".pre-upgrade")
+    other = Postgres(workspace, "upstanza-other")
+    other.initdb()
+    cluster.pgbackrest("stanza-upgrade", "--no-online", f"--pg1-path={other.data_dir}")
+    assert len(cluster.info()["db"]) == 2
+    segment = sorted(p for p in (aside / "pg_wal").iterdir() if len(p.name) == 24)[-1]
+    refused = cluster.pgbackrest("archive-push", f"--pg1-path={aside}", str(segment), check=False)
+    assert refused.returncode != 0 and "system-id" in refused.stdout + refused.stderr, refused
+
     rc, rolled, log = run_script(workspace, pg16, server.data_dir, "--rollback", env=env)
-    assert rolled["result"] == "rolled-back" and rolled["stanza"] == "unchanged", rolled
+    assert rolled["result"] == "rolled-back" and rolled["stanza"] == "reverted", rolled
+    assert rolled["durations"]["stanza"] > 0
+    history = cluster.info()["db"]
+    assert len(history) == 3 and str(history[-1]["system-id"]) == rolled["system_identifier"] == str(history[0]["system-id"])
     back = Postgres(workspace, "upstanza", data_dir=server.data_dir)
     back.start(env=cluster.env())
     back.sql("INSERT INTO marks VALUES (101)")
     back.switch_wal_and_wait_archived()
     assert back.value("SELECT count(*) FROM marks") == 101
     back.stop()
+
+    # Upgraded and rolled back again: the stanza already records the old cluster.
+    run_script(workspace, pg16, server.data_dir, "--mode=copy")
+    rc, rolled, log = run_script(workspace, pg16, server.data_dir, "--rollback", env=env)
+    assert rolled["result"] == "rolled-back" and rolled["stanza"] == "unchanged", rolled
+    assert len(cluster.info()["db"]) == 3
