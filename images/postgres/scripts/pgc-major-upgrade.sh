@@ -12,13 +12,18 @@
 #                 new major): changes nothing
 #   --rollback    the old data directory back in place (pgc-upgrade.sh --rollback: refused in link
 #                 mode once the new cluster was started), and the stanza back on the old cluster
-#   --written     connect (PGHOST, PGPORT, PGUSER; a password only through PGPASSFILE) and print
-#                 {"written": true|false, "changes": N, "databases": N}: rows inserted, updated or
-#                 deleted in any table of any database (the catalogs too: DDL, roles) since the
-#                 upgraded cluster first started, except the planner statistics that ANALYZE
-#                 (vacuumdb --analyze-in-stages) writes. The counters are
-#                 PostgreSQL's cumulative statistics, which a crash (an immediate stop) discards:
-#                 after one, the answer is false whatever was written, so treat a crash as a write.
+#   --written     whether the upgraded cluster was written to since it first started:
+#                 {"written": true|false, "changes": N, "databases": N[, "started": BOOL]}. Counts
+#                 rows inserted, updated or deleted in any table of any database, the catalogs too
+#                 (DDL, roles), except the planner statistics that ANALYZE (vacuumdb
+#                 --analyze-in-stages) writes. With PGHOST set, asks the running server (PGPORT,
+#                 PGUSER; a password only through PGPASSFILE): a session still connected may not
+#                 have flushed its counters yet (PostgreSQL does when it goes idle, within about
+#                 10 s, and when it ends). Without PGHOST, reads the stopped PGDATA, exact once
+#                 every session ended: a new cluster never started is not written (nothing is
+#                 started: a link-mode rollback stays possible); one that stopped cleanly is started
+#                 on a private socket for the query and stopped; one that crashed lost its
+#                 counters and counts as written (with a reason).
 #
 # Settings, from the environment of the Job:
 #   PGDATA, PGC_UPGRADE_OLD_BIN, PGC_UPGRADE_NEW_BIN, PGC_UPGRADE_USER and the other PGC_UPGRADE_*
@@ -75,6 +80,53 @@ done
 if [ "$action" = written ]; then
   psql_bin=psql
   [ -z "${PGC_UPGRADE_NEW_BIN:-}" ] || psql_bin=$PGC_UPGRADE_NEW_BIN/psql
+  offline=
+  if [ -z "${PGHOST:-}" ]; then
+    # The stopped data directory: its statistics, which a clean shutdown kept, read by starting it
+    # on a private socket (no network, no archiving) and stopping it again.
+    offline=1
+    state=$datadir.pgc-upgrade
+    state_get() { [ -f "$state" ] && sed -n "s/^$1=//p" "$state" | tail -n 1; }
+    if [ "$(state_get stage || true)" != "done" ]; then
+      pgc_result '{"written": null}' "no finished upgrade of $datadir is on record ($state)"
+      exit 1
+    fi
+    new_bin=$(state_get new_bin)
+    psql_bin=$new_bin/psql
+    control() { "$new_bin/pg_controldata" "$datadir" | sed -n "s/^$1: *//p"; }
+    if [ -f "$datadir/postmaster.pid" ] && "$new_bin/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
+      pgc_result '{"written": null}' "PostgreSQL runs on $datadir: ask it over the network (PGHOST), or stop it first"
+      exit 1
+    fi
+    cluster_state=$(control 'Database cluster state')
+    if [ "$cluster_state" = "shut down" ] && [ "$(control 'Latest checkpoint location')" = "$(state_get checkpoint)" ]; then
+      pgc_result '{"written": false, "changes": 0, "databases": 0, "started": false}'
+      exit 0
+    fi
+    if [ "$cluster_state" != "shut down" ]; then
+      pgc_result '{"written": true, "changes": null, "databases": 0, "started": true}' \
+        "$datadir was not shut down cleanly ($cluster_state): PostgreSQL discarded its statistics, so writes cannot be ruled out"
+      exit 0
+    fi
+    work=$(mktemp -d "${TMPDIR:-/tmp}/pgc-major-upgrade.XXXXXX")
+    chmod 0700 "$work"
+    printf 'local all all trust\n' >"$work/pg_hba.conf"
+    port=${PGC_UPGRADE_PORT:-50432}
+    # shellcheck disable=SC2329  # run by the EXIT trap
+    stop_private() {
+      "$new_bin/pg_ctl" -D "$datadir" -m fast -w -t 300 stop >/dev/null 2>&1 || true
+      rm -rf "$work"
+    }
+    if ! "$new_bin/pg_ctl" -D "$datadir" -l "$work/server.log" -w -t 300 start -o "-p $port -c listen_addresses='' \
+      -c unix_socket_directories='$work' -c hba_file='$work/pg_hba.conf' -c archive_mode=off" >/dev/null; then
+      reason="$datadir did not start to read its statistics: $(tail -n 3 "$work/server.log" | tr '\n' ' ')"
+      rm -rf "$work"
+      pgc_result '{"written": null}' "$reason"
+      exit 1
+    fi
+    trap stop_private EXIT
+    export PGHOST=$work PGPORT=$port PGUSER=${PGC_UPGRADE_USER:-postgres}
+  fi
   psql_q() { "$psql_bin" -X -A -t -v ON_ERROR_STOP=1 "$@"; }
   if ! dbs=$(PGDATABASE=postgres psql_q -c "SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1" 2>&1); then
     pgc_result '{"written": null}' "cannot connect to read the statistics: $dbs"
@@ -97,7 +149,7 @@ if [ "$action" = written ]; then
   done <<<"$dbs"
   written=false
   [ "$changes" -eq 0 ] || written=true
-  pgc_result "{\"written\": $written, \"changes\": $changes, \"databases\": $n}"
+  pgc_result "{\"written\": $written, \"changes\": $changes, \"databases\": $n${offline:+, \"started\": true}}"
   exit 0
 fi
 

@@ -32,6 +32,7 @@ import urllib.request
 import pytest
 
 from tests.dataplane.backup.harness import BackupHarnessError, Cluster, Postgres, _as_owner_kwargs, pg16_bin
+from tests.dataplane.backup.test_upgrade import old_cluster, started
 from tests.dataplane.conftest import cluster_objects, patroni_config, pods_running
 from tests.dataplane.harness import LOOPBACK, PG_BIN_DIR, DataPlane, RowWriter, _kill, free_ports, wait_for
 
@@ -188,8 +189,15 @@ def pgpass(ws, plane) -> dict[str, str]:
 
 
 def written(ws, pg16, plane, pod) -> dict:
+    """--written asked of the running leader."""
     env = {**pgpass(ws, plane), "PGPORT": str(plane.member(pod).pg_port)}
     rc, result, log = run_script(ws, pg16, plane.member(pod).data_dir, "--written", env=env)
+    return result
+
+
+def written_offline(ws, pg16, data_dir) -> dict:
+    """--written read from the stopped data directory."""
+    rc, result, log = run_script(ws, pg16, data_dir, "--written")
     return result
 
 
@@ -236,6 +244,8 @@ def test_upgrade_to_16_then_copy_rollback_then_link_upgrade_refusing_rollback(wo
     assert checked["result"] == "checked" and checked["system_identifier"] == old_sysid, checked
     rc, result, log = run_script(workspace, pg16, m.data_dir, "--mode=copy")
     assert result["result"] == "upgraded" and result["system_identifier"] != old_sysid, result
+    assert written_offline(workspace, pg16, m.data_dir) == {"written": False, "changes": 0, "databases": 0,
+                                                            "started": False}
     reset_dcs(plane, None)
     plane.bin_dir = pg16
     m.start()
@@ -261,6 +271,8 @@ def test_upgrade_to_16_then_copy_rollback_then_link_upgrade_refusing_rollback(wo
     # --- rollback in copy mode before any write: back on 15 -----------------------------------------
     started = time.monotonic()
     stop_all(plane, leader, pg16)
+    offline = written_offline(workspace, pg16, m.data_dir)
+    assert offline == {"written": False, "changes": 0, "databases": 2, "started": True}, offline
     rc, rolled, log = run_script(workspace, pg16, m.data_dir, "--rollback")
     assert rolled["result"] == "rolled-back" and rolled["system_identifier"] == old_sysid, rolled
     reset_dcs(plane, rolled["system_identifier"])
@@ -291,10 +303,31 @@ def test_upgrade_to_16_then_copy_rollback_then_link_upgrade_refusing_rollback(wo
     assert state["written"] is True and state["changes"] > 0, state
 
     stop_all(plane, leader, pg16)
+    offline = written_offline(workspace, pg16, m.data_dir)
+    assert offline["written"] is True and offline["changes"] >= state["changes"], offline
     rc, refused, log = run_script(workspace, pg16, m.data_dir, "--rollback", check=False)
     assert rc != 0 and refused["result"] == "failed", refused
     assert refused["reason"].startswith("rollback is no longer possible"), refused
     assert (m.data_dir / "PG_VERSION").read_text() == "16\n"
+
+
+def test_written_counts_ddl_and_a_crash_but_not_analyze(workspace, pg16):
+    """On one server: a DDL statement is a write (catalogs count, pg_statistic aside); a crash
+    discards PostgreSQL's counters, so the stopped data directory of a crashed 16 counts as written."""
+    server, _ = old_cluster(workspace, "upwritten")
+    run_script(workspace, pg16, server.data_dir, "--mode=copy")
+    new = started(server, pg16)
+    online = {"PGHOST": str(new.socket_dir), "PGPORT": str(new.port), "PGUSER": "postgres"}
+    new.run(pg16 / "vacuumdb", "--all", "--analyze-in-stages", "--quiet")
+    assert run_script(workspace, pg16, server.data_dir, "--written", env=online)[1]["written"] is False
+    new.sql("CREATE TABLE added_after (id int)")
+    state = run_script(workspace, pg16, server.data_dir, "--written", env=online)[1]
+    assert state["written"] is True and state["changes"] > 0, state
+    new.run(pg16 / "pg_ctl", "-D", server.data_dir, "-m", "immediate", "-w", "stop")
+    new.stop()
+    crashed = written_offline(workspace, pg16, server.data_dir)
+    assert crashed["written"] is True and crashed["changes"] is None, crashed
+    assert "not shut down cleanly" in crashed["reason"], crashed
 
 
 # --- pgBackRest -----------------------------------------------------------------------------------
