@@ -230,9 +230,16 @@ probe_pgbackrest() {
       --lock-path="$work" --log-path="$work" --log-level-console=error --log-level-stderr=off --log-level-file=off \
       stanza-create --no-online 2>&1
   ); then
-    fail "pgBackRest $(pgbackrest version | sed 's/^pgBackRest //') cannot back up PostgreSQL" \
-      "$("$new_bin/postgres" --version | sed -E 's/.* ([0-9]+)\..*/\1/') ($(printf '%s' "$out" | grep -o -m 1 'ERROR: .*' | sed 's/^ERROR: //')):" \
-      "install a pgBackRest that supports it in the image first; nothing was changed"
+    local error
+    error=$(printf '%s' "$out" | grep -o -m 1 'ERROR: .*' | sed 's/^ERROR: //' || printf '%s' "$out" | tail -n 1)
+    case "$error" in
+      *"unexpected control version"* | *"[046]"*)
+        fail "pgBackRest $(pgbackrest version | sed 's/^pgBackRest //') cannot back up PostgreSQL" \
+          "$("$new_bin/postgres" --version | sed -E 's/.* ([0-9]+)\..*/\1/') ($error):" \
+          "install a pgBackRest that supports it in the image first; nothing was changed" ;;
+      *) fail "the pgBackRest pre-flight (a stanza of a scratch cluster of the new major) failed: $error;" \
+        "nothing was changed" ;;
+    esac
   fi
   rm -rf "$work/probe" "$work/probe-repo"
 }
@@ -250,7 +257,7 @@ if [ "$action" = rollback ]; then
     if ! backrest --log-level-console=info stanza-upgrade --no-online >"$work/stanza.log" 2>&1; then
       cat "$work/stanza.log" >&2
       fail "the data is the old cluster again, but pgbackrest stanza-upgrade failed, so its WAL cannot be" \
-        "archived: $(grep -m 1 'ERROR' "$work/stanza.log" || tail -n 1 "$work/stanza.log")"
+        "archived: $(grep -o -m 1 'ERROR: .*' "$work/stanza.log" || tail -n 1 "$work/stanza.log")"
     fi
     cat "$work/stanza.log" >&2
     after=$(pgbackrest --stanza="$stanza" --output=json info)
@@ -291,7 +298,7 @@ if [ -n "$stanza" ]; then
     cat "$work/stanza.log" >&2
     stanza_result=failed
     fail "the data was upgraded but pgbackrest stanza-upgrade failed (roll back, or fix and run again):" \
-      "$(grep -m 1 'ERROR' "$work/stanza.log" || tail -n 1 "$work/stanza.log")"
+      "$(grep -o -m 1 'ERROR: .*' "$work/stanza.log" || tail -n 1 "$work/stanza.log")"
   fi
   cat "$work/stanza.log" >&2
   stanza_result=upgraded

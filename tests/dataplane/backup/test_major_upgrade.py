@@ -136,7 +136,7 @@ def stop_all(plane, leader: str, bin_dir) -> dict[str, float]:
         postmaster = m.postmaster_pid()
         _kill([m.proc.pid], signal.SIGTERM)
         m.proc.wait(30)
-        assert m.postmaster_pid() == postmaster, f"in pause, Patroni's stop left {pod}'s PostgreSQL running"
+        assert postmaster and m.postmaster_pid() == postmaster, f"in pause, Patroni's stop left {pod}'s PostgreSQL running"
         if pod == leader:
             times["stopping"] = time.monotonic()
         as_owner(bin_dir / "pg_ctl", "-D", m.data_dir, "-m", "fast", "-w", "-t", "120", "stop")
@@ -174,8 +174,8 @@ def start_on(plane, bin_dir, leader: str) -> str:
     for m in plane.members.values():
         m.start()
     assert plane.wait_for_leader(timeout=120) == leader, "the upgraded primary leads"
-    wait_for(lambda: plane.execute(leader, "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'")[0][0],
-             60, f"{leader} does not take writes")
+    writable = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
+    wait_for(lambda: plane.execute(leader, writable)[0][0], 60, f"{leader} does not take writes")
     return leader
 
 
