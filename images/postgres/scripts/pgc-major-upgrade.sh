@@ -51,7 +51,8 @@
 # DCS must be told, Patroni's `initialize` key), and stanza: skipped (no stanza), checked (the
 # pre-flight passed), upgraded, unchanged (the run failed before the stanza step; or a rollback
 # found the stanza still on the old cluster), reverted (rollback: the old cluster is current again)
-# or failed (stanza-upgrade failed); durations.stanza in seconds. On failure the data is as
+# or failed (stanza-upgrade failed); recovered (true when the data directory had to be recovered
+# from a crash first, see recover_if_crashed); durations.stanza and durations.recovery in seconds. On failure the data is as
 # pgc-upgrade.sh leaves it (untouched when the pre-flight fails); exit status non-zero.
 set -euo pipefail
 
@@ -161,6 +162,8 @@ base='{}'
 stanza_result=skipped
 [ -z "$stanza" ] || stanza_result=unchanged
 stanza_s=
+recovered=
+recover_s=
 
 since() { python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))' "$1" "$EPOCHREALTIME"; }
 
@@ -171,7 +174,7 @@ report() {
     sysid=$(pg_controldata_any "$datadir" | sed -n 's/^Database system identifier: *//p' || true)
   fi
   pgc_result "$(BASE=$base STANZA=$stanza_result STANZA_S=$stanza_s SYSID=$sysid STARTED=$started_at \
-    NOW=$EPOCHREALTIME python3 -c '
+    RECOVERED=$recovered RECOVER_S=$recover_s NOW=$EPOCHREALTIME python3 -c '
 import json, os
 e = os.environ
 r = json.loads(e["BASE"]) or {"result": "failed"}
@@ -179,6 +182,8 @@ r.pop("reason", None)
 r.setdefault("durations", {})
 r["durations"]["stanza"] = float(e["STANZA_S"]) if e["STANZA_S"] else None
 r["durations"]["total"] = round(float(e["NOW"]) - float(e["STARTED"]), 2)
+r["durations"]["recovery"] = float(e["RECOVER_S"]) if e["RECOVER_S"] else None
+r["recovered"] = e["RECOVERED"] == "1"
 r["stanza"] = e["STANZA"]
 r["system_identifier"] = e["SYSID"] or None
 print(json.dumps(r))')" "${1:-}" 600
@@ -278,6 +283,34 @@ if [ -n "$stanza" ]; then
   command -v pgbackrest >/dev/null || fail "pgbackrest is missing, and stanza $stanza is configured"
   probe_pgbackrest "$new_bin"
 fi
+
+# A primary that did not shut down cleanly: what a pod's end leaves while Patroni is paused (Patroni,
+# the container's first process, stops without stopping PostgreSQL, and the rest of the container
+# is killed). pg_upgrade refuses such a data directory: PostgreSQL recovers it first, on a private
+# socket without archiving (WAL not yet archived stays marked for the archiver: a rollback brings
+# it back), and stops cleanly. Never for a standby's data, nor once an upgrade is on record.
+recover_if_crashed() {
+  local bin
+  [ -f "$datadir/PG_VERSION" ] && [ ! -e "$datadir.pgc-upgrade" ] && [ ! -e "$datadir/standby.signal" ] || return 0
+  bin=${PGC_UPGRADE_OLD_BIN:-/usr/lib/postgresql/$(cat "$datadir/PG_VERSION")/bin}
+  [ -x "$bin/pg_ctl" ] || return 0
+  [ "$("$bin/pg_controldata" "$datadir" | sed -n 's/^Database cluster state: *//p')" = "in production" ] || return 0
+  if [ -f "$datadir/postmaster.pid" ] && "$bin/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
+    return 0
+  fi
+  say "$datadir was not shut down cleanly: recovering it (no network, no archiving) and stopping it cleanly first"
+  printf 'local all all trust\n' >"$work/pg_hba.conf"
+  local t=$EPOCHREALTIME
+  if ! "$bin/pg_ctl" -D "$datadir" -l "$work/recover.log" -w -t 3600 start -o "-p ${PGC_UPGRADE_PORT:-50432} \
+    -c listen_addresses='' -c unix_socket_directories='$work' -c hba_file='$work/pg_hba.conf' -c archive_mode=off" >/dev/null; then
+    fail "$datadir was not shut down cleanly and did not recover: $(tail -n 3 "$work/recover.log" | tr '\n' ' ')"
+  fi
+  "$bin/pg_ctl" -D "$datadir" -m fast -w -t 3600 stop >/dev/null ||
+    fail "$datadir recovered but did not stop cleanly: $(tail -n 3 "$work/recover.log" | tr '\n' ' ')"
+  recovered=1
+  recover_s=$(since "$t")
+}
+recover_if_crashed
 
 if [ "$action" = check ]; then
   run_upgrade --check-only "${upgrade_args[@]}" || fail "${upgrade_reason:-pgc-upgrade.sh --check-only failed}"

@@ -12,8 +12,10 @@ dynamic configuration. Left as it was, `initialize` makes Patroni exit ("system 
 removed instead, a member with an empty data directory that starts first would initdb a new
 cluster (Patroni's bootstrap race): so it is set, not removed.
 
-Also measured: in pause, Patroni stops without stopping PostgreSQL (a pod's end then kills it
-uncleanly, and pg_upgrade refuses an unclean data directory): the harness stops PostgreSQL itself.
+Also asserted: in pause, Patroni stops without stopping PostgreSQL, so a pod's end kills it and
+leaves the primary's data crashed, which pg_upgrade refuses. The copy-mode round stops PostgreSQL
+cleanly (pg_ctl); the link-mode round kills it as a pod's end does, and the script recovers the
+primary's data (on a private socket) before the upgrade; every committed write survives.
 
 pgBackRest: Debian bookworm's 2.45 cannot read PostgreSQL 16's control file, so with a stanza the
 script refuses the upgrade in its pre-flight, changing nothing; a rollback with a stanza re-records
@@ -29,12 +31,14 @@ import subprocess
 import time
 import urllib.request
 
+import psutil
 import pytest
 
 from tests.dataplane.backup.harness import BackupHarnessError, Cluster, Postgres, _as_owner_kwargs, pg16_bin
 from tests.dataplane.backup.test_upgrade import old_cluster, started
 from tests.dataplane.conftest import cluster_objects, patroni_config, pods_running
-from tests.dataplane.harness import LOOPBACK, PG_BIN_DIR, DataPlane, RowWriter, _kill, free_ports, wait_for
+from tests.dataplane.harness import (LOOPBACK, PG_BIN_DIR, DataPlane, RowWriter, _kill, free_ports, kill_tree,
+                                     wait_for)
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -123,9 +127,10 @@ def rest(member, method: str, path: str, body: dict | None = None) -> dict:
         return json.loads(r.read() or b"{}")
 
 
-def stop_all(plane, leader: str, bin_dir) -> dict[str, float]:
+def stop_all(plane, leader: str, bin_dir, clean: bool = True) -> dict[str, float]:
     """Patroni paused; each member stopped, the leader last: Patroni first (in pause it leaves
-    PostgreSQL running, which is asserted), then PostgreSQL with a fast shutdown (a checkpoint).
+    PostgreSQL running, which is asserted), then PostgreSQL with a fast shutdown (a checkpoint), or,
+    not ``clean``, killed with everything left in the member as the end of its pod's container would.
     Returns when the leader's PostgreSQL began and ended stopping (time.monotonic())."""
     rest(plane.member(leader), "PATCH", "/config", {"pause": True})
     wait_for(lambda: all((plane.member(p).rest("/patroni") or {}).get("pause") for p in plane.members), 30,
@@ -139,7 +144,12 @@ def stop_all(plane, leader: str, bin_dir) -> dict[str, float]:
         assert postmaster and m.postmaster_pid() == postmaster, f"in pause, Patroni's stop left {pod}'s PostgreSQL running"
         if pod == leader:
             times["stopping"] = time.monotonic()
-        as_owner(bin_dir / "pg_ctl", "-D", m.data_dir, "-m", "fast", "-w", "-t", "120", "stop")
+        if clean:
+            as_owner(bin_dir / "pg_ctl", "-D", m.data_dir, "-m", "fast", "-w", "-t", "120", "stop")
+        else:
+            kill_tree(postmaster, f"PostgreSQL of {pod}")
+            # Reaped too (a zombie still answers pg_ctl status), as nothing is left of an ended pod.
+            wait_for(lambda: not psutil.pid_exists(postmaster), 30, f"the postmaster of {pod} was not reaped")
         m.stop()
     times["stopped"] = time.monotonic()
     return times
@@ -204,9 +214,10 @@ def written_offline(ws, pg16, data_dir) -> dict:
 def upgrade(ws, pg16, plane, leader, mode: str, summary) -> dict:
     """The whole flow; the script's result."""
     m = plane.member(leader)
-    times = stop_all(plane, leader, PG_BIN_DIR)
+    times = stop_all(plane, leader, PG_BIN_DIR, clean=False)
     rc, result, log = run_script(ws, pg16, m.data_dir, f"--mode={mode}")
     assert result["result"] == "upgraded" and result["from"] == "15" and result["to"] == "16", result
+    assert result["recovered"] is True and "was not shut down cleanly: recovering it" in log, result
     assert result["mode"] == mode and result["stanza"] == "skipped" and result["rollback_possible"] is True, result
     assert result["system_identifier"] and result["system_identifier"] != dcs(plane)["initialize"], \
         "a new cluster, a new system identifier"
@@ -218,7 +229,8 @@ def upgrade(ws, pg16, plane, leader, mode: str, summary) -> dict:
                         "script": ran - times["stopped"], "start": writable - ran}
     summary.append(f"major upgrade 15 -> 16 ({mode} mode, 20k rows): primary writable again "
                    f"{result['outage']['total']:.1f}s after it began stopping (stop {result['outage']['stop']:.1f}s, "
-                   f"Job {result['outage']['script']:.1f}s with pg_upgrade {result['durations']['upgrade']}s, "
+                   f"Job {result['outage']['script']:.1f}s with crash recovery {result['durations']['recovery']}s and "
+                   f"pg_upgrade {result['durations']['upgrade']}s, "
                    f"DCS + start + leader {result['outage']['start']:.1f}s)")
     return result
 
@@ -244,6 +256,7 @@ def test_upgrade_to_16_then_copy_rollback_then_link_upgrade_refusing_rollback(wo
     assert checked["result"] == "checked" and checked["system_identifier"] == old_sysid, checked
     rc, result, log = run_script(workspace, pg16, m.data_dir, "--mode=copy")
     assert result["result"] == "upgraded" and result["system_identifier"] != old_sysid, result
+    assert result["recovered"] is False, "every member was stopped cleanly"
     assert written_offline(workspace, pg16, m.data_dir) == {"written": False, "changes": 0, "databases": 0,
                                                             "started": False}
     reset_dcs(plane, None)
