@@ -1,5 +1,5 @@
 """Major upgrade of a real 3-member Patroni cluster from PostgreSQL 15 to 16, the way the operator's
-major-upgrade flow runs it: Patroni paused, every member stopped cleanly (the primary last),
+major-upgrade flow runs it: Patroni paused, every member stopped (the primary last),
 pgc-major-upgrade.sh on the primary's data directory (as the Job), Patroni's DCS told about the new
 cluster, the replicas' data removed, every member started with 16's binaries, ANALYZE online.
 
@@ -9,8 +9,8 @@ one also holds the last optime, the slots and the failsafe topology of the old c
 config ConfigMap the `initialize` annotation set to the NEW system identifier (the script prints
 it), the `history` annotation removed (the old cluster's timelines), `pause` dropped from the
 dynamic configuration. Left as it was, `initialize` makes Patroni exit ("system ID mismatch");
-removed instead, a member with an empty data directory that starts first would initdb a new
-cluster (Patroni's bootstrap race): so it is set, not removed.
+removed instead, a member with an empty data directory that starts first bootstraps a new
+cluster (Patroni's bootstrap race): so it is set, not removed. Both are asserted.
 
 Also asserted: in pause, Patroni stops without stopping PostgreSQL, so a pod's end kills it and
 leaves the primary's data crashed, which pg_upgrade refuses. The copy-mode round stops PostgreSQL
@@ -322,6 +322,17 @@ def test_upgrade_to_16_then_copy_rollback_then_link_upgrade_refusing_rollback(wo
     assert rc != 0 and refused["result"] == "failed", refused
     assert refused["reason"].startswith("rollback is no longer possible"), refused
     assert (m.data_dir / "PG_VERSION").read_text() == "16\n"
+
+    # Why `initialize` is set rather than removed: without it, a member with an empty data directory
+    # that starts before the primary bootstraps a new cluster of its own.
+    reset_dcs(plane, None)
+    plane.kube.run("annotate", "configmap", f"{NAME}-config", "-n", plane.namespace, "initialize-")
+    replica = plane.member(next(p for p in plane.members if p != leader))
+    subprocess.run(["rm", "-rf", str(replica.data_dir)], check=True)
+    replica.start()
+    wait_for(lambda: "trying to bootstrap a new cluster" in replica.log(), 60,
+             "Patroni did not race to bootstrap without the initialize key")
+    replica.stop()
 
 
 def test_written_counts_ddl_and_a_crash_but_not_analyze(workspace, pg16):
