@@ -198,6 +198,9 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         status["conditions"].append(condition("StorageExpanded", True, "Expanded",
                                               "The members' claims have spec.storageSize %s" % spec["storageSize"],
                                               generation))
+    if sts and pgc.get("postgres_version"):
+        # The major the members run: raised by a major upgrade once it is done (module_utils/upgrades.py).
+        status["postgresVersion"] = int(pgc["postgres_version"])
     if monitoring is not None:
         status["monitoring"] = {key: monitoring[key] for key in ("exporter", "podMonitor", "prometheusRule", "message")}
         for key in ("exporter", "podMonitor", "prometheusRule"):
