@@ -13,6 +13,9 @@ pgc_major_upgrade_job_spec = as_filter(upgrades.pgc_major_upgrade_job_spec)
 # Quote the Jobs' results and pod logs: never templated.
 pgc_major_upgrade_step = as_filter(upgrades.major_upgrade_step, unsafe=True)
 pgc_major_upgrade_outcome = as_filter(upgrades.major_upgrade_outcome, unsafe=True)
+pgc_member_containers = as_filter(upgrades.member_containers)
+# Quotes status.upgrade's message: never templated.
+pgc_rollback_plan = as_filter(upgrades.rollback_plan, unsafe=True)
 
 
 class FilterModule:
@@ -24,4 +27,6 @@ class FilterModule:
             "pgc_major_upgrade_job_spec": pgc_major_upgrade_job_spec,
             "pgc_major_upgrade_step": pgc_major_upgrade_step,
             "pgc_major_upgrade_outcome": pgc_major_upgrade_outcome,
+            "pgc_member_containers": pgc_member_containers,
+            "pgc_rollback_plan": pgc_rollback_plan,
         }

@@ -46,6 +46,9 @@ COMMANDS = {
 # The Jobs that work on the stopped primary's data claim, and those that connect to it instead.
 DATA_JOBS = ("major-upgrade-check", "major-upgrade", "major-upgrade-rollback")
 SQL_JOBS = ("major-upgrade-written", "major-upgrade-analyze")
+# The fields of status.upgrade.
+FIELDS = ("from", "to", "mode", "phase", "startedAt", "finishedAt", "outageSeconds", "rollbackPossible", "message",
+          "observedGeneration")
 PHASES = ("Checking", "Upgrading", "Cloning", "Analyzing", "Done", "Failed", "RolledBack")
 # The condition that says how the last major upgrade went.
 CONDITION = "MajorUpgrade"
@@ -108,13 +111,14 @@ def major_upgrade_plan(pgc, observed=None):
     old, new = int(pgc["postgres_version"]), target_major(pgc)
     mode = pgc["spec"]["updatePolicy"]["majorUpgradeMode"]
     members = ["%s-%d" % (sts, n) for n in range(int(pgc["spec"]["replicas"]))]
-    if new <= old:
-        return {"action": "none", "from": old, "to": new, "mode": mode, "steps": [], "members_restarted": [],
-                "claims_recreated": [], "expected_outage_seconds": 0, "rollback": {}}
     primary = primary_member(pgc, observed)
     primary_claim = data_claim(sts, pod_ordinal(primary))
     replicas = [m for m in members if m != primary]
     claims = [data_claim(sts, pod_ordinal(m)) for m in replicas]
+    if new <= old:
+        return {"action": "none", "from": old, "to": new, "mode": mode, "primary": primary, "claim": primary_claim,
+                "image": pgc.get("member_image") or pgc["spec"]["image"], "steps": [], "members_restarted": [],
+                "claims_recreated": [], "expected_outage_seconds": 0, "rollback": {}}
     backups = pgc_pgbackrest_settings(pgc)["enabled"]
     steps = [
         "stop every member (StatefulSet %s scaled to 0, Patroni paused, claims kept)" % sts,
@@ -137,6 +141,8 @@ def major_upgrade_plan(pgc, observed=None):
         "to": new,
         "mode": mode,
         "primary": primary,
+        "claim": primary_claim,
+        "image": image_for_major(pgc["spec"]["image"], new),
         "steps": steps,
         "members_restarted": members,
         "claims_recreated": claims,
@@ -149,6 +155,47 @@ def major_upgrade_plan(pgc, observed=None):
                    % (pgc["name"], pgc["namespace"]),
         },
     }
+
+
+def rollback_plan(pgc, observed=None):
+    """What the rollback_upgrade playbook would do: ``refused`` says why it cannot (empty when it
+    can), from and to (the majors of the rollback: the upgrade's, the other way), primary and claim
+    (the data put back), claims_recreated, and image (the old major's, the members' again)."""
+    status = pgc.get("status") or {}
+    upgrade = status.get("upgrade") or {}
+    plan = major_upgrade_plan(pgc, observed)
+    refused = ""
+    if not upgrade.get("rollbackPossible"):
+        refused = ("status.upgrade says no rollback is possible%s"
+                   % (": " + upgrade["message"] if upgrade.get("message") else " (no major upgrade was done)"))
+    elif upgrade.get("phase") not in ("Analyzing", "Done"):
+        refused = "the last major upgrade is %s, not done" % upgrade.get("phase")
+    elif upgrade.get("to") != pgc["postgres_version"] or not isinstance(upgrade.get("from"), int):
+        refused = ("the members run PostgreSQL %s, not the %s the last upgrade went to"
+                   % (pgc["postgres_version"], upgrade.get("to")))
+    elif image_for_major(pgc["spec"]["image"], upgrade["from"]) == pgc["spec"]["image"] and \
+            image_for_major(pgc["spec"]["image"], upgrade["to"]) == pgc["spec"]["image"]:
+        refused = ("spec.image %s does not follow spec.postgresVersion (its tag is not a bare major): put the old "
+                   "image back by hand" % pgc["spec"]["image"])
+    old = upgrade.get("from") if isinstance(upgrade.get("from"), int) else pgc["postgres_version"]
+    return {
+        "refused": refused,
+        "from": pgc["postgres_version"],
+        "to": old,
+        "primary": plan["primary"],
+        "claim": plan["claim"],
+        "claims_recreated": [data_claim(pgc["names"]["statefulset"], pod_ordinal(m))
+                             for m in ["%s-%d" % (pgc["names"]["statefulset"], n) for n in range(int(pgc["spec"]["replicas"]))]
+                             if m != plan["primary"]],
+        "image": image_for_major(pgc["spec"]["image"], old),
+    }
+
+
+def member_containers(statefulset, old_image, new_image):
+    """The StatefulSet's containers that run ``old_image``, as a strategic merge patch of their
+    image (by name) to ``new_image``: the members start on the major their data now has."""
+    containers = ((((statefulset or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+    return [{"name": c["name"], "image": new_image} for c in containers or [] if c.get("image") == old_image]
 
 
 def pgc_major_upgrade_job_spec(pgc, job, old, new, mode="copy", claim="", deadline=21600):
@@ -198,10 +245,12 @@ def major_upgrade_step(pgc, upgrade, phase, message, now, **fields):
     if phase not in PHASES:
         raise SpecError("unknown major upgrade phase %r (one of %s)" % (phase, ", ".join(PHASES)))
     message = _first_line(message)
-    after = dict(upgrade or {})
+    # A new upgrade (its first step) replaces every field of the last one.
+    after = dict.fromkeys(FIELDS) if phase == "Checking" else {}
+    after.update(upgrade or {})
     after.update(fields)
     after.update(phase=phase, message=message, observedGeneration=pgc.get("generation", 0))
-    if phase in ("Checking", "RolledBack") and "startedAt" not in (upgrade or {}):
+    if phase == "Checking" or not after.get("startedAt"):
         after["startedAt"] = now
     ended = phase in ("Done", "Failed", "RolledBack")
     after["finishedAt"] = now if ended else None
