@@ -36,7 +36,7 @@ stop() {
 }
 
 start() {
-  kwokctl start cluster --name "$PGC_CLUSTER" >>"$PGC_RUN/kwokctl.log" 2>&1 ||
+  without_inherited_fds kwokctl start cluster --name "$PGC_CLUSTER" >>"$PGC_RUN/kwokctl.log" 2>&1 ||
     die "kwokctl could not start the control plane again; see $PGC_RUN/kwokctl.log"
   for _ in $(seq 300); do
     kubectl --kubeconfig "$PGC_KUBECONFIG" get --raw /readyz >/dev/null 2>&1 &&

@@ -36,7 +36,7 @@ else
   done
 
   log "starting the local control plane $PGC_CLUSTER"
-  kwokctl create cluster --name "$PGC_CLUSTER" --runtime binary >"$PGC_RUN/kwokctl.log" 2>&1 \
+  without_inherited_fds kwokctl create cluster --name "$PGC_CLUSTER" --runtime binary >"$PGC_RUN/kwokctl.log" 2>&1 \
     --config "$stages" \
     --kubeconfig "$PGC_RUN/kwokctl-kubeconfig.yaml" \
     --etcd-binary "$PGC_BIN/etcd" \
@@ -51,7 +51,7 @@ fi
 export KUBECONFIG=$PGC_KUBECONFIG
 have=$(kubectl get nodes --no-headers 2>/dev/null | wc -l)
 if [ "$have" -lt "$NODES" ]; then
-  kwokctl scale node --name "$PGC_CLUSTER" --replicas "$NODES" >>"$PGC_RUN/kwokctl.log" 2>&1
+  without_inherited_fds kwokctl scale node --name "$PGC_CLUSTER" --replicas "$NODES" >>"$PGC_RUN/kwokctl.log" 2>&1
 fi
 kwok_volume_dir=$(cd "$HACK_DIR/tools/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage/volume/fast
 kubectl apply --server-side --field-manager=pgc-hack -f "$kwok_volume_dir/storage-class.yaml" >/dev/null

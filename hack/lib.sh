@@ -23,3 +23,16 @@ export PATH="$PGC_BIN:$PGC_VENV/bin:$PATH"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command that starts daemons (the control plane) with only the standard descriptors of the
+# caller: a daemon that inherited another would hold it for its whole life, such as a caller's
+# `flock` lock or the pipe a test reads the command's output from.
+without_inherited_fds() {
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ] && [ "$fd" != 255 ]; then eval "exec $fd>&-"; fi
+    done
+    exec "$@"
+  )
+}

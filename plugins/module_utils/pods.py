@@ -367,11 +367,15 @@ def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None, image
         volumes += store_files["volumes"]
     pod = {
         "restartPolicy": "Never",
-        # The Jobs' account: it may patch its own PostgresCluster (the stamp above) and no more.
+        # The Jobs' account: it may patch its own PostgresCluster (the stamp above) and no more. A
+        # cluster without backups has none: its Jobs need no API access at all.
         "serviceAccountName": names["jobs_account"],
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
     }
+    if not pgbackrest:
+        pod.pop("serviceAccountName")
+        pod["automountServiceAccountToken"] = False
     if pgbackrest and pgc_pgbackrest_settings(pgc)["type"] == "posix" and not local_data:
         # The Job reads and writes the repository's claim itself, on the node of the repository host
         # that holds it (ReadWriteOnce is per node).

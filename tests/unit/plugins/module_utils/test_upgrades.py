@@ -171,6 +171,8 @@ def test_the_preflight_job_mounts_the_primarys_claim_and_runs_the_new_image_with
     assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "data-db-1"
     # No backups: none of pgBackRest's objects, which do not exist.
     assert "pgbackrest-config" not in volumes and "backup-tls" not in volumes
+    # Nor the Jobs' account, which only a cluster with backups has: no API access at all.
+    assert "serviceAccountName" not in pod and pod["automountServiceAccountToken"] is False
     assert (job["backoffLimit"], job["activeDeadlineSeconds"]) == (0, 600)
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
