@@ -95,11 +95,12 @@ def _size_bytes(size):
     return 0
 
 
-def primary_member(pgc, observed=None):
-    """The member whose data is upgraded: the leader Patroni reports, else member 0."""
+def switchover_first(pgc, observed=None):
+    """The leader to switch over from before the upgrade, or "": member 0's data is the one upgraded,
+    as member 0 is the one the StatefulSet starts alone afterwards (a replica with no data that started
+    beside it, before it took Patroni's initialize key, could bootstrap an empty cluster)."""
     leader = (observed or {}).get("leader") or ""
-    ordinal = pod_ordinal(leader) if leader.startswith(pgc["names"]["statefulset"] + "-") else None
-    return "%s-%d" % (pgc["names"]["statefulset"], ordinal or 0)
+    return leader if leader and leader != "%s-0" % pgc["names"]["statefulset"] else ""
 
 
 def major_upgrade_plan(pgc, observed=None):
@@ -111,16 +112,19 @@ def major_upgrade_plan(pgc, observed=None):
     old, new = int(pgc["postgres_version"]), target_major(pgc)
     mode = pgc["spec"]["updatePolicy"]["majorUpgradeMode"]
     members = ["%s-%d" % (sts, n) for n in range(int(pgc["spec"]["replicas"]))]
-    primary = primary_member(pgc, observed)
-    primary_claim = data_claim(sts, pod_ordinal(primary))
+    primary = "%s-0" % sts
+    primary_claim = data_claim(sts, 0)
     replicas = [m for m in members if m != primary]
     claims = [data_claim(sts, pod_ordinal(m)) for m in replicas]
     if new <= old:
-        return {"action": "none", "from": old, "to": new, "mode": mode, "primary": primary, "claim": primary_claim,
+        return {"action": "none", "from": old, "to": new, "mode": mode, "switchover_from": switchover_first(pgc, observed),
+                "primary": primary, "claim": primary_claim,
                 "image": pgc.get("member_image") or pgc["spec"]["image"], "steps": [], "members_restarted": [],
                 "claims_recreated": [], "expected_outage_seconds": 0, "rollback": {}}
     backups = pgc_pgbackrest_settings(pgc)["enabled"]
-    steps = [
+    switchover = switchover_first(pgc, observed)
+    steps = ["switch over from %s to %s, whose data is upgraded" % (switchover, primary)] if switchover else []
+    steps += [
         "stop every member (StatefulSet %s scaled to 0, Patroni paused, claims kept)" % sts,
         "Job %s: pg_upgrade --check of PostgreSQL %d to %d on claim %s; on failure the members start again "
         "on PostgreSQL %d, unchanged" % (restore_job(pgc["name"], "major-upgrade-check"), old, new, primary_claim, old),
@@ -128,7 +132,8 @@ def major_upgrade_plan(pgc, observed=None):
                                                  ", then pgBackRest's stanza-upgrade" if backups else ""),
         "delete the replicas' claims so that they clone from the upgraded primary: %s"
         % (", ".join(claims) if claims else "none (one member)"),
-        "start the members with image %s" % image_for_major(pgc["spec"]["image"], new),
+        "start %s alone with image %s until it holds the leader lock (with the new system identifier), then the "
+        "others" % (primary, image_for_major(pgc["spec"]["image"], new)),
         "Job %s: vacuumdb --all --analyze-in-stages against the primary"
         % restore_job(pgc["name"], "major-upgrade-analyze"),
     ]
@@ -140,6 +145,7 @@ def major_upgrade_plan(pgc, observed=None):
         "from": old,
         "to": new,
         "mode": mode,
+        "switchover_from": switchover,
         "primary": primary,
         "claim": primary_claim,
         "image": image_for_major(pgc["spec"]["image"], new),

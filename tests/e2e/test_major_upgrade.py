@@ -86,13 +86,14 @@ def test_a_raised_postgres_version_upgrades_the_cluster_and_the_playbook_rolls_i
     wait_for_upgrade_phase(namespace, "Upgrading")
     run_job_pods(namespace, "db-major-upgrade", 0, upgrade_result("upgraded"))
 
-    # The members start on the new image; the replica's claim is made anew, to clone from the primary.
-    wait_for(lambda: get("pod", "db-0", namespace), 120, "the members did not start again")
+    # Member 0 starts alone on the new image, until it leads; then the replica, whose claim is made anew.
+    wait_for(lambda: get("pod", "db-0", namespace), 120, "member 0 did not start again")
     assert members_image(namespace) == IMAGE % 16
-    assert get("statefulset", "db", namespace)["spec"]["replicas"] == 2
+    assert get("statefulset", "db", namespace)["spec"]["replicas"] == 1
     # The upgraded data's system identifier is new: Patroni's initialize key went, the primary takes it again.
     assert "initialize" not in (get("configmap", "db-config", namespace)["metadata"].get("annotations") or {})
     act_as_patroni(namespace)
+    wait_for(lambda: get("statefulset", "db", namespace)["spec"]["replicas"] == 2, 60, "the replica did not start")
     analyze = wait_for(lambda: get("job", "db-major-upgrade-analyze", namespace), 120, "no ANALYZE Job")
     assert "vacuumdb --all --analyze-in-stages" in analyze["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     analyzing = wait_for_upgrade_phase(namespace, "Analyzing")

@@ -128,11 +128,13 @@ def test_a_failed_upgrade_is_not_tried_again_until_the_spec_changes():
 
 # --- the plan ------------------------------------------------------------------------------------
 
-def test_the_plan_upgrades_the_primarys_claim_and_makes_the_replicas_claims_anew():
+def test_the_plan_switches_over_to_member_0_upgrades_its_claim_and_makes_the_others_anew():
     plan = major_upgrade_plan(pgc(status={"postgresVersion": 15}, postgresVersion=16, replicas=3), observed("db-1"))
     assert (plan["action"], plan["from"], plan["to"], plan["mode"]) == ("upgrade", 15, 16, "copy")
-    assert plan["primary"] == "db-1" and plan["claim"] == "data-db-1"
-    assert plan["claims_recreated"] == ["data-db-0", "data-db-2"]
+    # Member 0 starts alone afterwards, so its data is the one upgraded.
+    assert plan["switchover_from"] == "db-1" and plan["steps"][0] == "switch over from db-1 to db-0, whose data is upgraded"
+    assert plan["primary"] == "db-0" and plan["claim"] == "data-db-0"
+    assert plan["claims_recreated"] == ["data-db-1", "data-db-2"]
     assert plan["members_restarted"] == ["db-0", "db-1", "db-2"]
     assert plan["image"] == "ghcr.io/pgc-operator/postgres:16"
     assert any("pg_upgrade --check" in step for step in plan["steps"])
@@ -141,6 +143,7 @@ def test_the_plan_upgrades_the_primarys_claim_and_makes_the_replicas_claims_anew
 
 def test_the_plan_takes_member_0_without_a_leader_and_estimates_a_copy_longer_than_links():
     copy = major_upgrade_plan(pgc(status={"postgresVersion": 15}, postgresVersion=16, storageSize="100Gi"), {})
+    assert copy["switchover_from"] == "" and not copy["steps"][0].startswith("switch over")
     link = major_upgrade_plan(pgc(status={"postgresVersion": 15}, postgresVersion=16, storageSize="100Gi",
                                   updatePolicy={"majorUpgradeMode": "link"}), {})
     assert copy["claim"] == "data-db-0"
