@@ -179,8 +179,7 @@ def rollback_plan(pgc, observed=None):
     elif upgrade.get("to") != pgc["postgres_version"] or not isinstance(upgrade.get("from"), int):
         refused = ("the members run PostgreSQL %s, not the %s the last upgrade went to"
                    % (pgc["postgres_version"], upgrade.get("to")))
-    elif image_for_major(pgc["spec"]["image"], upgrade["from"]) == pgc["spec"]["image"] and \
-            image_for_major(pgc["spec"]["image"], upgrade["to"]) == pgc["spec"]["image"]:
+    elif image_for_major(pgc["spec"]["image"], upgrade["from"]) == image_for_major(pgc["spec"]["image"], upgrade["to"]):
         refused = ("spec.image %s does not follow spec.postgresVersion (its tag is not a bare major): put the old "
                    "image back by hand" % pgc["spec"]["image"])
     old = upgrade.get("from") if isinstance(upgrade.get("from"), int) else pgc["postgres_version"]
@@ -190,9 +189,8 @@ def rollback_plan(pgc, observed=None):
         "to": old,
         "primary": plan["primary"],
         "claim": plan["claim"],
-        "claims_recreated": [data_claim(pgc["names"]["statefulset"], pod_ordinal(m))
-                             for m in ["%s-%d" % (pgc["names"]["statefulset"], n) for n in range(int(pgc["spec"]["replicas"]))]
-                             if m != plan["primary"]],
+        # Member 0's data is the one put back (the upgrade's), the others clone from it.
+        "claims_recreated": [data_claim(pgc["names"]["statefulset"], n) for n in range(1, int(pgc["spec"]["replicas"]))],
         "image": image_for_major(pgc["spec"]["image"], old),
     }
 
