@@ -15,7 +15,8 @@ import datetime
 import json
 import threading
 
-from tests.e2e.helpers import apply, get, kubectl, kubectl_json, playbook_process, postgres_cluster, wait_for, wait_for_phase
+from tests.e2e.helpers import (apply, get, kubectl, kubectl_json, playbook_process, postgres_cluster, run_playbook, wait_for,
+                               wait_for_phase)
 from tests.e2e.test_backups import events, finish_as_patroni, job_pods, run_job_pods
 from tests.e2e.test_cluster_metrics import leader_lock
 
@@ -111,6 +112,11 @@ def test_a_raised_postgres_version_upgrades_the_cluster_and_the_playbook_rolls_i
     for reason in ("MajorUpgradeChecking", "MajorUpgradeStarted", "MajorUpgradeCloning", "MajorUpgradeAnalyzing",
                    "MajorUpgradeDone"):
         assert events(namespace, "db", reason), f"no Event {reason}"
+
+    # The plan alone changes nothing.
+    plan = run_playbook("rollback_upgrade", "-e", "cluster=db", "-e", f"namespace={namespace}", "--check")
+    assert f"Roll {namespace}/db back from PostgreSQL 16 to 15" in plan, plan[-3000:]
+    assert get("job", "db-major-upgrade-written", namespace) is None
 
     # The rollback: no write since the upgrade, the old data back, the replica cloned again, the spec back.
     outcome = {}
