@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from ansible_collections.postgres.cluster.plugins.module_utils import names, parameters, pgbackrest, spec
+from ansible_collections.postgres.cluster.plugins.module_utils import names, parameters, pgbackrest, spec, upgrades
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import CLIENT_AUTH, SUPERUSER_REMOTE_LOGIN
 
 REPO = Path(__file__).resolve().parents[2]
@@ -215,3 +215,16 @@ def test_the_schema_takes_a_drill_and_status_last_drill():
                          ids=["no-schedule", "check-too-long", "scratch-size"])
 def test_the_schema_refuses_a_bad_drill(drill):
     assert openapi_errors(with_spec(backup={"repository": {"s3": S3}, "drill": drill}))
+
+
+def test_the_major_upgrade_fields_agree_with_module_utils():
+    schema = SCHEMA["properties"]
+    policy = schema["spec"]["properties"]["updatePolicy"]["properties"]["majorUpgradeMode"]
+    assert tuple(sorted(policy["enum"])) == tuple(sorted(spec.MAJOR_UPGRADE_MODES))
+    assert policy["default"] == spec.UPDATE_POLICY_DEFAULTS["majorUpgradeMode"]
+    # No default: unset, the image's major (a spec from before the field keeps its major).
+    assert "default" not in schema["spec"]["properties"]["postgresVersion"]
+    upgrade = schema["status"]["properties"]["upgrade"]["properties"]
+    assert set(upgrade) == set(upgrades.FIELDS)
+    assert tuple(upgrade["phase"]["enum"]) == upgrades.PHASES
+    assert "Upgrading" in schema["status"]["properties"]["phase"]["enum"]
