@@ -87,6 +87,16 @@ def pgc_change_plan(pgc, observed, applied=None):
     outage = None
     if switchovers:
         outage = SWITCHOVER_OUTAGE_SECONDS * switchovers
+    # Imported here: upgrades reads status' conditions, and status reads this module.
+    from ansible_collections.postgres.cluster.plugins.module_utils.upgrades import major_upgrade_plan
+    upgrade = major_upgrade_plan(pgc, observed)
+    major = {} if upgrade["action"] == "none" else {
+        "from": upgrade["from"], "to": upgrade["to"], "mode": upgrade["mode"], "steps": upgrade["steps"],
+        "claimsRecreated": upgrade["claims_recreated"], "rollback": upgrade["rollback"]}
+    if major:
+        # Every member stops for pg_upgrade: what restarts and the outage are the upgrade's.
+        restarts = sorted((m["name"] for m in members), key=_ordinal)
+        outage = upgrade["expected_outage_seconds"]
     claims = {}
     status_size = (pgc.get("status") or {}).get("storageSize")
     if larger(pgc["spec"]["storageSize"], status_size):
@@ -94,18 +104,24 @@ def pgc_change_plan(pgc, observed, applied=None):
     why = (["the pod template (%s)" % ", ".join(template[:3])] if template else []) + (
         ["parameters that need a restart (%s)" % ", ".join(restart_parameters)] if restart_parameters else [])
     parts = []
-    if restarts:
+    if major:
+        parts.append("PostgreSQL %s to %s (%s mode): every member stops, %s, writes unavailable for about %d s; "
+                     "rollback possible until %s" % (
+                         major["from"], major["to"], major["mode"],
+                         "the replicas are cloned anew" if major["claimsRecreated"] else "one member",
+                         outage, major["rollback"]["until"]))
+    elif restarts:
         parts.append("%d member%s restart%s, replicas first (%s), because of %s" % (
             len(restarts), "s" if len(restarts) != 1 else "", "" if len(restarts) != 1 else "s",
             ", ".join(restarts), " and ".join(why)))
     if removed:
         parts.append("%s removed by the scale-down" % ", ".join(removed))
-    if switchovers:
+    if switchovers and not major:
         parts.append("%s, writes unavailable for about %d s" % (
             "one switchover" if switchovers == 1 else "%d switchovers" % switchovers, outage))
-    elif restarts and len(kept) == 1:
+    elif restarts and len(kept) == 1 and not major:
         parts.append("the only member restarts: writes unavailable until it is back")
-    elif restarts:
+    elif restarts and not major:
         parts.append("no member is known as the primary (Patroni reports none): the write outage is not known")
     if not restarts and not removed:
         parts.append("no member restarts" + ("; %d parameter%s reloaded" % (len(changed), "s" if len(changed) != 1 else "")
@@ -114,8 +130,8 @@ def pgc_change_plan(pgc, observed, applied=None):
         parts.append("the data claims grow from %s to %s, no member restarts for it" % (claims["from"], claims["to"]))
     return {"objects": objects, "parameters": {"changed": changed, "restart": restart_parameters},
             "template": template, "restarts": restarts, "removed": removed, "switchovers": switchovers,
-            "writeOutageSeconds": outage, "claims": claims,
-            "disruptive": bool(restarts or removed or switchovers or claims), "summary": "; ".join(parts)}
+            "writeOutageSeconds": outage, "claims": claims, "majorUpgrade": major,
+            "disruptive": bool(restarts or removed or switchovers or claims or major), "summary": "; ".join(parts)}
 
 
 def _supervised(pgc):
@@ -199,6 +215,11 @@ def pgc_plan_lines(plan, cluster):
                  else "not known (no primary)" if plan["restarts"] else "none"))
     claims = plan["claims"]
     lines.append("Claims: %s" % ("grow from %s to %s" % (claims["from"], claims["to"]) if claims else "unchanged"))
+    major = plan.get("majorUpgrade")
+    if major:
+        lines.append("Major upgrade, PostgreSQL %s to %s (%s mode):" % (major["from"], major["to"], major["mode"]))
+        lines += ["  %d. %s" % (n, step) for n, step in enumerate(major["steps"], 1)]
+        lines.append("  rollback possible until %s: %s" % (major["rollback"]["until"], major["rollback"]["how"]))
     if plan.get("phase") == PLAN_AWAITING:
         lines.append("Carrying it out waits for approval (spec.updatePolicy.mode supervised): "
                      "ansible-playbook postgres.cluster.approve -e cluster=NAME -e namespace=NS")

@@ -72,6 +72,28 @@ def pgc_backup_job_labels(pgc, job, backup=""):
     return job_labels
 
 
+def superuser_connection_env(pgc):
+    """libpq's variables of a Job that connects to the primary as the superuser: over the read-write
+    Service, with TLS checked against the cluster's CA, by the superuser's client certificate, and by
+    its password (from the Secret, never inlined) where the spec lets it log in so."""
+    return [
+        {"name": "PGHOST", "value": pgc["names"]["service_rw"]},
+        # TLS, with the server's name checked against the cluster's CA.
+        {"name": "PGSSLMODE", "value": "verify-full"},
+        {"name": "PGSSLROOTCERT", "value": CLIENT_CA_DIR + "/ca.crt"},
+        {"name": "PGPORT", "value": str(POSTGRES_PORT)},
+        {"name": "PGUSER", "value": pgc["spec"]["credentials"]["superuser"]},
+        # The superuser's client certificate; its password too where the spec lets it log in so.
+        {"name": "PGSSLCERT", "value": CLIENT_TLS_DIR + "/tls.crt"},
+        {"name": "PGSSLKEY", "value": CLIENT_TLS_DIR + "/tls.key"},
+    ] + ([
+        {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": pgc["credentials_secret"],
+                                                              "key": "superuser-password"}}},
+    ] if pgc_superuser_remote_login(pgc) == "password" else []) + [
+        {"name": "PGDATABASE", "value": "postgres"},
+    ]
+
+
 def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=None, data_claim=""):
     """The ``spec`` of a Job of the cluster (or the ``jobTemplate.spec`` of its CronJob).
 
@@ -89,22 +111,7 @@ def pgc_backup_job_spec(pgc, job="backup", env=None, deadline=21600, resources=N
     environment.append({"name": "PATRONI_KUBERNETES_NAMESPACE", "value": pgc["namespace"]})
     environment.append({"name": "PGDATA", "value": PGDATA})
     if job in SQL_JOBS:
-        credentials = pgc["spec"]["credentials"]
-        environment += [
-            {"name": "PGHOST", "value": names["service_rw"]},
-            # TLS, with the server's name checked against the cluster's CA.
-            {"name": "PGSSLMODE", "value": "verify-full"},
-            {"name": "PGSSLROOTCERT", "value": CLIENT_CA_DIR + "/ca.crt"},
-            {"name": "PGPORT", "value": str(POSTGRES_PORT)},
-            {"name": "PGUSER", "value": credentials["superuser"]},
-            # The superuser's client certificate; its password too where the spec lets it log in so.
-            {"name": "PGSSLCERT", "value": CLIENT_TLS_DIR + "/tls.crt"},
-            {"name": "PGSSLKEY", "value": CLIENT_TLS_DIR + "/tls.key"},
-        ] + ([
-            {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": pgc["credentials_secret"],
-                                                                  "key": "superuser-password"}}},
-        ] if pgc_superuser_remote_login(pgc) == "password" else []) + [
-            {"name": "PGDATABASE", "value": "postgres"},
+        environment += superuser_connection_env(pgc) + [
             {"name": "PGC_LOGICAL_DATABASES", "value": ",".join(settings["logical"]["databases"])},
             {"name": "PGC_LOGICAL_RETENTION", "value": str(settings["logical"]["retention"])},
         ]

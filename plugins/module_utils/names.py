@@ -74,6 +74,9 @@ JOB_NAME_LIMIT = 63
 OBJECT_NAME_LIMIT = 253
 # The Jobs the restore playbook runs, named <cluster>-<job>.
 RESTORE_JOBS = ("check", "restore", "logical-restore", "abort")
+# The Jobs of a major upgrade (module_utils/upgrades.py), named <cluster>-<job> too.
+UPGRADE_JOBS = ("major-upgrade-check", "major-upgrade", "major-upgrade-analyze", "major-upgrade-written",
+                "major-upgrade-rollback")
 
 # Also names of another cluster's objects: the source of a bootstrap from its backups.
 TLS_SECRET_SUFFIX = NAME_SUFFIXES["backup_tls"]
@@ -144,6 +147,7 @@ def derived_names(name):
     derived += [(key, value, NAME_LIMITS.get(key, OBJECT_NAME_LIMIT)) for key, value in cluster_names(name).items()]
     derived += [("dcs_" + kind, patroni_configmap(name, kind), OBJECT_NAME_LIMIT) for kind in PATRONI_CONFIGMAP_SUFFIXES]
     derived += [("restore_" + job, restore_job(name, job), JOB_NAME_LIMIT) for job in RESTORE_JOBS]
+    derived += [(job.replace("-", "_"), restore_job(name, job), JOB_NAME_LIMIT) for job in UPGRADE_JOBS]
     return derived
 
 

@@ -20,6 +20,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.patroni import (
     wakeup_config,
 )
 from ansible_collections.postgres.cluster.plugins.module_utils.status import canary_hold, cluster_health
+from ansible_collections.postgres.cluster.plugins.module_utils.upgrades import upgrade_pending
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import (
     SERVER_TLS_KEYS,
     pgc_server_certificate,
@@ -209,6 +210,8 @@ def pgc_steps_with_work(observed, pgc):
     - ``restore_source``: a new cluster restores from a cluster whose repository the spec does not name;
     - ``storage``: spec.storageSize grew past the size the members' claims are made with;
     - ``scale``: a scale-down, which may remove the primary;
+    - ``major_upgrade``: the spec's PostgreSQL major is above the members' (and no failed upgrade to it
+      waits for a change of the spec);
     - ``configure``: Patroni's dynamic configuration differs from the spec, or a member waits for a restart.
     """
     observed = observed or {}
@@ -232,6 +235,8 @@ def pgc_steps_with_work(observed, pgc):
         steps.append("storage")
     if int(spec["replicas"]) < int(status.get("currentReplicas") or 0):
         steps.append("scale")
+    if observed.get("initialized") and upgrade_pending(pgc):
+        steps.append("major_upgrade")
     if pgc_dcs_config(observed.get("config"), pgc) or pgc_restart_plan(observed, pgc)["action"] != "none":
         steps.append("configure")
     return steps

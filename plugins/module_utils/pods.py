@@ -135,12 +135,17 @@ def _reload_script(pgc):
     return _config_map("reload", pgc["names"]["patroni_config"], [(RELOAD_SCRIPT, RELOAD_SCRIPT)])
 
 
+def member_image(pgc):
+    """The members' image: the spec's, for the major the members run (spec.image_for_major)."""
+    return pgc.get("member_image") or pgc["spec"]["image"]
+
+
 def _pgbackrest_server(pgc, env, resources, mounts):
     """pgBackRest's TLS server: beside each member (backup Jobs read the primary's files through
     it) and as the repository host of a volume repository. It reloads its certificates."""
     return {
         "name": "pgbackrest",
-        "image": pgc["spec"]["image"],
+        "image": member_image(pgc),
         "command": _reloading("pgbackrest server", [TLS_DIR], RELOAD_DIR),
         "env": env,
         "ports": [_port("pgbackrest", TLS_PORT)],
@@ -238,7 +243,7 @@ def pgc_member_pod_spec(pgc, termination_grace_period=60, exporter_image="", exp
 
     postgres = {
         "name": "postgres",
-        "image": spec["image"],
+        "image": member_image(pgc),
         # Patroni, which runs PostgreSQL (images/postgres), reloaded when its configuration or a
         # certificate changes.
         "command": _reloading("patroni %s/patroni.yml" % PATRONI_CONFIG_DIR, [
@@ -327,38 +332,51 @@ def pgc_repository_host_pod_spec(pgc, server_resources=None):
     }
 
 
-def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None):
+# Jobs that work on a member's data directory with the members' pgBackRest configuration.
+LOCAL_DATA_JOBS = ("restore", "drill", "major-upgrade", "major-upgrade-check", "major-upgrade-rollback")
+
+
+def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None, image=None, pgbackrest=True):
     """The pod spec of a backup or restore Job (jobs.pgc_backup_job_spec): ``script`` run by bash
     with the environment ``env``. The restore works on a member's own data directory (the claim
     ``data_claim``, mounted at the data directory's parent) with the members' configuration; every
-    other Job reaches the primary's pgBackRest server over TLS with the Job configuration."""
+    other Job reaches the primary's pgBackRest server over TLS with the Job configuration.
+    ``image`` replaces the members' (a major upgrade runs the new major's); without ``pgbackrest``
+    the Job has none of pgBackRest's files (a cluster without backups)."""
     names = pgc["names"]
-    # The restore and the drill run PostgreSQL's side of pgBackRest themselves, on local data: the
-    # members' configuration (a volume repository through the repository host).
-    local_data = job in ("restore", "drill")
-    mounts = [_mount("pgbackrest-config", PGBACKREST_CONFIG_DIR, True), _mount("backup-tls", TLS_DIR, True),
-              _mount("callback", CALLBACK_DIR, True), _mount("tmp", "/tmp")]
+    # The restore, the drill and a major upgrade run PostgreSQL's side of pgBackRest themselves, on
+    # local data: the members' configuration (a volume repository through the repository host).
+    local_data = job in LOCAL_DATA_JOBS
+    mounts = [_mount("callback", CALLBACK_DIR, True), _mount("tmp", "/tmp")]
     volumes = [
-        _config_map("pgbackrest-config", names["pgbackrest_config"],
-                    [("pod.conf" if local_data else "job.conf", "pgbackrest.conf")]),
-        # A client only: the clients' certificate, not the servers'.
-        _secret("backup-tls", names["backup_tls"], TLS_CLIENT_KEYS),
         # The script that stamps the cluster when the Job ends, so that its status follows at once.
         _config_map("callback", names["patroni_config"], [(CALLBACK_SCRIPT, CALLBACK_SCRIPT)]),
         _empty_dir("tmp"),
     ]
-    # A private CA, a GCS key: the files the object store is reached with.
-    store_files = pgc_pgbackrest_volumes(pgc, source=False)
-    mounts += store_files["mounts"]
-    volumes += store_files["volumes"]
+    if pgbackrest:
+        mounts[:0] = [_mount("pgbackrest-config", PGBACKREST_CONFIG_DIR, True), _mount("backup-tls", TLS_DIR, True)]
+        volumes[:0] = [
+            _config_map("pgbackrest-config", names["pgbackrest_config"],
+                        [("pod.conf" if local_data else "job.conf", "pgbackrest.conf")]),
+            # A client only: the clients' certificate, not the servers'.
+            _secret("backup-tls", names["backup_tls"], TLS_CLIENT_KEYS),
+        ]
+        # A private CA, a GCS key: the files the object store is reached with.
+        store_files = pgc_pgbackrest_volumes(pgc, source=False)
+        mounts += store_files["mounts"]
+        volumes += store_files["volumes"]
     pod = {
         "restartPolicy": "Never",
-        # The Jobs' account: it may patch its own PostgresCluster (the stamp above) and no more.
+        # The Jobs' account: it may patch its own PostgresCluster (the stamp above) and no more. A
+        # cluster without backups has none: its Jobs need no API access at all.
         "serviceAccountName": names["jobs_account"],
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
     }
-    if pgc_pgbackrest_settings(pgc)["type"] == "posix" and not local_data:
+    if not pgbackrest:
+        pod.pop("serviceAccountName")
+        pod["automountServiceAccountToken"] = False
+    if pgbackrest and pgc_pgbackrest_settings(pgc)["type"] == "posix" and not local_data:
         # The Job reads and writes the repository's claim itself, on the node of the repository host
         # that holds it (ReadWriteOnce is per node).
         mounts.append(_mount("repository", VOLUME_REPOSITORY_PATH))
@@ -384,7 +402,7 @@ def pgc_job_pod_spec(pgc, job, script, env, data_claim="", resources=None):
         volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": data_claim}})
     container = {
         "name": JOB_CONTAINER,
-        "image": pgc["spec"]["image"],
+        "image": image or member_image(pgc),
         "command": ["bash", "-o", "pipefail", "-c", script],
         "env": env,
         # The script's JSON line on success; the end of its log when it fails.

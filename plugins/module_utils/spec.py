@@ -71,12 +71,21 @@ SPEC_DEFAULTS = {
     "audit": {},
     "tls": {},
     "updatePolicy": {},
+    # The PostgreSQL major the cluster runs; raising it runs pg_upgrade (module_utils/upgrades.py).
+    # Unset, the major of the image's tag (15 for the default image): a spec from before this field
+    # keeps the major its image runs.
+    "postgresVersion": None,
 }
 
 # mode: automatic carries out every change at once (and records its plan); supervised waits for
 # approval of a change that restarts, removes or switches over members or grows their claims.
-UPDATE_POLICY_DEFAULTS = {"canary": 0, "mode": "automatic"}
+# majorUpgradeMode: how pg_upgrade moves the data (copy keeps the old data whole for a rollback;
+# link is faster and needs no second copy, and ends the rollback once the new major starts).
+UPDATE_POLICY_DEFAULTS = {"canary": 0, "mode": "automatic", "majorUpgradeMode": "copy"}
 UPDATE_MODES = ("automatic", "supervised")
+MAJOR_UPGRADE_MODES = ("copy", "link")
+# The majors an image of images/postgres is built for, and pg_upgrade moves between.
+SUPPORTED_MAJORS = (13, 14, 15, 16, 17)
 
 VOLUME_CLAIM_RETENTION_DEFAULTS = {"whenScaled": "Retain", "whenDeleted": "Retain"}
 
@@ -149,12 +158,54 @@ def _image_tag(image):
     return last.split(":", 1)[1] if ":" in last else ""
 
 
+BARE_MAJOR_RE = re.compile(r"^\d+$")
+
+
+def _image_major(image):
+    """The leading number of an image's tag (:15, :16.4-bookworm), or None."""
+    match = re.match(r"\d+", _image_tag(str(image or "")))
+    return int(match.group(0)) if match else None
+
+
+def _version(spec):
+    version = spec.get("postgresVersion")
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
 def postgres_major(spec):
-    """The PostgreSQL major a cluster runs, whose parameters spec.configuration is checked against:
-    the leading number of the image's tag (ghcr.io/pgc-operator/postgres:15, :16.4-bookworm), else
-    15 (the default image's). The spec has no version field of its own."""
-    match = re.match(r"\d+", _image_tag(str(spec.get("image") or "")))
-    return int(match.group(0)) if match else parameters.DEFAULT_MAJOR
+    """The PostgreSQL major the spec asks for, whose parameters spec.configuration is checked
+    against: spec.postgresVersion where the image follows it (a tag that is a bare major, such as
+    the default image's), else the leading number of the image's own tag (:16.4-bookworm, or a
+    digest's tag), else spec.postgresVersion, else 15."""
+    image = str(spec.get("image") or "")
+    if _follows_version(image) or _image_major(image) is None:
+        return _version(spec) or parameters.DEFAULT_MAJOR
+    return _image_major(image)
+
+
+def _follows_version(image):
+    """Whether an image follows spec.postgresVersion: its tag is a bare major, and no digest pins it."""
+    return "@" not in image and bool(BARE_MAJOR_RE.match(_image_tag(image)))
+    return _version(spec) or parameters.DEFAULT_MAJOR
+
+
+def image_for_major(image, major):
+    """The image of the members for a major: an image whose tag is a bare major (the default
+    ghcr.io/pgc-operator/postgres:15) is that repository with the major as its tag; any other image
+    (a longer tag, a digest) is taken as it is."""
+    image = str(image or "")
+    if not _follows_version(image):
+        return image
+    return "%s:%d" % (_image_repository(image), int(major))
+
+
+def running_major(spec, status):
+    """The major the members run: status.postgresVersion once the operator wrote it; for a cluster
+    from before that field, the major of the image it was made with (its tag), else the spec's."""
+    version = (status or {}).get("postgresVersion")
+    if isinstance(version, int) and not isinstance(version, bool):
+        return version
+    return _image_major(spec.get("image")) or postgres_major(spec)
 
 
 # --- cron ----------------------------------------------------------------------------------------
@@ -693,10 +744,34 @@ def _update_policy_errors(policy):
     canary = policy.get("canary")
     if isinstance(canary, bool) or not isinstance(canary, int) or canary < 0:
         errors.append("spec.updatePolicy.canary must be a whole number of replicas, 0 or more, not %r" % (canary,))
-    mode = policy.get("mode", UPDATE_POLICY_DEFAULTS["mode"])
-    if mode not in UPDATE_MODES:
-        errors.append("spec.updatePolicy.mode must be one of %s, not %r" % (", ".join(UPDATE_MODES), mode))
-    return errors
+    return (errors + _choice_errors(policy.get("mode", "automatic"), UPDATE_MODES, "spec.updatePolicy.mode")
+            + _choice_errors(policy.get("majorUpgradeMode", "copy"), MAJOR_UPGRADE_MODES,
+                             "spec.updatePolicy.majorUpgradeMode"))
+
+
+def _postgres_version_errors(pgc):
+    """spec.postgresVersion (or the major of an image whose tag names one, which decides): a
+    supported major, never older than the one the members run (a downgrade cannot be done on the
+    data; the rollback_upgrade playbook undoes an upgrade)."""
+    spec = pgc["spec"]
+    version = spec.get("postgresVersion")
+    if _version(spec) is None or version not in SUPPORTED_MAJORS:
+        return ["spec.postgresVersion %r is not a supported PostgreSQL major: one of %s"
+                % (version, ", ".join(str(m) for m in SUPPORTED_MAJORS))]
+    wanted = postgres_major(spec)
+    if wanted != version:
+        return ["spec.image %s is PostgreSQL %d but spec.postgresVersion is %d: set spec.postgresVersion to %d, or use "
+                "an image whose tag is the bare major, which follows spec.postgresVersion (such as %s)"
+                % (spec.get("image"), wanted, version, wanted, image_for_major(SPEC_DEFAULTS["image"], version))]
+    if wanted not in SUPPORTED_MAJORS:
+        return ["spec.image %s is PostgreSQL %d, not a supported major: one of %s"
+                % (spec.get("image"), wanted, ", ".join(str(m) for m in SUPPORTED_MAJORS))]
+    running = running_major(spec, pgc.get("status"))
+    if wanted < running:
+        return ["spec.postgresVersion %d is older than PostgreSQL %d, which the members run: a major cannot be "
+                "downgraded in place (to undo an upgrade, run the rollback_upgrade playbook while status.upgrade "
+                "says rollbackPossible); set spec.postgresVersion back to %d" % (wanted, running, running)]
+    return []
 
 
 def _tls_errors(tls):
@@ -752,6 +827,7 @@ def pgc_spec_errors(pgc):
         lambda: _audit_errors(spec.get("audit")),
         lambda: _tls_errors(spec.get("tls")),
         lambda: _update_policy_errors(spec.get("updatePolicy")),
+        lambda: _postgres_version_errors(pgc),
     )
     for check in checks:
         try:
@@ -843,6 +919,8 @@ def pgc_normalize(cluster):
     if isinstance(spec["tls"]["issuerRef"], dict):
         spec["tls"]["issuerRef"] = _merged_defaults(spec["tls"]["issuerRef"], ISSUER_REF_DEFAULTS, "spec.tls.issuerRef")
     spec["backup"] = _merged_defaults(spec["backup"], {}, "spec.backup")
+    if spec["postgresVersion"] is None:
+        spec["postgresVersion"] = _image_major(spec["image"]) or parameters.DEFAULT_MAJOR
     if spec["backupSchedule"] and not spec["backup"].get("repository"):
         # A schedule with nowhere named to keep the backups: a volume of the cluster's own, served by
         # its repository host, as a schedule alone asks for.
@@ -862,6 +940,9 @@ def pgc_normalize(cluster):
         "spec": spec,
         # The PostgreSQL major whose parameters spec.configuration is checked against.
         "postgres_major": postgres_major(spec),
+        # The major the members run, and their image: the spec's major once an upgrade to it is done.
+        "postgres_version": running_major(spec, cluster.get("status")),
+        "member_image": image_for_major(spec["image"], running_major(spec, cluster.get("status"))),
         "status": cluster.get("status") or {},
         "scale": scale,
         "names": dict(cluster_names(name),

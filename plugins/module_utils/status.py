@@ -227,6 +227,9 @@ def pgc_status(pgc, statefulset, observed=None, monitoring=None):
         status["conditions"].append(condition("ScaleDownHeld", False, "ReplicasMatchSpec",
                                               "The cluster runs the %s members spec.replicas asks for" % desired,
                                               generation))
+    if sts and pgc.get("postgres_version"):
+        # The major the members run: raised by a major upgrade once it is done (module_utils/upgrades.py).
+        status["postgresVersion"] = int(pgc["postgres_version"])
     if monitoring is not None:
         status["monitoring"] = {key: monitoring[key] for key in ("exporter", "podMonitor", "prometheusRule", "message")}
         for key in ("exporter", "podMonitor", "prometheusRule"):

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from ansible_collections.postgres.cluster.plugins.module_utils import names, parameters, pgbackrest, spec
+from ansible_collections.postgres.cluster.plugins.module_utils import names, parameters, pgbackrest, spec, upgrades
 from ansible_collections.postgres.cluster.plugins.module_utils.tls import CLIENT_AUTH, SUPERUSER_REMOTE_LOGIN
 
 REPO = Path(__file__).resolve().parents[2]
@@ -229,3 +229,16 @@ def test_the_autoscaler_sample_scales_the_sample_cluster_through_the_scale_subre
     replicas = SPEC["replicas"]
     assert replicas["minimum"] <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= replicas["maximum"]
     assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+
+
+def test_the_major_upgrade_fields_agree_with_module_utils():
+    schema = SCHEMA["properties"]
+    policy = schema["spec"]["properties"]["updatePolicy"]["properties"]["majorUpgradeMode"]
+    assert tuple(sorted(policy["enum"])) == tuple(sorted(spec.MAJOR_UPGRADE_MODES))
+    assert policy["default"] == spec.UPDATE_POLICY_DEFAULTS["majorUpgradeMode"]
+    # No default: unset, the image's major (a spec from before the field keeps its major).
+    assert "default" not in schema["spec"]["properties"]["postgresVersion"]
+    upgrade = schema["status"]["properties"]["upgrade"]["properties"]
+    assert set(upgrade) == set(upgrades.FIELDS)
+    assert tuple(upgrade["phase"]["enum"]) == upgrades.PHASES
+    assert "Upgrading" in schema["status"]["properties"]["phase"]["enum"]

@@ -13,7 +13,7 @@ from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
 from ansible.utils.unsafe_proxy import wrap_var
 
-from ansible_collections.postgres.cluster.plugins.filter import backup, pods
+from ansible_collections.postgres.cluster.plugins.filter import backup, pods, upgrades
 from ansible_collections.postgres.cluster.plugins.filter import pgc as pgc_filters
 from ansible_collections.postgres.cluster.plugins.filter.backup import pgc_pgbackrest_environment, pgc_pgbackrest_settings
 from ansible_collections.postgres.cluster.plugins.filter.pgc import pgc_normalize, pgc_patroni_config, pgc_prometheus_rules
@@ -22,7 +22,7 @@ from ansible_collections.postgres.cluster.plugins.module_utils.events import eve
 REPO = Path(__file__).resolve().parents[3]
 init_plugin_loader()  # lookups (password) in templates resolve as they do in a play
 # The collection's own filters, by the names templates call them (postgres.cluster.*).
-COLLECTION_FILTERS = {"postgres.cluster." + name: f for module in (backup, pods, pgc_filters)
+COLLECTION_FILTERS = {"postgres.cluster." + name: f for module in (backup, pods, pgc_filters, upgrades)
                       for name, f in module.FilterModule().filters().items()}
 SAMPLE = REPO / "config/samples/postgres_v1_postgrescluster.yaml"
 
@@ -448,6 +448,18 @@ def test_restore_role_job_restores_over_member_0s_claim():
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-example-0"}} in pod["volumes"]
     assert "pgc-restore-in-place.sh" in pod["containers"][0]["command"][-1]
     assert job["spec"]["backoffLimit"] == 0
+
+
+def test_restore_role_job_runs_a_major_upgrades_job_from_the_spec_it_is_given():
+    pgc = sample_pgc(postgresVersion=16)
+    spec = upgrades.pgc_major_upgrade_job_spec(pgc, "major-upgrade-check", 15, 16, claim="data-example-1")
+    job = render("restore", "job.yaml.j2", pgc=pgc, __restore_job="major-upgrade-check", __restore_job_spec=spec)
+    assert (job["kind"], job["metadata"]["name"], job["metadata"]["namespace"]) == ("Job", "example-major-upgrade-check",
+                                                                                    "prod")
+    assert job["metadata"]["labels"]["postgres.example.com/job"] == "major-upgrade-check"
+    assert job["metadata"]["labels"]["postgres.example.com/cluster"] == "example"
+    assert job["metadata"]["ownerReferences"] == [pgc["owner_reference"]]
+    assert job["spec"] == spec
 
 
 def test_provision_a_cluster_from_a_backup_restores_with_the_sources_settings():

@@ -173,3 +173,23 @@ def test_without_patroni_reports_the_members_are_the_ones_status_counted():
     assert plan["switchovers"] == 0 and plan["writeOutageSeconds"] is None
     assert "no member is known as the primary" in plan["summary"]
     assert "Switchovers: 0; expected write outage: not known (no primary)" in pgc_plan_lines(plan, "prod/db")
+
+
+def test_a_major_upgrade_is_planned_with_its_steps_outage_and_rollback_and_waits_when_supervised():
+    obj = cluster(replicas=3, postgresVersion=16, updatePolicy={"mode": "supervised"})
+    obj["status"] = {"postgresVersion": 15, "currentReplicas": 3, "currentPrimary": "db-0"}
+    pgc = pgc_normalize(obj)
+    plan = pgc_change_plan(pgc, observed(), applied())
+    major = plan["majorUpgrade"]
+    assert (major["from"], major["to"], major["mode"]) == (15, 16, "copy")
+    assert major["claimsRecreated"] == ["data-db-1", "data-db-2"]
+    assert plan["restarts"] == ["db-0", "db-1", "db-2"] and plan["disruptive"]
+    assert plan["writeOutageSeconds"] >= 120
+    assert plan["summary"].startswith("PostgreSQL 15 to 16 (copy mode): every member stops, the replicas are cloned anew")
+    assert pgc_plan_record(pgc, plan, now=NOW)["phase"] == "AwaitingApproval"
+    lines = pgc_plan_lines(plan, "prod/db")
+    assert "Major upgrade, PostgreSQL 15 to 16 (copy mode):" in lines
+    assert any(line.startswith("  rollback possible until the first write after the upgrade") for line in lines)
+    # No upgrade when the members run the spec's major.
+    obj["status"]["postgresVersion"] = 16
+    assert pgc_change_plan(pgc_normalize(obj), observed(), applied())["majorUpgrade"] == {}

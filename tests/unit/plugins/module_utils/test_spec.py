@@ -532,5 +532,6 @@ def test_the_update_policy_defaults_to_no_canary_and_reads_the_approval():
     obj = cluster()
     obj["metadata"]["annotations"] = {"postgres.example.com/approve-update": "db-7c9"}
     pgc = pgc_normalize(obj)
-    assert pgc["spec"]["updatePolicy"] == {"canary": 0, "mode": "automatic"} and pgc["update_approved"] == "db-7c9"
+    assert pgc["spec"]["updatePolicy"] == {"canary": 0, "mode": "automatic", "majorUpgradeMode": "copy"}
+    assert pgc["update_approved"] == "db-7c9"
     assert pgc_spec_errors(pgc) == []
