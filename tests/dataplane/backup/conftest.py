@@ -25,6 +25,15 @@ def backup_deps():
 
 
 @pytest.fixture(scope="module")
+def pg16(backup_deps):
+    """The bin directory of PostgreSQL 16, the target of the major-upgrade tests."""
+    try:
+        return harness.pg16_bin()
+    except harness.BackupHarnessError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="module")
 def workspace(backup_deps):
     dataplane.sweep_orphans()
     dataplane._stop_on_sigterm()

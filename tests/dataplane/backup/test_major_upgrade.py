@@ -34,7 +34,7 @@ import urllib.request
 import psutil
 import pytest
 
-from tests.dataplane.backup.harness import BackupHarnessError, Cluster, Postgres, _as_owner_kwargs, pg16_bin
+from tests.dataplane.backup.harness import Cluster, Postgres, _as_owner_kwargs
 from tests.dataplane.backup.test_upgrade import old_cluster, started
 from tests.dataplane.conftest import cluster_objects, patroni_config, pods_running
 from tests.dataplane.harness import (LOOPBACK, PG_BIN_DIR, DataPlane, RowWriter, _kill, free_ports, kill_tree,
@@ -44,14 +44,6 @@ pytestmark = pytest.mark.timeout(420)
 
 SCRIPT = "pgc-major-upgrade.sh"
 NAME = "upg"
-
-
-@pytest.fixture(scope="module")
-def pg16(backup_deps):
-    try:
-        return pg16_bin()
-    except BackupHarnessError as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 def as_owner(*cmd, env: dict | None = None, timeout: float = 600, check: bool = True):

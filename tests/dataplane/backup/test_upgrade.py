@@ -14,18 +14,10 @@ import subprocess
 
 import pytest
 
-from tests.dataplane.backup.harness import BackupHarnessError, Postgres, _as_owner_kwargs, pg16_bin
+from tests.dataplane.backup.harness import Postgres, _as_owner_kwargs
 from tests.dataplane.harness import PG_BIN_DIR, free_ports, wait_for
 
 SCRIPT = "pgc-upgrade.sh"
-
-
-@pytest.fixture(scope="module")
-def pg16(backup_deps):
-    try:
-        return pg16_bin()
-    except BackupHarnessError as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 def load(server: Postgres) -> None:
